@@ -1,0 +1,62 @@
+/*
+ * mqfs.h - per-descriptor control of an mqfs queue.
+ *
+ * Open a queue file, then:
+ *
+ *   int32_t prio = 10;
+ *   ioctl(fd, MQFS_IOC_SET_PRIORITY, &prio);       // this fd sends at priority 10
+ *   int32_t mode = MQFS_READ_STREAM;
+ *   ioctl(fd, MQFS_IOC_SET_READ_MODE, &mode);      // this fd reads message after message
+ *   struct mqfs_attr attr;
+ *   ioctl(fd, MQFS_IOC_GET_ATTR, &attr);           // like mq_getattr(3)
+ *
+ * Bad arguments fail with EINVAL; other ioctls with ENOTTY.
+ */
+#ifndef MQFS_H
+#define MQFS_H
+
+#include <stdint.h>
+#include <sys/ioctl.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Highest message priority; 0 is the lowest. */
+#define MQFS_PRIORITY_MAX 32767
+/* MQFS_IOC_SET_PRIORITY with this value returns to the queue's user.mq.priority. */
+#define MQFS_PRIORITY_DEFAULT (-1)
+
+/* Read modes, for MQFS_IOC_SET_READ_MODE. */
+#define MQFS_READ_MESSAGE 0 /* one message, then end of file */
+#define MQFS_READ_STREAM 1  /* message after message while the file is open */
+#define MQFS_READ_DEFAULT (-1) /* back to the queue's user.mq.read_mode */
+
+/* Framing modes, as reported in mqfs_attr.framing. */
+#define MQFS_FRAMING_NONE 0
+#define MQFS_FRAMING_LINE 1
+#define MQFS_FRAMING_U32 2
+
+/* The queue's attributes as seen through one descriptor (MQFS_IOC_GET_ATTR). */
+struct mqfs_attr {
+	int64_t flags;     /* the descriptor's O_NONBLOCK, as mq_attr.mq_flags */
+	int64_t maxmsg;    /* most messages the queue holds */
+	int64_t msgsize;   /* largest message in bytes */
+	int64_t curmsgs;   /* messages queued now */
+	int64_t curbytes;  /* bytes queued now */
+	int64_t priority;  /* priority this descriptor sends at */
+	int64_t read_mode; /* MQFS_READ_MESSAGE or MQFS_READ_STREAM for this descriptor */
+	int64_t framing;   /* MQFS_FRAMING_* of the queue */
+	int64_t reserved[8];
+};
+
+#define MQFS_IOC_MAGIC 'M'
+#define MQFS_IOC_SET_PRIORITY _IOW(MQFS_IOC_MAGIC, 1, int32_t)
+#define MQFS_IOC_SET_READ_MODE _IOW(MQFS_IOC_MAGIC, 2, int32_t)
+#define MQFS_IOC_GET_ATTR _IOR(MQFS_IOC_MAGIC, 3, struct mqfs_attr)
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MQFS_H */

@@ -1,0 +1,106 @@
+// mqfs [-f] [-d] [-o OPTIONS] MOUNTPOINT: a filesystem in which every file is
+// a message queue.
+#include <fuse_lowlevel.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+
+#include "daemon/logging.hpp"
+#include "daemon/options.hpp"
+#include "fuse/filesystem.hpp"
+
+namespace {
+
+// RAII owners of libfuse's objects.
+struct Args {
+  fuse_args args;
+  Args(int argc, char** argv) : args(FUSE_ARGS_INIT(argc, argv)) {}
+  ~Args() { fuse_opt_free_args(&args); }
+};
+
+struct SessionDeleter {
+  void operator()(fuse_session* se) const { fuse_session_destroy(se); }
+};
+
+void print_usage(const char* program) {
+  std::printf("usage: %s [options] MOUNTPOINT\n\n", program);
+  std::printf("Mounts a filesystem in which every file is a message queue.\n\n");
+  mqfs::daemon::print_option_help();
+  std::printf("\n");
+  fuse_cmdline_help();
+  fuse_lowlevel_help();
+}
+
+// One clear line for the mistakes people make most.
+bool check_mountpoint(const std::string& path) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) != 0) {
+    spdlog::error("mount point {}: {}", path, std::strerror(errno));
+    return false;
+  }
+  if (!S_ISDIR(st.st_mode)) {
+    spdlog::error("mount point {}: not a directory", path);
+    return false;
+  }
+  if (access("/dev/fuse", F_OK) != 0) {
+    spdlog::error("/dev/fuse: {} (is the fuse module loaded?)", std::strerror(errno));
+    return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Args args(argc, argv);
+  mqfs::daemon::log_to_stderr("info");
+
+  auto options = mqfs::daemon::parse_options(args.args);
+  if (!options) return 1;
+  fuse_cmdline_opts cmdline{};
+  if (fuse_parse_cmdline(&args.args, &cmdline) != 0) return 1;
+  std::free(cmdline.mountpoint);  // positional arguments were taken above
+  if (cmdline.show_help) {
+    print_usage(argv[0]);
+    return 0;
+  }
+  if (cmdline.show_version) {
+    std::printf("mqfs version %s\n", MQFS_VERSION);
+    fuse_lowlevel_version();
+    return 0;
+  }
+  if (options->mountpoint.empty()) {
+    spdlog::error("no mount point given (see --help)");
+    return 1;
+  }
+  const std::string level = cmdline.debug ? "debug" : options->log_level;
+  mqfs::daemon::log_to_stderr(level);
+  if (!check_mountpoint(options->mountpoint)) return 1;
+
+  // Modes and owners are always enforced by the kernel; the names show in mount(8).
+  fuse_opt_insert_arg(&args.args, 1, "-odefault_permissions,fsname=mqfs,subtype=mqfs");
+
+  mqfs::fuse::Filesystem fs(options->config);
+  std::unique_ptr<fuse_session, SessionDeleter> session(
+      fuse_session_new(&args.args, &mqfs::fuse::Filesystem::operations(), sizeof(fuse_lowlevel_ops), &fs));
+  if (!session) return 1;
+  if (fuse_session_mount(session.get(), options->mountpoint.c_str()) != 0) return 1;
+  if (fuse_daemonize(cmdline.foreground) != 0) {
+    fuse_session_unmount(session.get());
+    return 1;
+  }
+  if (!cmdline.foreground) mqfs::daemon::log_in_background(level, options->log_file);
+  spdlog::info("mounted at {}", options->mountpoint);
+
+  int status = mqfs::fuse::run_loop(session.get(), fs);
+
+  fuse_session_unmount(session.get());
+  spdlog::info("unmounted {}", options->mountpoint);
+  return status;
+}

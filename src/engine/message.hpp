@@ -1,0 +1,97 @@
+// Messages and the priority structure that orders them.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <span>
+
+#include "engine/budget.hpp"
+
+namespace mqfs::engine {
+
+using Priority = uint16_t;
+inline constexpr Priority kMaxPriority = 32767;
+
+class Message;
+
+// Frees a message and gives its bytes back to the budget.
+struct MessageDeleter {
+  Budget* budget = nullptr;
+  void operator()(Message* message) const;
+};
+using MessagePtr = std::unique_ptr<Message, MessageDeleter>;
+
+// The bytes of one write, with their priority. Header and payload are one
+// allocation, so a queued 64-byte message costs about 80 bytes.
+class Message {
+ public:
+  // A copy of `bytes`, or null when the budget has no room for them.
+  static MessagePtr make(Budget& budget, std::span<const std::byte> bytes, Priority priority);
+
+  std::span<const std::byte> bytes() const { return {payload(), size_}; }
+  uint32_t size() const { return size_; }
+  Priority priority() const { return priority_; }
+
+ private:
+  friend class MessageStore;
+  friend struct MessageDeleter;
+
+  Message(uint32_t size, Priority priority) : size_(size), priority_(priority) {}
+  std::byte* payload() { return reinterpret_cast<std::byte*>(this + 1); }
+  const std::byte* payload() const { return reinterpret_cast<const std::byte*>(this + 1); }
+
+  Message* next_ = nullptr;  // the next message of the same priority
+  uint32_t size_;
+  Priority priority_;
+};
+
+// The queued messages: one FIFO per priority, priorities highest first
+// (the kernel's ipc/mqueue.c shape). FIFO order within a priority comes from
+// the lists themselves; an emptied priority is erased.
+class MessageStore {
+ public:
+  explicit MessageStore(Budget& budget) : budget_(&budget) {}
+  MessageStore(const MessageStore&) = delete;
+  MessageStore& operator=(const MessageStore&) = delete;
+  ~MessageStore() { clear(); }
+
+  std::size_t count() const { return count_; }
+  uint64_t bytes() const { return bytes_; }
+  bool empty() const { return count_ == 0; }
+
+  // The message a receive gets next: highest priority, oldest first.
+  const Message* front() const { return empty() ? nullptr : levels_.begin()->second.head; }
+
+  void push_back(MessagePtr message);
+  // Returns a message to the place it was taken from (the head of its priority).
+  void push_front(MessagePtr message);
+  MessagePtr pop_front();
+  void clear();
+
+  // Calls `visit(const Message&)` front to back while it returns true.
+  template <class Visit>
+  void for_each(Visit visit) const {
+    for (const auto& [priority, fifo] : levels_)
+      for (const Message* m = fifo.head; m; m = m->next_)
+        if (!visit(*m)) return;
+  }
+
+ private:
+  struct Fifo {
+    Message* head = nullptr;
+    Message* tail = nullptr;
+  };
+  using Levels = std::map<Priority, Fifo, std::greater<Priority>>;
+
+  Fifo& level(Priority priority);
+
+  Budget* budget_;
+  Levels levels_;
+  Levels::node_type spare_;  // keeps the common one-priority case free of allocation
+  std::size_t count_ = 0;
+  uint64_t bytes_ = 0;
+};
+
+}  // namespace mqfs::engine

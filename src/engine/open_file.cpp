@@ -1,0 +1,19 @@
+#include "engine/open_file.hpp"
+
+#include "engine/queue.hpp"
+
+namespace mqfs::engine {
+
+OpenFile::OpenFile(std::shared_ptr<Queue> queue, bool reads, bool writes)
+    : queue_(std::move(queue)), reads_(reads), writes_(writes), rest_(nullptr, MessageDeleter{&queue_->budget()}) {}
+
+// Unread rest of a message is dropped: that message was delivered.
+OpenFile::~OpenFile() = default;
+
+Priority OpenFile::priority() const {
+  return priority_ ? *priority_ : static_cast<Priority>(queue_->settings().priority);
+}
+
+ReadMode OpenFile::read_mode() const { return read_mode_ ? *read_mode_ : queue_->settings().read_mode; }
+
+}  // namespace mqfs::engine

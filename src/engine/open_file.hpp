@@ -1,0 +1,62 @@
+// One open file of a queue: what a file descriptor (its struct file) carries
+// between reads and writes.
+#pragma once
+
+#include <memory>
+#include <optional>
+
+#include "engine/list.hpp"
+#include "engine/message.hpp"
+#include "engine/settings.hpp"
+
+namespace mqfs::engine {
+
+class Queue;
+
+// Told once when the queue's readiness may have changed (poll, select, epoll).
+class Watch {
+ public:
+  virtual ~Watch() = default;
+  virtual void notify() = 0;
+};
+
+class OpenFile : public ListNode<OpenFile> {
+ public:
+  // `reads` and `writes`: the access mode the file was opened with.
+  OpenFile(std::shared_ptr<Queue> queue, bool reads, bool writes);
+  OpenFile(const OpenFile&) = delete;
+  OpenFile& operator=(const OpenFile&) = delete;
+  ~OpenFile();
+
+  Queue& queue() const { return *queue_; }
+  bool reads() const { return reads_; }
+  bool writes() const { return writes_; }
+
+  // The priority this file sends at: its own if set, else the queue's.
+  Priority priority() const;
+  void set_priority(std::optional<Priority> priority) { priority_ = priority; }
+
+  // The read mode of this file: its own if set, else the queue's.
+  ReadMode read_mode() const;
+  void set_read_mode(std::optional<ReadMode> mode) { read_mode_ = mode; }
+
+  // Part of a delivered message not yet read: the next reads return it.
+  bool holds_rest() const { return rest_ != nullptr; }
+  // In message mode: the one message was delivered, reads return end of file.
+  bool at_end() const { return delivered_ && !rest_ && read_mode() == ReadMode::message; }
+
+ private:
+  friend class Queue;
+
+  std::shared_ptr<Queue> queue_;
+  bool reads_;
+  bool writes_;
+  std::optional<Priority> priority_;
+  std::optional<ReadMode> read_mode_;
+  MessagePtr rest_;
+  std::size_t rest_offset_ = 0;
+  bool delivered_ = false;
+  std::unique_ptr<Watch> watch_;
+};
+
+}  // namespace mqfs::engine

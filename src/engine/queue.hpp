@@ -1,0 +1,110 @@
+// A message queue: its messages, limits, counters and waiters.
+//
+// Every read and write is tried at once; one that cannot finish becomes a
+// Waiter that the queue answers when its state allows, in arrival order. A
+// message leaves the queue only when its reader got it, and enters it only
+// when its writer got the answer (see Receiver and Sender).
+#pragma once
+
+#include <sys/types.h>
+
+#include <ctime>
+#include <memory>
+#include <span>
+
+#include "engine/budget.hpp"
+#include "engine/list.hpp"
+#include "engine/message.hpp"
+#include "engine/open_file.hpp"
+#include "engine/settings.hpp"
+#include "engine/waiter.hpp"
+
+namespace mqfs::engine {
+
+// What `ls -l` shows: mtime = last enqueue, atime = last dequeue,
+// ctime = last attribute change.
+struct Times {
+  timespec atime{};
+  timespec mtime{};
+  timespec ctime{};
+};
+
+timespec now_realtime();
+
+class Queue {
+ public:
+  Queue(Budget& budget, Timeouts& timeouts, const Settings& settings);
+  Queue(const Queue&) = delete;
+  Queue& operator=(const Queue&) = delete;
+  ~Queue();
+
+  Budget& budget() const { return *budget_; }
+  const Settings& settings() const { return settings_; }
+  // New settings take effect at once: room made by a larger maxmsg goes to
+  // blocked writers; a smaller msgsize affects later writes only.
+  void configure(const Settings& settings);
+
+  uint64_t curmsgs() const { return store_.count(); }
+  uint64_t curbytes() const { return store_.bytes(); }
+  uint64_t sent() const { return sent_; }
+  uint64_t received() const { return received_; }
+  pid_t lspid() const { return lspid_; }
+  pid_t lrpid() const { return lrpid_; }
+  Times& times() { return times_; }
+  const Times& times() const { return times_; }
+
+  // A read on `file` would not block.
+  bool readable(const OpenFile& file) const;
+  // A write would not block.
+  bool writable() const { return senders_.empty() && store_.count() < static_cast<uint64_t>(settings_.maxmsg); }
+
+  // Reads up to `size` bytes for `file` now and returns true once `to` was
+  // answered; returns false, answering nothing, when the queue is empty.
+  bool receive(OpenFile& file, std::size_t size, pid_t pid, Receiver& to);
+  // Keeps a read that found the queue empty until a message comes for it or
+  // recv_timeout_ms passes.
+  void receive_later(std::unique_ptr<ReceiveWaiter> waiter, Clock::time_point now);
+
+  // Sends `bytes` from `file` now: 0 once `to` was answered, or -EMSGSIZE,
+  // -ENOSPC (the mount's byte budget), -EAGAIN (full) with nothing answered.
+  int send(OpenFile& file, std::span<const std::byte> bytes, pid_t pid, Sender& to);
+  // Keeps a write that found the queue full, with a copy of its bytes, until
+  // there is room or send_timeout_ms passes. 0, or -ENOSPC with nothing kept.
+  int send_later(std::unique_ptr<SendWaiter> waiter, std::span<const std::byte> bytes, Clock::time_point now);
+
+  // Ends one wait with `error`; nothing is taken or queued for it.
+  void cancel(Waiter& waiter, int error);
+  // Ends every wait with `error` (the daemon is going away).
+  void cancel_all(int error);
+
+  // Drops every queued message (truncate to 0).
+  void purge();
+
+  // Notifies `watch` at the next change of readiness (once).
+  void watch(OpenFile& file, std::unique_ptr<Watch> watch);
+
+  std::size_t receivers_waiting() const { return receivers_.size(); }
+  std::size_t senders_waiting() const { return senders_.size(); }
+
+ private:
+  bool read_now(OpenFile& file, std::size_t size, pid_t pid, Receiver& to);
+  void enqueue(MessagePtr message, pid_t pid);
+  std::unique_ptr<Waiter> take_waiter(Waiter& waiter);
+  void settle();
+  void notify_watchers();
+
+  Budget* budget_;
+  Timeouts* timeouts_;
+  Settings settings_;
+  MessageStore store_;
+  List<Waiter> receivers_;  // ReceiveWaiters, in arrival order
+  List<Waiter> senders_;    // SendWaiters, in arrival order
+  List<OpenFile> watchers_;
+  uint64_t sent_ = 0;
+  uint64_t received_ = 0;
+  pid_t lspid_ = 0;
+  pid_t lrpid_ = 0;
+  Times times_;
+};
+
+}  // namespace mqfs::engine

@@ -1,0 +1,42 @@
+// The writable attributes of a queue (user.mq.* and the mount options of the
+// same names) and the parsing and printing they share.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "engine/message.hpp"
+
+namespace mqfs::engine {
+
+enum class ReadMode { message, stream };
+enum class Framing { none, line, u32 };
+
+// Largest message: 1 MiB less one page, so that a write of up to msgsize bytes
+// always reaches the daemon as one FUSE request, whatever the alignment of the
+// writer's buffer (the kernel moves at most 256 pages per request).
+inline constexpr int64_t kMaxMsgsize = (1 << 20) - 4096;
+inline constexpr int64_t kMaxMaxmsg = 1 << 30;
+inline constexpr int64_t kMaxTimeoutMs = int64_t{1} << 40;
+
+struct Settings {
+  int64_t priority = 0;
+  int64_t maxmsg = 10;      // as Linux's /proc/sys/fs/mqueue/msg_default
+  int64_t msgsize = 8192;   // as Linux's /proc/sys/fs/mqueue/msgsize_default
+  ReadMode read_mode = ReadMode::message;
+  int64_t recv_timeout_ms = 0;  // 0: wait for ever
+  int64_t send_timeout_ms = 0;
+  Framing framing = Framing::none;
+};
+
+// Strict decimal integer in [min, max]; an optional trailing newline is allowed.
+std::optional<int64_t> parse_integer(std::string_view text, int64_t min, int64_t max);
+
+std::string_view to_string(ReadMode mode);
+std::string_view to_string(Framing framing);
+std::optional<ReadMode> parse_read_mode(std::string_view text);
+std::optional<Framing> parse_framing(std::string_view text);
+
+}  // namespace mqfs::engine

@@ -1,0 +1,104 @@
+// Reads and writes that wait. A blocked request is not a blocked thread: it is
+// a Waiter kept in its queue's list and answered later, exactly once.
+#pragma once
+
+#include <sys/types.h>
+#include <sys/uio.h>
+
+#include <chrono>
+#include <cstddef>
+#include <map>
+#include <optional>
+#include <span>
+
+#include "engine/list.hpp"
+#include "engine/message.hpp"
+
+namespace mqfs::engine {
+
+using Clock = std::chrono::steady_clock;  // monotonic: wall-clock changes move no deadline
+
+class OpenFile;
+class Queue;
+class Timeouts;
+
+// Where the bytes of a read go. deliver() answers the reader and says whether
+// the reader got them; when it did not (it was interrupted or is gone),
+// nothing is taken from the queue.
+class Receiver {
+ public:
+  virtual bool deliver(std::span<const iovec> data) = 0;
+
+ protected:
+  ~Receiver() = default;
+};
+
+// The answer to a write. accept() tells the writer its n bytes were sent and
+// says whether the writer got the answer; only then is the message queued.
+class Sender {
+ public:
+  virtual bool accept(std::size_t n) = 0;
+
+ protected:
+  ~Sender() = default;
+};
+
+// A read or write that found the queue empty or full.
+class Waiter : public ListNode<Waiter> {
+ public:
+  Waiter(OpenFile& file, pid_t pid) : file_(&file), pid_(pid) {}
+  virtual ~Waiter() = default;
+
+  OpenFile& file() const { return *file_; }
+  pid_t pid() const { return pid_; }
+  // The queue this waiter waits in, while it waits.
+  Queue* queue() const { return queue_; }
+
+  // Ends the wait without a result: ETIMEDOUT, EINTR or ENOTCONN.
+  virtual void fail(int error) = 0;
+
+ private:
+  friend class Queue;
+  friend class Timeouts;
+
+  OpenFile* file_;
+  pid_t pid_;
+  Queue* queue_ = nullptr;
+  std::optional<std::multimap<Clock::time_point, Waiter*>::iterator> deadline_;
+};
+
+// A read waiting for a message.
+class ReceiveWaiter : public Waiter, public Receiver {
+ public:
+  ReceiveWaiter(OpenFile& file, pid_t pid, std::size_t size) : Waiter(file, pid), size_(size) {}
+  std::size_t size() const { return size_; }
+
+ private:
+  std::size_t size_;
+};
+
+// A write waiting for room, holding its message.
+class SendWaiter : public Waiter, public Sender {
+ public:
+  using Waiter::Waiter;
+
+ private:
+  friend class Queue;
+  MessagePtr message_;
+};
+
+// Deadlines of the waiters that have a timeout, soonest first.
+class Timeouts {
+ public:
+  void add(Waiter& waiter, Clock::time_point deadline);
+  void remove(Waiter& waiter);
+  std::optional<Clock::time_point> next() const;
+  // Fails each waiter whose deadline is not after `now` with ETIMEDOUT.
+  void expire(Clock::time_point now);
+  std::size_t size() const { return waiters_.size(); }
+
+ private:
+  std::multimap<Clock::time_point, Waiter*> waiters_;
+};
+
+}  // namespace mqfs::engine

@@ -1,0 +1,117 @@
+#include "fuse/filesystem.hpp"
+
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <exception>
+#include <new>
+
+namespace mqfs::fuse {
+
+Filesystem::Filesystem(const Config& config)
+    : config_(config),
+      budget_(config.max_queues, config.max_bytes),
+      timeouts_(),
+      names_(budget_, timeouts_, config.defaults, 0755, engine::Owner{getuid(), getgid()}) {}
+
+void Filesystem::cancel_interrupted() {
+  while (Interrupted* entry = interrupted_.pop_front()) {
+    engine::Waiter& waiter = *entry->waiter;
+    if (waiter.queue()) waiter.queue()->cancel(waiter, EINTR);
+  }
+}
+
+void Filesystem::cancel_all_waits(int error) {
+  names_.for_each_queue([error](engine::Queue& queue) { queue.cancel_all(error); });
+}
+
+Filesystem& filesystem(fuse_req_t req) { return *static_cast<Filesystem*>(fuse_req_userdata(req)); }
+
+engine::Node* node_of(fuse_req_t req, fuse_ino_t ino) { return filesystem(req).names().find(ino); }
+
+engine::OpenFile& open_file_of(const fuse_file_info* fi) {
+  return *reinterpret_cast<engine::OpenFile*>(static_cast<uintptr_t>(fi->fh));
+}
+
+void reply_status(fuse_req_t req, int status) { fuse_reply_err(req, -status); }
+
+namespace {
+
+// The one place where an unexpected failure of a handler becomes an errno:
+// ENOMEM for exhausted memory, EIO and a log line for anything else. Handlers
+// reply last, so a throwing handler has not replied yet.
+template <auto Handler>
+struct Guarded;
+
+template <class... Args, void (*Handler)(fuse_req_t, Args...)>
+struct Guarded<Handler> {
+  static void call(fuse_req_t req, Args... args) {
+    try {
+      Handler(req, args...);
+    } catch (const std::bad_alloc&) {
+      spdlog::error("out of memory");
+      fuse_reply_err(req, ENOMEM);
+    } catch (const std::exception& e) {
+      spdlog::error("unexpected error: {}", e.what());
+      fuse_reply_err(req, EIO);
+    }
+  }
+};
+
+fuse_lowlevel_ops make_operations() {
+  fuse_lowlevel_ops ops{};
+  ops.init = do_init;
+  ops.lookup = Guarded<do_lookup>::call;
+  ops.forget = do_forget;
+  ops.forget_multi = do_forget_multi;
+  ops.getattr = Guarded<do_getattr>::call;
+  ops.setattr = Guarded<do_setattr>::call;
+  ops.statfs = Guarded<do_statfs>::call;
+  ops.mkdir = Guarded<do_mkdir>::call;
+  ops.rmdir = Guarded<do_rmdir>::call;
+  ops.unlink = Guarded<do_unlink>::call;
+  ops.rename = Guarded<do_rename>::call;
+  ops.link = Guarded<do_link>::call;
+  ops.symlink = Guarded<do_symlink>::call;
+  ops.opendir = Guarded<do_opendir>::call;
+  ops.readdir = Guarded<do_readdir>::call;
+  ops.releasedir = Guarded<do_releasedir>::call;
+  ops.mknod = Guarded<do_mknod>::call;
+  ops.create = Guarded<do_create>::call;
+  ops.open = Guarded<do_open>::call;
+  ops.release = Guarded<do_release>::call;
+  ops.flush = Guarded<do_flush>::call;
+  ops.fsync = Guarded<do_fsync>::call;
+  ops.read = Guarded<do_read>::call;
+  ops.write = Guarded<do_write>::call;
+  ops.poll = Guarded<do_poll>::call;
+  ops.ioctl = Guarded<do_ioctl>::call;
+  ops.setxattr = Guarded<do_setxattr>::call;
+  ops.getxattr = Guarded<do_getxattr>::call;
+  ops.listxattr = Guarded<do_listxattr>::call;
+  ops.removexattr = Guarded<do_removexattr>::call;
+  return ops;
+}
+
+}  // namespace
+
+const fuse_lowlevel_ops& Filesystem::operations() {
+  static const fuse_lowlevel_ops ops = make_operations();
+  return ops;
+}
+
+void do_init(void* userdata, fuse_conn_info* conn) {
+  (void)userdata;
+  // The shell's `> q` opens with O_TRUNC; with atomic O_TRUNC it reaches open,
+  // where it is ignored, instead of a truncate that would purge the queue.
+  if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC) conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+  // One write(2) must be one request: no splitting or reordering of direct I/O.
+  conn->want &= ~(FUSE_CAP_ASYNC_DIO | FUSE_CAP_WRITEBACK_CACHE | FUSE_CAP_SPLICE_READ | FUSE_CAP_SPLICE_WRITE |
+                  FUSE_CAP_SPLICE_MOVE | FUSE_CAP_READDIRPLUS | FUSE_CAP_POSIX_LOCKS);
+  if (conn->max_write < engine::kMaxMsgsize + 4096)
+    spdlog::warn("the kernel accepts writes of at most {} bytes; larger messages will be split", conn->max_write);
+}
+
+}  // namespace mqfs::fuse

@@ -1,0 +1,108 @@
+// The FUSE adapter: translates low-level FUSE requests into engine calls and
+// replies. Every handler replies exactly once, now or (reads and writes that
+// wait) later through a waiter that owns the request.
+#pragma once
+
+#include <fuse_lowlevel.h>
+
+#include <cstdint>
+
+#include "engine/budget.hpp"
+#include "engine/list.hpp"
+#include "engine/namespace.hpp"
+#include "engine/open_file.hpp"
+#include "engine/settings.hpp"
+#include "engine/waiter.hpp"
+
+namespace mqfs::fuse {
+
+struct Config {
+  engine::Settings defaults;              // settings of new queues
+  uint64_t max_queues = 65536;            // queues and directories together
+  uint64_t max_bytes = uint64_t{1} << 30; // message bytes held in all queues
+};
+
+// A waiter whose request was interrupted, waiting to be cancelled by the loop.
+// The interrupt callback runs under libfuse's request lock, where replying is
+// not safe; the loop cancels right after the request that carried it.
+struct Interrupted : engine::ListNode<Interrupted> {
+  explicit Interrupted(engine::Waiter& w) : waiter(&w) {}
+  engine::Waiter* waiter;
+};
+
+class Filesystem {
+ public:
+  explicit Filesystem(const Config& config);
+
+  static const fuse_lowlevel_ops& operations();
+
+  const Config& config() const { return config_; }
+  engine::Budget& budget() { return budget_; }
+  engine::Timeouts& timeouts() { return timeouts_; }
+  engine::Namespace& names() { return names_; }
+
+  void interrupted(Interrupted& entry) { interrupted_.push_back(entry); }
+  // Cancels waits whose requests were interrupted (EINTR).
+  void cancel_interrupted();
+  // Answers every waiting request before the session ends.
+  void cancel_all_waits(int error);
+
+ private:
+  Config config_;
+  engine::Budget budget_;
+  engine::Timeouts timeouts_;
+  engine::Namespace names_;
+  engine::List<Interrupted> interrupted_;
+};
+
+// Runs the session on one thread: requests, timeouts and signals from one
+// epoll set. Returns when the filesystem is unmounted or a SIGINT, SIGTERM or
+// SIGHUP arrives; 0 on a clean end.
+int run_loop(fuse_session* session, Filesystem& fs);
+
+// Shared by the handlers.
+Filesystem& filesystem(fuse_req_t req);
+engine::Node* node_of(fuse_req_t req, fuse_ino_t ino);
+engine::OpenFile& open_file_of(const fuse_file_info* fi);
+struct stat stat_of(const engine::Node& node);
+// Replies with the node's entry and takes the kernel's reference to it.
+void reply_entry(fuse_req_t req, engine::Node& node);
+void reply_status(fuse_req_t req, int status);  // status: 0 or -errno
+// Makes a queue or directory; on failure replies and sets `made` to null.
+void make_node(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, engine::Node*& made);
+
+// The handlers, by family (fuse_attr.cpp, fuse_dir.cpp, ...).
+void do_init(void* userdata, fuse_conn_info* conn);
+void do_lookup(fuse_req_t req, fuse_ino_t parent, const char* name);
+void do_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
+void do_forget_multi(fuse_req_t req, size_t count, fuse_forget_data* forgets);
+void do_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
+void do_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi);
+void do_statfs(fuse_req_t req, fuse_ino_t ino);
+void do_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode);
+void do_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name);
+void do_unlink(fuse_req_t req, fuse_ino_t parent, const char* name);
+void do_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent, const char* newname,
+               unsigned flags);
+void do_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname);
+void do_symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name);
+void do_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
+void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi);
+void do_releasedir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
+void do_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev);
+void do_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi);
+void do_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
+void do_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
+void do_flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
+void do_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi);
+void do_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi);
+void do_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off, fuse_file_info* fi);
+void do_poll(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, fuse_pollhandle* ph);
+void do_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void* arg, fuse_file_info* fi, unsigned flags,
+              const void* in_buf, size_t in_bufsz, size_t out_bufsz);
+void do_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags);
+void do_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size);
+void do_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
+void do_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name);
+
+}  // namespace mqfs::fuse

@@ -1,0 +1,112 @@
+// lookup, forget, getattr, setattr, statfs: names and attributes of nodes.
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include <bit>
+#include <cerrno>
+
+#include "fuse/filesystem.hpp"
+
+namespace mqfs::fuse {
+
+struct stat stat_of(const engine::Node& node) {
+  struct stat st {};
+  st.st_ino = node.ino;
+  st.st_mode = node.mode;
+  st.st_nlink = node.nlink();
+  st.st_uid = node.owner.uid;
+  st.st_gid = node.owner.gid;
+  st.st_atim = node.times().atime;
+  st.st_mtim = node.times().mtime;
+  st.st_ctim = node.times().ctime;
+  st.st_blksize = 4096;
+  if (const auto& queue = node.queue) {
+    st.st_size = static_cast<off_t>(queue->curbytes());
+    st.st_blocks = static_cast<blkcnt_t>((queue->curbytes() + 511) / 512);
+    // stdio sizes its buffer by st_blksize: at least msgsize, so that one
+    // flush of a message up to msgsize bytes is one write. The kernel keeps
+    // only powers of two.
+    st.st_blksize = static_cast<blksize_t>(std::bit_ceil(static_cast<uint64_t>(queue->settings().msgsize)));
+  }
+  return st;
+}
+
+void reply_entry(fuse_req_t req, engine::Node& node) {
+  fuse_entry_param entry{};
+  entry.ino = node.ino;
+  entry.attr = stat_of(node);
+  entry.attr_timeout = 0;  // sizes and times change with every message
+  entry.entry_timeout = 1.0;
+  if (fuse_reply_entry(req, &entry) == 0) filesystem(req).names().remember(node);
+}
+
+void do_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  engine::Node* dir = node_of(req, parent);
+  if (!dir) return reply_status(req, -ENOENT);
+  if (!dir->is_directory()) return reply_status(req, -ENOTDIR);
+  engine::Node* node = filesystem(req).names().lookup(*dir, name);
+  if (!node) return reply_status(req, -ENOENT);
+  reply_entry(req, *node);
+}
+
+void do_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
+  if (engine::Node* node = node_of(req, ino)) filesystem(req).names().forget(*node, nlookup);
+  fuse_reply_none(req);
+}
+
+void do_forget_multi(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
+  auto& names = filesystem(req).names();
+  for (size_t i = 0; i < count; ++i)
+    if (engine::Node* node = names.find(forgets[i].ino)) names.forget(*node, forgets[i].nlookup);
+  fuse_reply_none(req);
+}
+
+void do_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  engine::Node* node = node_of(req, ino);
+  if (!node) return reply_status(req, -ENOENT);
+  struct stat st = stat_of(*node);
+  fuse_reply_attr(req, &st, 0);
+}
+
+static timespec time_to_set(int to_set, int now_flag, const timespec& value) {
+  return (to_set & now_flag) ? engine::now_realtime() : value;
+}
+
+void do_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info*) {
+  engine::Node* node = node_of(req, ino);
+  if (!node) return reply_status(req, -ENOENT);
+  // Check everything first: a refused request changes nothing.
+  if (to_set & FUSE_SET_ATTR_SIZE) {
+    if (node->is_directory()) return reply_status(req, -EISDIR);
+    if (attr->st_size != 0) return reply_status(req, -EINVAL);  // only a purge is meaningful
+  }
+  if (to_set & FUSE_SET_ATTR_SIZE) node->queue->purge();
+  if (to_set & FUSE_SET_ATTR_MODE) node->mode = (node->mode & S_IFMT) | (attr->st_mode & 07777);
+  if (to_set & FUSE_SET_ATTR_UID) node->owner.uid = attr->st_uid;
+  if (to_set & FUSE_SET_ATTR_GID) node->owner.gid = attr->st_gid;
+  auto& times = node->times();
+  if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW))
+    times.atime = time_to_set(to_set, FUSE_SET_ATTR_ATIME_NOW, attr->st_atim);
+  if (to_set & (FUSE_SET_ATTR_MTIME | FUSE_SET_ATTR_MTIME_NOW))
+    times.mtime = time_to_set(to_set, FUSE_SET_ATTR_MTIME_NOW, attr->st_mtim);
+  times.ctime = engine::now_realtime();
+  struct stat st = stat_of(*node);
+  fuse_reply_attr(req, &st, 0);
+}
+
+// df shows the byte budget as blocks and the node cap as inodes.
+void do_statfs(fuse_req_t req, fuse_ino_t) {
+  const engine::Budget& budget = filesystem(req).budget();
+  constexpr uint64_t block = 4096;
+  struct statvfs st {};
+  st.f_bsize = block;
+  st.f_frsize = block;
+  st.f_blocks = budget.max_bytes() / block;
+  st.f_bfree = st.f_bavail = (budget.max_bytes() - budget.bytes()) / block;
+  st.f_files = budget.max_nodes();
+  st.f_ffree = st.f_favail = budget.max_nodes() - budget.nodes();
+  st.f_namemax = engine::kNameMax;
+  fuse_reply_statfs(req, &st);
+}
+
+}  // namespace mqfs::fuse

@@ -1,0 +1,68 @@
+// ioctl: per-descriptor control (mqfs.h).
+#include <fcntl.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "fuse/filesystem.hpp"
+#include "mqfs.h"
+
+namespace mqfs::fuse {
+
+static bool read_int32(const void* in_buf, size_t in_bufsz, int32_t& value) {
+  if (!in_buf || in_bufsz < sizeof value) return false;
+  std::memcpy(&value, in_buf, sizeof value);
+  return true;
+}
+
+void do_ioctl(fuse_req_t req, fuse_ino_t, unsigned int cmd, void*, fuse_file_info* fi, unsigned flags,
+              const void* in_buf, size_t in_bufsz, size_t out_bufsz) {
+  if (flags & FUSE_IOCTL_DIR) return reply_status(req, -ENOTTY);
+  engine::OpenFile& file = open_file_of(fi);
+  int32_t value = 0;
+
+  switch (cmd) {
+    case MQFS_IOC_SET_PRIORITY:
+      if (!read_int32(in_buf, in_bufsz, value)) return reply_status(req, -EINVAL);
+      if (value == MQFS_PRIORITY_DEFAULT)
+        file.set_priority(std::nullopt);
+      else if (value >= 0 && value <= MQFS_PRIORITY_MAX)
+        file.set_priority(static_cast<engine::Priority>(value));
+      else
+        return reply_status(req, -EINVAL);
+      fuse_reply_ioctl(req, 0, nullptr, 0);
+      return;
+
+    case MQFS_IOC_SET_READ_MODE:
+      if (!read_int32(in_buf, in_bufsz, value)) return reply_status(req, -EINVAL);
+      if (value == MQFS_READ_DEFAULT)
+        file.set_read_mode(std::nullopt);
+      else if (value == MQFS_READ_MESSAGE)
+        file.set_read_mode(engine::ReadMode::message);
+      else if (value == MQFS_READ_STREAM)
+        file.set_read_mode(engine::ReadMode::stream);
+      else
+        return reply_status(req, -EINVAL);
+      fuse_reply_ioctl(req, 0, nullptr, 0);
+      return;
+
+    case MQFS_IOC_GET_ATTR: {
+      if (out_bufsz < sizeof(mqfs_attr)) return reply_status(req, -EINVAL);
+      const engine::Queue& queue = file.queue();
+      mqfs_attr attr{};
+      attr.flags = fi->flags & O_NONBLOCK;
+      attr.maxmsg = queue.settings().maxmsg;
+      attr.msgsize = queue.settings().msgsize;
+      attr.curmsgs = static_cast<int64_t>(queue.curmsgs());
+      attr.curbytes = static_cast<int64_t>(queue.curbytes());
+      attr.priority = file.priority();
+      attr.read_mode = file.read_mode() == engine::ReadMode::stream ? MQFS_READ_STREAM : MQFS_READ_MESSAGE;
+      attr.framing = static_cast<int64_t>(queue.settings().framing);
+      fuse_reply_ioctl(req, 0, &attr, sizeof attr);
+      return;
+    }
+  }
+  reply_status(req, -ENOTTY);
+}
+
+}  // namespace mqfs::fuse

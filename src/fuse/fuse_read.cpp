@@ -1,0 +1,26 @@
+// read: dequeue, now or when a message arrives.
+#include <fcntl.h>
+
+#include <cerrno>
+#include <memory>
+
+#include "fuse/waiters.hpp"
+
+namespace mqfs::fuse {
+
+void do_read(fuse_req_t req, fuse_ino_t, size_t size, off_t, fuse_file_info* fi) {
+  engine::OpenFile& file = open_file_of(fi);
+  engine::Queue& queue = file.queue();
+  const pid_t pid = fuse_req_ctx(req)->pid;
+
+  ReadReply reply(req);
+  if (queue.receive(file, size, pid, reply)) return;
+  if (fi->flags & O_NONBLOCK) return reply_status(req, -EAGAIN);
+
+  auto waiter = std::make_unique<PendingRead>(req, file, pid, size);
+  ParkedRequest& parked = waiter->request();
+  queue.receive_later(std::move(waiter), engine::Clock::now());
+  parked.listen_for_interrupts();
+}
+
+}  // namespace mqfs::fuse

@@ -1,0 +1,31 @@
+// write: enqueue, now or when there is room.
+#include <fcntl.h>
+
+#include <cerrno>
+#include <memory>
+
+#include "fuse/waiters.hpp"
+
+namespace mqfs::fuse {
+
+void do_write(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t, fuse_file_info* fi) {
+  engine::OpenFile& file = open_file_of(fi);
+  engine::Queue& queue = file.queue();
+  const pid_t pid = fuse_req_ctx(req)->pid;
+  const auto bytes = std::as_bytes(std::span(buf, size));
+
+  WriteReply reply(req);
+  int status = queue.send(file, bytes, pid, reply);
+  if (status != -EAGAIN || (fi->flags & O_NONBLOCK)) {
+    if (status < 0) reply_status(req, status);
+    return;
+  }
+
+  auto waiter = std::make_unique<PendingWrite>(req, file, pid);
+  ParkedRequest& parked = waiter->request();
+  status = queue.send_later(std::move(waiter), bytes, engine::Clock::now());
+  if (status < 0) return reply_status(req, status);
+  parked.listen_for_interrupts();
+}
+
+}  // namespace mqfs::fuse
