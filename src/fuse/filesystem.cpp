@@ -16,6 +16,12 @@ Filesystem::Filesystem(const Config& config)
       timeouts_(),
       names_(budget_, timeouts_, config.defaults, 0755, engine::Owner{getuid(), getgid()}) {}
 
+engine::OpenFile& Filesystem::keep_open(std::unique_ptr<engine::OpenFile> file) {
+  engine::OpenFile& kept = *file;
+  open_files_.emplace(&kept, std::move(file));
+  return kept;
+}
+
 void Filesystem::cancel_interrupted() {
   while (Interrupted* entry = interrupted_.pop_front()) {
     engine::Waiter& waiter = *entry->waiter;

@@ -6,6 +6,8 @@
 #include <fuse_lowlevel.h>
 
 #include <cstdint>
+#include <memory>
+#include <unordered_map>
 
 #include "engine/budget.hpp"
 #include "engine/list.hpp"
@@ -41,6 +43,11 @@ class Filesystem {
   engine::Timeouts& timeouts() { return timeouts_; }
   engine::Namespace& names() { return names_; }
 
+  // Open files live from open until the kernel releases them; those still
+  // open when the daemon stops are freed with it.
+  engine::OpenFile& keep_open(std::unique_ptr<engine::OpenFile> file);
+  void close(engine::OpenFile& file) { open_files_.erase(&file); }
+
   void interrupted(Interrupted& entry) { interrupted_.push_back(entry); }
   // Cancels waits whose requests were interrupted (EINTR).
   void cancel_interrupted();
@@ -53,6 +60,7 @@ class Filesystem {
   engine::Timeouts timeouts_;
   engine::Namespace names_;
   engine::List<Interrupted> interrupted_;
+  std::unordered_map<engine::OpenFile*, std::unique_ptr<engine::OpenFile>> open_files_;
 };
 
 // Runs the session on one thread: requests, timeouts and signals from one

@@ -37,7 +37,9 @@ void reply_entry(fuse_req_t req, engine::Node& node) {
   entry.attr = stat_of(node);
   entry.attr_timeout = 0;  // sizes and times change with every message
   entry.entry_timeout = 1.0;
-  if (fuse_reply_entry(req, &entry) == 0) filesystem(req).names().remember(node);
+  auto& names = filesystem(req).names();  // the reply ends the request
+  names.remember(node);
+  if (fuse_reply_entry(req, &entry) != 0) names.forget(node, 1);
 }
 
 void do_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {

@@ -11,10 +11,11 @@ namespace mqfs::fuse {
 
 // Queues are pipe-like files: direct I/O so that each write(2) and read(2) is
 // one request, and not seekable.
-static std::unique_ptr<engine::OpenFile> open_queue(engine::Node& node, fuse_file_info* fi) {
+static engine::OpenFile& open_queue(fuse_req_t req, engine::Node& node, fuse_file_info* fi) {
   const int access = fi->flags & O_ACCMODE;
-  auto file = std::make_unique<engine::OpenFile>(node.queue, access != O_WRONLY, access != O_RDONLY);
-  fi->fh = reinterpret_cast<uintptr_t>(file.get());
+  auto& file = filesystem(req).keep_open(
+      std::make_unique<engine::OpenFile>(node.queue, access != O_WRONLY, access != O_RDONLY));
+  fi->fh = reinterpret_cast<uintptr_t>(&file);
   fi->direct_io = 1;
   fi->nonseekable = 1;
   fi->keep_cache = 0;
@@ -33,14 +34,16 @@ void do_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   engine::Node* made;
   make_node(req, parent, name, mode, made);
   if (!made) return;
-  auto file = open_queue(*made, fi);
+  Filesystem& fs = filesystem(req);  // the reply ends the request
+  auto& file = open_queue(req, *made, fi);
   fuse_entry_param entry{};
   entry.ino = made->ino;
   entry.attr = stat_of(*made);
   entry.entry_timeout = 1.0;
-  if (fuse_reply_create(req, &entry, fi) == 0) {
-    filesystem(req).names().remember(*made);
-    file.release();  // owned by the kernel's open file until release
+  fs.names().remember(*made);
+  if (fuse_reply_create(req, &entry, fi) != 0) {
+    fs.close(file);
+    fs.names().forget(*made, 1);
   }
 }
 
@@ -49,15 +52,16 @@ void do_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   engine::Node* node = node_of(req, ino);
   if (!node) return reply_status(req, -ENOENT);
   if (node->is_directory()) return reply_status(req, -EISDIR);
-  auto file = open_queue(*node, fi);
-  if (fuse_reply_open(req, fi) == 0) file.release();
+  Filesystem& fs = filesystem(req);  // the reply ends the request
+  auto& file = open_queue(req, *node, fi);
+  if (fuse_reply_open(req, fi) != 0) fs.close(file);
 }
 
 // The last close of an open file. Its unread rest of a message is dropped;
 // no request of its own can still be waiting, since a waiting read or write
 // keeps the file open.
 void do_release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-  delete &open_file_of(fi);
+  filesystem(req).close(open_file_of(fi));
   reply_status(req, 0);
 }
 

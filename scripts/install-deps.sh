@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what mqfs needs to build, mount and test, from Debian's packages.
+# Does nothing when everything is already installed.
+set -euo pipefail
+
+packages=(
+  build-essential cmake pkg-config    # toolchain
+  libfuse3-dev fuse3                  # libfuse3 low-level API, fusermount3, mount.fuse3
+  libspdlog-dev                       # logging
+  libgtest-dev                        # engine unit tests
+  python3 python3-pytest attr         # integration tests: pytest, getfattr/setfattr
+  util-linux procps psmisc coreutils  # mount, setpriv, ps, timeout
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "Installing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
