@@ -9,17 +9,23 @@
 
 #include <cstdarg>
 #include <cstdio>
-#include <string_view>
+#include <string>
 
 namespace mqfs::daemon {
 
 namespace {
 
+// libfuse sometimes writes one message in several calls; a line is logged
+// when its newline arrives.
 void from_libfuse(fuse_log_level level, const char* format, va_list ap) {
+  static std::string pending;
   char text[1024];
   std::vsnprintf(text, sizeof text, format, ap);
-  std::string_view line(text);
-  while (!line.empty() && line.back() == '\n') line.remove_suffix(1);
+  pending += text;
+  if (pending.empty() || pending.back() != '\n') return;
+  pending.pop_back();
+  const std::string line = std::move(pending);
+  pending.clear();
   switch (level) {
     case FUSE_LOG_EMERG: case FUSE_LOG_ALERT: case FUSE_LOG_CRIT: case FUSE_LOG_ERR:
       spdlog::error("{}", line); break;

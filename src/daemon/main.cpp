@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -60,6 +61,7 @@ bool check_mountpoint(const std::string& path) {
 int main(int argc, char** argv) {
   Args args(argc, argv);
   mqfs::daemon::log_to_stderr("info");
+  signal(SIGPIPE, SIG_IGN);  // a closed log pipe must not end the daemon
 
   auto options = mqfs::daemon::parse_options(args.args);
   if (!options) return 1;

@@ -1,5 +1,7 @@
 #include "daemon/options.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <cstdio>
 #include <cstring>
 #include <string_view>
@@ -20,8 +22,7 @@ struct Parsing {
 };
 
 void fail(Parsing& p, std::string_view option, std::string_view why) {
-  std::fprintf(stderr, "mqfs: bad option '%.*s': %.*s\n", int(option.size()), option.data(), int(why.size()),
-               why.data());
+  spdlog::error("bad option '{}': {}", option, why);
   p.failed = true;
 }
 
@@ -97,7 +98,7 @@ std::optional<Options> parse_options(fuse_args& args) {
   if (fuse_opt_parse(&args, &p, table.data(), process) != 0 || p.failed) return std::nullopt;
   // mount(8) through mount.fuse3 passes "mqfs SOURCE MOUNTPOINT": the source is ignored.
   if (p.positional.size() > 2) {
-    std::fprintf(stderr, "mqfs: too many arguments (see --help)\n");
+    spdlog::error("too many arguments (see --help)");
     return std::nullopt;
   }
   if (!p.positional.empty()) p.options.mountpoint = p.positional.back();

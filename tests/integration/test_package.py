@@ -1,0 +1,42 @@
+"""The Debian package: built with CPack, it installs, mounts and uninstalls."""
+import glob
+import os
+import subprocess
+import tempfile
+
+from conftest import is_mounted, wait_until
+
+BUILD = os.environ.get("MQFS_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build"))
+
+
+def run(*args, timeout=300, **kwargs):
+    result = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout, **kwargs)
+    assert result.returncode == 0, f"{args} failed:\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def test_deb_installs_mounts_and_uninstalls():
+    with tempfile.TemporaryDirectory() as out:
+        run("cpack", "-G", "DEB", "-B", out, cwd=BUILD)
+        [deb] = glob.glob(os.path.join(out, "mqfs_*.deb"))
+        files = run("dpkg-deb", "-c", deb).stdout
+        for path in ("./usr/bin/mqfs", "./usr/include/mqfs.h", "./usr/share/man/man8/mqfs.8",
+                     "./usr/share/mqfs/mount-helpers/mnt-mq.mount"):
+            assert path in files, f"{path} missing from the package"
+
+        run("dpkg", "-i", deb)
+        mnt = tempfile.mkdtemp(prefix="mqfs-deb-")
+        try:
+            run("mount", "-t", "fuse.mqfs", "mqfs", mnt, "-o", "maxmsg=3")
+            assert is_mounted(mnt)
+            with open(os.path.join(mnt, "q"), "w") as f:
+                f.write("from the package\n")
+            assert os.getxattr(os.path.join(mnt, "q"), "user.mq.maxmsg") == b"3"
+            run("umount", mnt)
+            assert "/usr/share/man/man8/mqfs.8" in run("dpkg", "-L", "mqfs").stdout
+        finally:
+            if is_mounted(mnt):
+                subprocess.run(["umount", "-l", mnt], timeout=10)
+            os.rmdir(mnt)
+            run("dpkg", "-r", "mqfs")
+        assert not os.path.exists("/usr/bin/mqfs")

@@ -1,0 +1,120 @@
+"""Several users on one mount (SPEC section 8): with allow_other and
+default_permissions, modes and owners decide who may send and receive."""
+import contextlib
+import os
+import subprocess
+import tempfile
+
+from conftest import MQFS, is_mounted, wait_until
+
+NOBODY = 65534
+
+
+def as_nobody(command, cwd, timeout=10):
+    """Runs a shell command as the unprivileged user nobody."""
+    return subprocess.run(
+        ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "bash", "-c", command],
+        cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+@contextlib.contextmanager
+def shared_mount(mount_mqfs):
+    m = mount_mqfs("allow_other")
+    # The test's temporary directory must be reachable by nobody.
+    os.chmod(os.path.dirname(m.path), 0o755)
+    yield m
+
+
+def test_modes_decide_who_sends_and_receives(mount_mqfs):
+    with shared_mount(mount_mqfs) as m:
+        m.sh("echo secret > q && chmod 600 q")
+        denied_write = as_nobody("echo x > q", m.path)
+        assert denied_write.returncode != 0 and "Permission denied" in denied_write.stderr
+        denied_read = as_nobody("timeout 5 cat q", m.path)
+        assert denied_read.returncode != 0 and "Permission denied" in denied_read.stderr
+        assert m.getattr("q", "curmsgs") == "1"  # nothing sent, nothing taken
+
+        m.sh("chmod 622 q")  # others may send, not receive
+        assert as_nobody("echo from-nobody > q", m.path).returncode == 0
+        assert as_nobody("timeout 5 cat q", m.path).returncode != 0
+        assert m.getattr("q", "curmsgs") == "2"
+
+        m.sh("chmod 644 q")  # others may receive, not send
+        assert as_nobody("timeout 5 cat q", m.path).stdout == "secret\n"
+        assert as_nobody("echo y > q", m.path).returncode != 0
+
+
+def test_queues_belong_to_their_creator_and_chown_works(mount_mqfs):
+    with shared_mount(mount_mqfs) as m:
+        m.sh("mkdir shared && chmod 1777 shared")
+        assert as_nobody("umask 077; echo mine > shared/q", m.path).returncode == 0
+        st = os.stat(m / "shared/q")
+        assert (st.st_uid, st.st_mode & 0o777) == (NOBODY, 0o600)
+        # Root cannot be kept out, but other users can: the creator's mode rules.
+        assert as_nobody("timeout 5 cat shared/q", m.path).stdout == "mine\n"
+
+        m.sh("echo r > shared/rootq && chmod 600 shared/rootq")
+        assert as_nobody("echo x > shared/rootq", m.path).returncode != 0
+        m.sh("chown nobody shared/rootq")
+        assert os.stat(m / "shared/rootq").st_uid == NOBODY
+        assert as_nobody("echo x > shared/rootq", m.path).returncode == 0
+        # Only root may give a queue away.
+        assert as_nobody("chown root shared/rootq", m.path).returncode != 0
+
+
+def test_attributes_follow_the_file_mode(mount_mqfs):
+    with shared_mount(mount_mqfs) as m:
+        m.sh("touch q && chmod 644 q")
+        denied = as_nobody("setfattr -n user.mq.maxmsg -v 5 q", m.path)
+        assert denied.returncode != 0
+        assert m.getattr("q", "maxmsg") == "10"
+        assert as_nobody("getfattr -n user.mq.maxmsg q", m.path).returncode == 0
+
+
+def test_without_allow_other_other_users_are_kept_out(mount_mqfs):
+    m = mount_mqfs()
+    os.chmod(os.path.dirname(m.path), 0o755)
+    m.sh("echo x > q && chmod 666 q")
+    result = as_nobody("ls", m.path)
+    assert result.returncode != 0 and "Permission denied" in result.stderr
+
+
+@contextlib.contextmanager
+def fuse_device_open_to_users():
+    """A standard Debian system has /dev/fuse mode 0666 (udev); some
+    containers keep it 0600. Open it for the test and restore the mode."""
+    mode = os.stat("/dev/fuse").st_mode & 0o777
+    os.chmod("/dev/fuse", 0o666)
+    try:
+        yield
+    finally:
+        os.chmod("/dev/fuse", mode)
+
+
+def test_a_user_mounts_through_fusermount3_and_unmounts():
+    with fuse_device_open_to_users(), tempfile.TemporaryDirectory() as d:
+        os.chmod(d, 0o755)
+        path = os.path.join(d, "mnt")
+        os.mkdir(path)
+        os.chown(path, NOBODY, NOBODY)
+        log = open(os.path.join(d, "log"), "w")
+        daemon = subprocess.Popen(
+            ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", MQFS, "-f", path],
+            stdout=log, stderr=subprocess.STDOUT)
+        try:
+            wait_until(lambda: is_mounted(path) or daemon.poll() is not None, what="the user's mount")
+            assert daemon.poll() is None, open(os.path.join(d, "log")).read()
+            # Without allow_other even root is kept out: act as the user.
+            assert as_nobody(f"echo hi > {path}/q && cat {path}/q", d).stdout == "hi\n"
+            assert as_nobody(f"stat -c %u {path}/q", d).stdout == f"{NOBODY}\n"
+            assert subprocess.run(["ls", path], capture_output=True, timeout=10).returncode != 0
+            result = as_nobody(f"fusermount3 -u {path}", d)
+            assert result.returncode == 0, result.stderr
+            assert daemon.wait(timeout=10) == 0
+        finally:
+            if daemon.poll() is None:
+                daemon.kill()
+                daemon.wait(timeout=10)
+            if is_mounted(path):
+                subprocess.run(["umount", "-l", path], timeout=10)
+            log.close()
