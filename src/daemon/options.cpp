@@ -114,6 +114,7 @@ void print_option_help() {
       "    read_mode=MODE       message (one message per open, default) or stream\n"
       "    recv_timeout_ms=N    longest wait of a blocked read (default 0: no limit)\n"
       "    send_timeout_ms=N    longest wait of a blocked write (default 0: no limit)\n"
+      "    framing=MODE         none (default), line or u32: many messages per write and read\n"
       "mount-wide limits and logging:\n"
       "    max_queues=N         most queues and directories (default 65536)\n"
       "    max_bytes=SIZE       most message bytes held in all queues, k/M/G suffixes (default 1G)\n"

@@ -89,6 +89,17 @@ const Attribute kAttributes[] = {
     },
     integer<&Settings::recv_timeout_ms, 0, kMaxTimeoutMs>("recv_timeout_ms"),
     integer<&Settings::send_timeout_ms, 0, kMaxTimeoutMs>("send_timeout_ms"),
+    Attribute{
+        "framing",
+        [](Settings& s, std::string_view text) {
+          auto framing = parse_framing(text);
+          if (!framing) return -EINVAL;
+          s.framing = *framing;
+          return 0;
+        },
+        [](Settings& to, const Settings& from) { to.framing = from.framing; },
+        [](const Queue& q) { return std::string(to_string(q.settings().framing)); },
+    },
     counter("curmsgs", [](const Queue& q) { return q.curmsgs(); }),
     counter("curbytes", [](const Queue& q) { return q.curbytes(); }),
     counter("sent", [](const Queue& q) { return q.sent(); }),

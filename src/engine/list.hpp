@@ -57,6 +57,15 @@ class List {
     head_.prev_ = &node;
   }
 
+  void push_front(T& element) {
+    ListNode<T>& node = element;
+    node.unlink();
+    node.prev_ = &head_;
+    node.next_ = head_.next_;
+    head_.next_->prev_ = &node;
+    head_.next_ = &node;
+  }
+
   T* pop_front() {
     T* element = front();
     if (element) static_cast<ListNode<T>*>(element)->unlink();

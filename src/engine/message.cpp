@@ -1,5 +1,6 @@
 #include "engine/message.hpp"
 
+#include <algorithm>
 #include <cstring>
 #include <new>
 
@@ -12,18 +13,38 @@ void MessageDeleter::operator()(Message* message) const {
   ::operator delete(message);
 }
 
-MessagePtr Message::make(Budget& budget, std::span<const std::byte> bytes, Priority priority) {
-  if (!budget.reserve_bytes(bytes.size())) return MessagePtr(nullptr, MessageDeleter{&budget});
+MessagePtr Message::make(Budget& budget, std::span<const std::byte> head, std::span<const std::byte> tail,
+                         Priority priority) {
+  const std::size_t size = head.size() + tail.size();
+  if (!budget.reserve_bytes(size)) return MessagePtr(nullptr, MessageDeleter{&budget});
   void* memory;
   try {
-    memory = ::operator new(sizeof(Message) + bytes.size());
+    memory = ::operator new(sizeof(Message) + size);
   } catch (...) {
-    budget.release_bytes(bytes.size());
+    budget.release_bytes(size);
     throw;
   }
-  auto* message = new (memory) Message(static_cast<uint32_t>(bytes.size()), priority);
-  if (!bytes.empty()) std::memcpy(message->payload(), bytes.data(), bytes.size());
+  auto* message = new (memory) Message(static_cast<uint32_t>(size), priority);
+  if (!head.empty()) std::memcpy(message->payload(), head.data(), head.size());
+  if (!tail.empty()) std::memcpy(message->payload() + head.size(), tail.data(), tail.size());
   return MessagePtr(message, MessageDeleter{&budget});
+}
+
+bool HeldBytes::append(std::span<const std::byte> more) {
+  if (!budget_->reserve_bytes(more.size())) return false;
+  bytes_.insert(bytes_.end(), more.begin(), more.end());
+  return true;
+}
+
+void HeldBytes::drop_front(std::size_t n) {
+  n = std::min(n, bytes_.size());
+  bytes_.erase(bytes_.begin(), bytes_.begin() + static_cast<std::ptrdiff_t>(n));
+  budget_->release_bytes(n);
+}
+
+void HeldBytes::clear() {
+  budget_->release_bytes(bytes_.size());
+  bytes_.clear();
 }
 
 MessageStore::Fifo& MessageStore::level(Priority priority) {

@@ -6,6 +6,7 @@
 #include <map>
 #include <memory>
 #include <span>
+#include <vector>
 
 #include "engine/budget.hpp"
 
@@ -28,7 +29,12 @@ using MessagePtr = std::unique_ptr<Message, MessageDeleter>;
 class Message {
  public:
   // A copy of `bytes`, or null when the budget has no room for them.
-  static MessagePtr make(Budget& budget, std::span<const std::byte> bytes, Priority priority);
+  static MessagePtr make(Budget& budget, std::span<const std::byte> bytes, Priority priority) {
+    return make(budget, bytes, {}, priority);
+  }
+  // A message of `head` followed by `tail`.
+  static MessagePtr make(Budget& budget, std::span<const std::byte> head, std::span<const std::byte> tail,
+                         Priority priority);
 
   std::span<const std::byte> bytes() const { return {payload(), size_}; }
   uint32_t size() const { return size_; }
@@ -45,6 +51,28 @@ class Message {
   Message* next_ = nullptr;  // the next message of the same priority
   uint32_t size_;
   Priority priority_;
+};
+
+// Bytes held outside messages — the unfinished message of a framed write, the
+// unsent rest of a blocked framed write — charged to the budget as messages are.
+class HeldBytes {
+ public:
+  explicit HeldBytes(Budget& budget) : budget_(&budget) {}
+  HeldBytes(const HeldBytes&) = delete;
+  HeldBytes& operator=(const HeldBytes&) = delete;
+  ~HeldBytes() { clear(); }
+
+  // Appends `more`; false, with nothing appended, when the budget has no room.
+  bool append(std::span<const std::byte> more);
+  void clear();
+  // Gives up the first `n` bytes.
+  void drop_front(std::size_t n);
+  std::span<const std::byte> bytes() const { return bytes_; }
+  bool empty() const { return bytes_.empty(); }
+
+ private:
+  Budget* budget_;
+  std::vector<std::byte> bytes_;
 };
 
 // The queued messages: one FIFO per priority, priorities highest first

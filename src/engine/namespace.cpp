@@ -8,7 +8,8 @@
 namespace mqfs::engine {
 
 uint32_t Node::nlink() const {
-  if (!is_directory()) return removed() ? 0 : 1;
+  if (removed()) return 0;
+  if (!is_directory()) return 1;
   uint32_t n = 2;
   for (const auto& [name, child] : children) n += child->is_directory();
   return n;

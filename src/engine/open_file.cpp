@@ -5,7 +5,11 @@
 namespace mqfs::engine {
 
 OpenFile::OpenFile(std::shared_ptr<Queue> queue, bool reads, bool writes)
-    : queue_(std::move(queue)), reads_(reads), writes_(writes), rest_(nullptr, MessageDeleter{&queue_->budget()}) {}
+    : queue_(std::move(queue)),
+      reads_(reads),
+      writes_(writes),
+      rest_(nullptr, MessageDeleter{&queue_->budget()}),
+      pending_(queue_->budget()) {}
 
 // Unread rest of a message is dropped: that message was delivered.
 OpenFile::~OpenFile() = default;

@@ -57,6 +57,7 @@ class OpenFile : public ListNode<OpenFile> {
   std::size_t rest_offset_ = 0;
   bool delivered_ = false;
   std::unique_ptr<Watch> watch_;
+  HeldBytes pending_;  // framed writes: the start of an unfinished message
 };
 
 }  // namespace mqfs::engine

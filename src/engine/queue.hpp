@@ -58,19 +58,37 @@ class Queue {
   // A write would not block.
   bool writable() const { return senders_.empty() && store_.count() < static_cast<uint64_t>(settings_.maxmsg); }
 
-  // Reads up to `size` bytes for `file` now and returns true once `to` was
-  // answered; returns false, answering nothing, when the queue is empty.
-  bool receive(OpenFile& file, std::size_t size, pid_t pid, Receiver& to);
+  // Reads up to `size` bytes for `file` now. Returns 1 once `to` was
+  // answered; 0, answering nothing, when the queue is empty and the read must
+  // wait; -EMSGSIZE, answering and taking nothing, when the next u32 frame
+  // does not fit in `size`.
+  //
+  // Framing (SPEC section 7): in stream mode a read carries as many whole
+  // messages as fit (line: the messages' bytes; u32: each with its length);
+  // in message mode, one.
+  int receive(OpenFile& file, std::size_t size, pid_t pid, Receiver& to);
   // Keeps a read that found the queue empty until a message comes for it or
   // recv_timeout_ms passes.
   void receive_later(std::unique_ptr<ReceiveWaiter> waiter, Clock::time_point now);
 
-  // Sends `bytes` from `file` now: 0 once `to` was answered, or -EMSGSIZE,
-  // -ENOSPC (the mount's byte budget), -EAGAIN (full) with nothing answered.
+  // Sends `bytes` from `file` now. Returns 0 once `to` was answered;
+  // -EMSGSIZE, -ENOSPC (the mount's byte budget) or -EAGAIN (full) with
+  // nothing answered or queued.
+  //
+  // A framed write (SPEC section 7) is split into messages, queued one by
+  // one as a pipe takes bytes: when the queue fills part way it returns the
+  // number of bytes consumed so far (their messages are queued) with nothing
+  // answered; a bad message after some were queued answers a short write.
   int send(OpenFile& file, std::span<const std::byte> bytes, pid_t pid, Sender& to);
-  // Keeps a write that found the queue full, with a copy of its bytes, until
-  // there is room or send_timeout_ms passes. 0, or -ENOSPC with nothing kept.
-  int send_later(std::unique_ptr<SendWaiter> waiter, std::span<const std::byte> bytes, Clock::time_point now);
+  // Keeps a write that found the queue full, with a copy of its bytes (for a
+  // framed write: of those after the first `consumed`), until there is room
+  // or send_timeout_ms passes. 0, or -ENOSPC with nothing kept.
+  int send_later(std::unique_ptr<SendWaiter> waiter, std::span<const std::byte> bytes, Clock::time_point now,
+                 std::size_t consumed = 0);
+
+  // A close of `file`: the unfinished last line of a line-framed writer is
+  // sent as it is (when the queue is full, as soon as there is room).
+  void flush(OpenFile& file, pid_t pid, Clock::time_point now);
 
   // Ends one wait with `error`; nothing is taken or queued for it.
   void cancel(Waiter& waiter, int error);
@@ -87,8 +105,21 @@ class Queue {
   std::size_t senders_waiting() const { return senders_.size(); }
 
  private:
-  bool read_now(OpenFile& file, std::size_t size, pid_t pid, Receiver& to);
+  int read_now(OpenFile& file, std::size_t size, pid_t pid, Receiver& to);
+  int read_batch(OpenFile& file, std::size_t size, pid_t pid, Receiver& to);
+  void taken(OpenFile& file, std::size_t count, pid_t pid);
   void enqueue(MessagePtr message, pid_t pid);
+  bool has_room() const { return store_.count() < static_cast<uint64_t>(settings_.maxmsg); }
+
+  struct Progress {
+    std::size_t used = 0;  // bytes of the input turned into queued messages or held
+    int error = 0;         // the message under way was refused
+    bool full = false;     // stopped for want of room
+  };
+  Progress write_frames(OpenFile& file, std::span<const std::byte> input, pid_t pid);
+  bool resume(SendWaiter& writer);
+  void park(std::unique_ptr<SendWaiter> writer, Clock::time_point now);
+  void serve_receivers();
   std::unique_ptr<Waiter> take_waiter(Waiter& waiter);
   void settle();
   void notify_watchers();

@@ -47,6 +47,8 @@ class Sender {
 class Waiter : public ListNode<Waiter> {
  public:
   Waiter(OpenFile& file, pid_t pid) : file_(&file), pid_(pid) {}
+  // A waiter that outlives its open file (a detached send).
+  explicit Waiter(pid_t pid) : file_(nullptr), pid_(pid) {}
   virtual ~Waiter() = default;
 
   OpenFile& file() const { return *file_; }
@@ -56,6 +58,10 @@ class Waiter : public ListNode<Waiter> {
 
   // Ends the wait without a result: ETIMEDOUT, EINTR or ENOTCONN.
   virtual void fail(int error) = 0;
+
+ protected:
+  // The wait is ended by a timeout, an interrupt or shutdown.
+  virtual void cancelled(int error) { fail(error); }
 
  private:
   friend class Queue;
@@ -77,14 +83,31 @@ class ReceiveWaiter : public Waiter, public Receiver {
   std::size_t size_;
 };
 
-// A write waiting for room, holding its message.
+// A write waiting for room, holding its message — or, for a framed write,
+// the bytes it has not consumed yet.
 class SendWaiter : public Waiter, public Sender {
  public:
   using Waiter::Waiter;
 
+ protected:
+  // A framed write that queued some of its messages reports them (a short
+  // write, as a pipe does) instead of the error.
+  void cancelled(int error) override;
+
  private:
   friend class Queue;
   MessagePtr message_;
+  std::unique_ptr<HeldBytes> rest_;  // framed: the input not consumed yet
+  std::size_t consumed_ = 0;        // framed: bytes of the write already consumed
+};
+
+// The unfinished last line of a line-framed writer that closed its file while
+// the queue was full: it waits for room like any write, with no one to answer.
+class DetachedSend final : public SendWaiter {
+ public:
+  explicit DetachedSend(pid_t pid) : SendWaiter(pid) {}
+  bool accept(std::size_t) override { return true; }
+  void fail(int) override {}
 };
 
 // Deadlines of the waiters that have a timeout, soonest first.

@@ -61,11 +61,19 @@ void do_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
 // no request of its own can still be waiting, since a waiting read or write
 // keeps the file open.
 void do_release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
-  filesystem(req).close(open_file_of(fi));
+  engine::OpenFile& file = open_file_of(fi);
+  file.queue().flush(file, fuse_req_ctx(req)->pid, engine::Clock::now());
+  filesystem(req).close(file);
   reply_status(req, 0);
 }
 
-void do_flush(fuse_req_t req, fuse_ino_t, fuse_file_info*) { reply_status(req, 0); }
+// close(2): the unfinished last line of a line-framed writer is sent now, so
+// that it is there for the next reader (release comes later, unawaited).
+void do_flush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+  engine::OpenFile& file = open_file_of(fi);
+  file.queue().flush(file, fuse_req_ctx(req)->pid, engine::Clock::now());
+  reply_status(req, 0);
+}
 
 void do_fsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) { reply_status(req, 0); }
 

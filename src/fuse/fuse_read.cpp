@@ -14,7 +14,9 @@ void do_read(fuse_req_t req, fuse_ino_t, size_t size, off_t, fuse_file_info* fi)
   const pid_t pid = fuse_req_ctx(req)->pid;
 
   ReadReply reply(req);
-  if (queue.receive(file, size, pid, reply)) return;
+  const int status = queue.receive(file, size, pid, reply);
+  if (status > 0) return;
+  if (status < 0) return reply_status(req, status);
   if (fi->flags & O_NONBLOCK) return reply_status(req, -EAGAIN);
 
   auto waiter = std::make_unique<PendingRead>(req, file, pid, size);

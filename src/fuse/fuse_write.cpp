@@ -16,14 +16,19 @@ void do_write(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t, f
 
   WriteReply reply(req);
   int status = queue.send(file, bytes, pid, reply);
-  if (status != -EAGAIN || (fi->flags & O_NONBLOCK)) {
-    if (status < 0) reply_status(req, status);
-    return;
+  if (status == 0) return;
+  // Full: an error, or a wait. A framed write may have queued its first
+  // messages (status > 0 bytes); it reports them, or waits with the rest.
+  const std::size_t consumed = status > 0 ? static_cast<std::size_t>(status) : 0;
+  if (fi->flags & O_NONBLOCK) {
+    if (consumed > 0) return void(fuse_reply_write(req, consumed));
+    return reply_status(req, status);
   }
+  if (status < 0 && status != -EAGAIN) return reply_status(req, status);
 
   auto waiter = std::make_unique<PendingWrite>(req, file, pid);
   ParkedRequest& parked = waiter->request();
-  status = queue.send_later(std::move(waiter), bytes, engine::Clock::now());
+  status = queue.send_later(std::move(waiter), bytes.subspan(consumed), engine::Clock::now(), consumed);
   if (status < 0) return reply_status(req, status);
   parked.listen_for_interrupts();
 }
