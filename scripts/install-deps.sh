@@ -10,6 +10,7 @@ packages=(
   libgtest-dev                        # engine unit tests
   python3 python3-pytest attr         # integration tests: pytest, getfattr/setfattr
   util-linux procps psmisc coreutils  # mount, setpriv, ps, timeout
+  gnuplot-nox                         # the benchmark's plot
 )
 
 missing=()

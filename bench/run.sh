@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# Benchmarks mqfs against the kernel's queues and the FUSE floor.
+#
+#   bench/run.sh [--quick] [MQFS_BINARY] [--OPTION VALUE ...]
+#
+# Builds bench/ into build-bench/, mounts MQFS_BINARY (default build/mqfs) and
+# two noop_fs floors (libfuse's single- and multi-threaded loop) in a private
+# temporary directory, runs mqfs_bench, and writes bench/results/latest.md
+# (the report, also printed) and latest.png (the plot), with latest.dat,
+# latest.vars.gp and latest.csv (every round's values) beside them.
+# --OPTION VALUE pairs go to mqfs_bench (e.g. --placements cpu0,split,free,
+# --rounds 7; see build-bench/mqfs_bench --help).
+#
+# Run as root (private IPC namespace for the kernel queues' limits, pinning
+# the daemons), on a quiet machine: other load moves every number.
+# Default run: about 5 minutes; --quick: about 1.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+build=$root/build-bench
+results=$here/results
+mqfs_bin=$root/build/mqfs
+bench_args=()
+limit=900  # seconds: the whole benchmark, whatever happens to a mount
+
+while [ $# -gt 0 ]; do
+  case $1 in
+    --quick) bench_args+=(--quick); limit=300 ;;
+    -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --*)
+      [ $# -ge 2 ] || { echo "run.sh: $1 needs a value" >&2; exit 2; }
+      bench_args+=("$1" "$2"); shift ;;
+    *) mqfs_bin=$1 ;;
+  esac
+  shift
+done
+
+[ "$(id -u)" -eq 0 ] || echo "run.sh: not root: kernel queue limits and daemon pinning will be limited" >&2
+for tool in cmake fusermount3; do
+  command -v "$tool" >/dev/null || { echo "run.sh: $tool is missing (scripts/install-deps.sh)" >&2; exit 1; }
+done
+if [ ! -x "$mqfs_bin" ]; then
+  echo "run.sh: no mqfs binary at $mqfs_bin; build one first:" >&2
+  echo "  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build -j" >&2
+  exit 1
+fi
+mqfs_bin=$(realpath "$mqfs_bin")
+
+echo "Building bench/ into $build"
+cmake -S "$here" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$build" -j "$(nproc)" >/dev/null
+
+# Mount points, FIFOs and the tmpfs reference file live on tmpfs.
+parent=/dev/shm
+[ -d "$parent" ] && [ -w "$parent" ] || parent=${TMPDIR:-/tmp}
+work=$(mktemp -d "$parent/mqfs-bench.XXXXXX")
+mounts=()
+pids=()      # the daemons we started
+bench_pid=
+
+# Reads the mount table only: never touches the mount itself, which may hang.
+is_mounted() { awk -v dir="$1" '$5 == dir { found = 1 } END { exit !found }' /proc/self/mountinfo; }
+
+# A call stuck in a mount whose daemon stopped answering survives even
+# SIGKILL; killing the daemon aborts the connection and ends it.
+kill_daemons() {
+  local pid
+  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+}
+
+# Lazy unmounts never block on a hung daemon; the daemons are ours, by pid.
+cleanup() {
+  local m pid i busy=0
+  if [ -n "$bench_pid" ] && kill -0 "$bench_pid" 2>/dev/null; then
+    kill -TERM "$bench_pid" 2>/dev/null || true
+    sleep 1
+    kill_daemons
+    kill -KILL "$bench_pid" 2>/dev/null || true
+  fi
+  for m in "${mounts[@]}"; do
+    is_mounted "$m" && { fusermount3 -u -z "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; }
+  done
+  for pid in "${pids[@]}"; do
+    for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -TERM "$pid" 2>/dev/null && sleep 0.5 || true
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  for m in "${mounts[@]}"; do is_mounted "$m" && busy=1; done
+  if [ "$busy" = 0 ]; then
+    rm -rf -- "$work"
+  else
+    echo "run.sh: a mount under $work is still there; left it" >&2
+  fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# start_daemon NAME COMMAND...: runs COMMAND MOUNTPOINT (a daemon in the
+# foreground) in the background and waits, 10 s at most, until it is mounted.
+# Sets $mounted to MOUNTPOINT:PID, as mqfs_bench takes it.
+start_daemon() {
+  local name=$1 dir=$work/$1 pid
+  shift
+  mkdir "$dir"
+  "$@" "$dir" >"$work/$name.log" 2>&1 &
+  pid=$!
+  disown "$pid"  # cleanup() ends it; no job notices
+  pids+=("$pid")
+  mounts+=("$dir")
+  for _ in $(seq 100); do
+    if is_mounted "$dir"; then
+      mounted=$dir:$pid
+      return 0
+    fi
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  echo "run.sh: $name did not mount:" >&2
+  cat "$work/$name.log" >&2
+  exit 1
+}
+
+mqfs_opts=maxmsg=10,msgsize=65536,read_mode=stream,log_level=warn
+start_daemon mqfs "$mqfs_bin" -f -o "$mqfs_opts"
+mqfs_mount=$mounted
+start_daemon noop-st "$build/noop_fs" -f -s -o msgsize=65536
+noop_st_mount=$mounted
+start_daemon noop-mt "$build/noop_fs" -f -o msgsize=65536
+noop_mt_mount=$mounted
+
+# What the report's header says about what was measured.
+notes=(
+  "mqfs: $mqfs_bin ($("$mqfs_bin" --version 2>/dev/null | grep -m1 '^mqfs' || echo "version unknown")), mounted with -f -o $mqfs_opts"
+  "libfuse $(pkg-config --modversion fuse3 2>/dev/null || echo '?'); floors: build-bench/noop_fs -f [-s] -o msgsize=65536"
+)
+if git -C "$root" rev-parse --short HEAD >/dev/null 2>&1; then
+  dirty=$(git -C "$root" status --porcelain -- src include CMakeLists.txt | head -1)
+  notes+=("source: commit $(git -C "$root" rev-parse --short HEAD)${dirty:+ with uncommitted changes in src/}")
+fi
+note_args=()
+for n in "${notes[@]}"; do note_args+=(--note "$n"); done
+
+mkdir -p "$results"
+# mqfs_bench gives up on a hung mount by itself (its watchdog kills that
+# daemon); the limit here is the last resort for anything else.
+"$build/mqfs_bench" \
+  --mqfs "$mqfs_mount" --noop-st "$noop_st_mount" --noop-mt "$noop_mt_mount" \
+  --scratch "$work" --markdown "$results/latest.md" --raw "$results/latest.csv" \
+  --plot-data "$results/latest.dat" --plot-vars "$results/latest.vars.gp" \
+  "${note_args[@]}" "${bench_args[@]}" &
+bench_pid=$!
+deadline=$((SECONDS + limit))
+while kill -0 "$bench_pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do sleep 1; done
+if kill -0 "$bench_pid" 2>/dev/null; then
+  echo "run.sh: mqfs_bench did not finish within $limit s; stopping it" >&2
+  exit 124  # cleanup stops it
+fi
+status=0
+wait "$bench_pid" || status=$?
+bench_pid=
+case $status in
+  0) ;;
+  3) echo "run.sh: some cases failed (see Failures in the report)" >&2 ;;
+  *) echo "run.sh: mqfs_bench failed ($status)" >&2; exit "$status" ;;
+esac
+
+if command -v gnuplot >/dev/null; then
+  timeout 60 gnuplot -e "data='$results/latest.dat'; vars='$results/latest.vars.gp'; out='$results/latest.png'" \
+    "$here/plot.gp" && echo "Wrote $results/latest.md and $results/latest.png"
+else
+  echo "run.sh: gnuplot is missing (apt-get install gnuplot-nox): no plot; wrote $results/latest.md" >&2
+fi
+exit "$status"
