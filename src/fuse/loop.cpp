@@ -10,6 +10,9 @@
 #include <sys/timerfd.h>
 #include <unistd.h>
 
+#include <malloc.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -62,6 +65,23 @@ class DeadlineTimer {
 
 constexpr int kBatch = 64;  // requests handled before timers and signals are looked at again
 
+// Freed messages stay with malloc; when the bytes held have fallen this far
+// below their peak, the idle loop hands the free memory back to the system.
+constexpr uint64_t kTrimStep = uint64_t{32} << 20;
+
+class MemoryTrimmer {
+ public:
+  void on_idle(uint64_t held) {
+    peak_ = std::max(peak_, held);
+    if (peak_ - held < kTrimStep) return;
+    malloc_trim(0);
+    peak_ = held;
+  }
+
+ private:
+  uint64_t peak_ = 0;
+};
+
 }  // namespace
 
 int run_loop(fuse_session* session, Filesystem& fs) {
@@ -89,6 +109,7 @@ int run_loop(fuse_session* session, Filesystem& fs) {
   }
 
   DeadlineTimer timer(timer_fd.get());
+  MemoryTrimmer trimmer;
   fuse_buf buf{};
   int status = 0;
   bool stop = false;
@@ -112,6 +133,7 @@ int run_loop(fuse_session* session, Filesystem& fs) {
     if (fs.timeouts().size() > 0) fs.timeouts().expire(engine::Clock::now());
     timer.arm(fs.timeouts().next());
     if (stop || !idle) continue;
+    trimmer.on_idle(fs.budget().bytes());
 
     epoll_event events[3];
     int ready = epoll_wait(epoll_fd.get(), events, 3, -1);
