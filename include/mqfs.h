@@ -39,7 +39,7 @@ extern "C" {
 
 /* The queue's attributes as seen through one descriptor (MQFS_IOC_GET_ATTR). */
 struct mqfs_attr {
-	int64_t flags;     /* the descriptor's O_NONBLOCK, as mq_attr.mq_flags */
+	int64_t flags;     /* O_NONBLOCK as of the descriptor's open or last read or write */
 	int64_t maxmsg;    /* most messages the queue holds */
 	int64_t msgsize;   /* largest message in bytes */
 	int64_t curmsgs;   /* messages queued now */

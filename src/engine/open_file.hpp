@@ -40,6 +40,10 @@ class OpenFile : public ListNode<OpenFile> {
   ReadMode read_mode() const;
   void set_read_mode(std::optional<ReadMode> mode) { read_mode_ = mode; }
 
+  // O_NONBLOCK as last seen on this file's requests (open, read, write).
+  bool nonblocking() const { return nonblocking_; }
+  void set_nonblocking(bool nonblocking) { nonblocking_ = nonblocking; }
+
   // Part of a delivered message not yet read: the next reads return it.
   bool holds_rest() const { return rest_ != nullptr; }
   // In message mode: the one message was delivered, reads return end of file.
@@ -51,6 +55,7 @@ class OpenFile : public ListNode<OpenFile> {
   std::shared_ptr<Queue> queue_;
   bool reads_;
   bool writes_;
+  bool nonblocking_ = false;
   std::optional<Priority> priority_;
   std::optional<ReadMode> read_mode_;
   MessagePtr rest_;

@@ -15,6 +15,7 @@ static engine::OpenFile& open_queue(fuse_req_t req, engine::Node& node, fuse_fil
   const int access = fi->flags & O_ACCMODE;
   auto& file = filesystem(req).keep_open(
       std::make_unique<engine::OpenFile>(node.queue, access != O_WRONLY, access != O_RDONLY));
+  file.set_nonblocking(fi->flags & O_NONBLOCK);
   fi->fh = reinterpret_cast<uintptr_t>(&file);
   fi->direct_io = 1;
   fi->nonseekable = 1;

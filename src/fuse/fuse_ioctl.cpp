@@ -50,7 +50,9 @@ void do_ioctl(fuse_req_t req, fuse_ino_t, unsigned int cmd, void*, fuse_file_inf
       if (out_bufsz < sizeof(mqfs_attr)) return reply_status(req, -EINVAL);
       const engine::Queue& queue = file.queue();
       mqfs_attr attr{};
-      attr.flags = fi->flags & O_NONBLOCK;
+      // The ioctl request carries no file flags: O_NONBLOCK as of the file's
+      // open or last read or write (fcntl(F_SETFL) shows after the next one).
+      attr.flags = file.nonblocking() ? O_NONBLOCK : 0;
       attr.maxmsg = queue.settings().maxmsg;
       attr.msgsize = queue.settings().msgsize;
       attr.curmsgs = static_cast<int64_t>(queue.curmsgs());

@@ -10,6 +10,7 @@ namespace mqfs::fuse {
 
 void do_read(fuse_req_t req, fuse_ino_t, size_t size, off_t, fuse_file_info* fi) {
   engine::OpenFile& file = open_file_of(fi);
+  file.set_nonblocking(fi->flags & O_NONBLOCK);
   engine::Queue& queue = file.queue();
   const pid_t pid = fuse_req_ctx(req)->pid;
 
