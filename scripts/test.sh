@@ -1,12 +1,27 @@
 #!/usr/bin/env bash
-# Installs the dependencies, builds mqfs with its tests and runs all of them:
-# the engine's unit tests and the integration tests that mount real mqfs
-# instances. Must run as root (mounting, and tests that switch users).
+# Installs the dependencies, builds mqfs with its tests and runs all of them
+# twice: in the build users get, and in a build with AddressSanitizer and
+# UndefinedBehaviorSanitizer (daemon, engine and tests). The engine's unit
+# tests and the integration tests that mount real mqfs instances all run in
+# both. Must run as root (mounting, and tests that switch users).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 ./scripts/install-deps.sh
-cmake -S . -B build -DMQFS_TESTS=ON >/dev/null
-cmake --build build -j "$(nproc)"
-cd build
-ctest --output-on-failure --timeout 900
+
+run_suite() {  # build directory, extra cmake arguments...
+  local dir=$1
+  shift
+  echo "== $dir"
+  cmake -S . -B "$dir" -DMQFS_TESTS=ON "$@" >/dev/null
+  cmake --build "$dir" -j "$(nproc)"
+  (cd "$dir" && ctest --output-on-failure --timeout 900)
+}
+
+# A sanitizer report ends the process with an error, which the tests see as
+# a failed command or a daemon that did not exit cleanly.
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=23
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+
+run_suite build
+run_suite build-asan -DMQFS_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug

@@ -63,7 +63,6 @@ int Namespace::make(Node& dir, std::string_view name, mode_t mode, Owner owner, 
   made = node.get();
   nodes_.emplace(ino, std::move(node));
   attach(dir, name, *made);
-  touch_directory(dir);
   return 0;
 }
 
@@ -71,6 +70,7 @@ void Namespace::attach(Node& dir, std::string_view name, Node& node) {
   node.parent = &dir;
   node.name = name;
   dir.children.emplace(node.name, &node);
+  touch_directory(dir);
 }
 
 void Namespace::detach(Node& node) {

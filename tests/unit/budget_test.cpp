@@ -1,0 +1,208 @@
+// The mount's global limits: message bytes held anywhere (queued, parked in a
+// blocked write, the unread rest held by an open file) and the node cap.
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <string>
+#include <vector>
+
+#include "doubles.hpp"
+#include "engine/budget.hpp"
+
+namespace mqfs::engine {
+namespace {
+
+using Order = std::vector<std::string>;
+
+TEST(Budget, BytesUpToTheCapAndNoMore) {
+  Budget budget(1, 10);
+  EXPECT_TRUE(budget.reserve_bytes(4));
+  EXPECT_TRUE(budget.reserve_bytes(6));  // exactly the cap
+  EXPECT_EQ(budget.bytes(), 10u);
+  EXPECT_FALSE(budget.reserve_bytes(1));
+  EXPECT_EQ(budget.bytes(), 10u);  // a refusal reserves nothing
+  budget.release_bytes(3);
+  EXPECT_FALSE(budget.reserve_bytes(4));
+  EXPECT_TRUE(budget.reserve_bytes(3));
+  EXPECT_EQ(budget.max_bytes(), 10u);
+}
+
+TEST(Budget, HugeRequestDoesNotWrapAround) {
+  Budget budget(1, 10);
+  ASSERT_TRUE(budget.reserve_bytes(5));
+  EXPECT_FALSE(budget.reserve_bytes(UINT64_MAX));
+  EXPECT_EQ(budget.bytes(), 5u);
+}
+
+TEST(Budget, NodesUpToTheCap) {
+  Budget budget(2, 10);
+  EXPECT_TRUE(budget.reserve_node());
+  EXPECT_TRUE(budget.reserve_node());
+  EXPECT_FALSE(budget.reserve_node());
+  EXPECT_EQ(budget.nodes(), 2u);
+  budget.release_node();
+  EXPECT_TRUE(budget.reserve_node());
+  EXPECT_EQ(budget.max_nodes(), 2u);
+}
+
+// A write that would pass the mount's byte cap fails with ENOSPC and queues
+// nothing.
+TEST(QueueBudget, SendPastTheCapFailsWithEnospc) {
+  Rig rig({}, 10);
+  ASSERT_EQ(rig.send("123456"), 0);
+  FakeSender to;
+  EXPECT_EQ(rig.queue->send(rig.writer, bytes_of("12345"), kWriterPid, to), -ENOSPC);
+  EXPECT_EQ(to.answers, 0);
+  EXPECT_EQ(rig.queue->curmsgs(), 1u);
+  EXPECT_EQ(rig.queue->sent(), 1u);
+  EXPECT_EQ(rig.budget.bytes(), 6u);
+  EXPECT_EQ(rig.send("1234"), 0);  // reaching the cap exactly is allowed
+  EXPECT_EQ(rig.budget.bytes(), 10u);
+}
+
+TEST(QueueBudget, CapIsSharedByAllQueues) {
+  Budget budget(10, 10);
+  Timeouts timeouts;
+  auto q1 = std::make_shared<Queue>(budget, timeouts, Settings{});
+  auto q2 = std::make_shared<Queue>(budget, timeouts, Settings{});
+  OpenFile f1(q1, true, true);
+  OpenFile f2(q2, true, true);
+  FakeSender to;
+  ASSERT_EQ(q1->send(f1, bytes_of("12345678"), kWriterPid, to), 0);
+  EXPECT_EQ(q2->send(f2, bytes_of("123"), kWriterPid, to), -ENOSPC);
+  EXPECT_EQ(q2->send(f2, bytes_of("12"), kWriterPid, to), 0);
+}
+
+TEST(QueueBudget, ReceivedMessagesGiveTheirBytesBack) {
+  Rig rig({}, 10);
+  ASSERT_EQ(rig.send("1234567890"), 0);
+  EXPECT_EQ(rig.send("x"), -ENOSPC);
+  ASSERT_EQ(rig.receive(), "1234567890");
+  EXPECT_EQ(rig.budget.bytes(), 0u);
+  EXPECT_EQ(rig.send("x"), 0);
+}
+
+// The unread rest of a message is still held by the daemon.
+TEST(QueueBudget, RestHeldByAnOpenFileCountsUntilReadOrClosed) {
+  Rig rig({}, 10);
+  OpenFile& file = rig.open(true, false);
+  ASSERT_EQ(rig.send("12345678"), 0);
+  ASSERT_EQ(rig.receive(file, 2), "12");
+  EXPECT_EQ(rig.queue->curbytes(), 0u);
+  EXPECT_EQ(rig.budget.bytes(), 8u);
+  EXPECT_EQ(rig.send("123"), -ENOSPC);
+  ASSERT_EQ(rig.receive(file, 5), "34567");
+  EXPECT_EQ(rig.budget.bytes(), 8u);
+  ASSERT_EQ(rig.receive(file, 5), "8");
+  EXPECT_EQ(rig.budget.bytes(), 0u);
+
+  OpenFile& dropped = rig.open(true, false);
+  ASSERT_EQ(rig.send("abcdefgh"), 0);
+  ASSERT_EQ(rig.receive(dropped, 1), "a");
+  rig.close(dropped);
+  EXPECT_EQ(rig.budget.bytes(), 0u);
+}
+
+TEST(QueueBudget, ParkedWriterHoldsItsMessageBytes) {
+  Settings s;
+  s.maxmsg = 1;
+  Rig rig(s, 10);
+  ASSERT_EQ(rig.send("12345"), 0);
+  Outcome& parked = rig.park_writer("abcd");
+  EXPECT_EQ(rig.budget.bytes(), 9u);
+  EXPECT_EQ(rig.queue->curbytes(), 5u);  // not queued yet
+  ASSERT_EQ(rig.receive(), "12345");
+  EXPECT_EQ(parked.answers, 1);
+  EXPECT_EQ(rig.budget.bytes(), 4u);
+  EXPECT_EQ(rig.queue->curbytes(), 4u);
+}
+
+// A blocked write that cannot hold its message fails at once with ENOSPC and
+// keeps nothing: the caller answers it.
+TEST(QueueBudget, ParkingAWriteThatPassesTheCapFailsWithEnospc) {
+  Settings s;
+  s.maxmsg = 1;
+  Rig rig(s, 10);
+  ASSERT_EQ(rig.send("12345"), 0);
+  Outcome& outcome = rig.outcomes.emplace_back();
+  EXPECT_EQ(rig.queue->send_later(std::make_unique<FakeSendWaiter>(rig.writer, kWriterPid, outcome),
+                                  bytes_of("123456"), kT0),
+            -ENOSPC);
+  EXPECT_EQ(outcome.answers, 0);
+  EXPECT_TRUE(outcome.destroyed);
+  EXPECT_EQ(rig.queue->senders_waiting(), 0u);
+  EXPECT_EQ(rig.budget.bytes(), 5u);
+  ASSERT_EQ(rig.receive(), "12345");
+  EXPECT_EQ(rig.queue->curmsgs(), 0u);
+}
+
+TEST(QueueBudget, RefusedWritesGiveTheirBytesBack) {
+  Settings s;
+  s.maxmsg = 1;
+  Rig rig(s, 10);
+  FakeSender gone;
+  gone.refuse = true;
+  ASSERT_EQ(rig.queue->send(rig.writer, bytes_of("1234567890"), kWriterPid, gone), 0);
+  EXPECT_EQ(rig.budget.bytes(), 0u);
+
+  ASSERT_EQ(rig.send("1"), 0);
+  Outcome& parked = rig.park_writer("123456789");
+  parked.refuse = true;
+  ASSERT_EQ(rig.receive(), "1");
+  EXPECT_EQ(parked.answers, 1);
+  EXPECT_EQ(rig.budget.bytes(), 0u);
+  EXPECT_EQ(rig.queue->curmsgs(), 0u);
+}
+
+TEST(QueueBudget, PurgeGivesTheBytesBack) {
+  Rig rig({}, 10);
+  ASSERT_EQ(rig.send("12345"), 0);
+  ASSERT_EQ(rig.send("67890"), 0);
+  rig.queue->purge();
+  EXPECT_EQ(rig.budget.bytes(), 0u);
+  EXPECT_EQ(rig.send("1234567890"), 0);
+}
+
+TEST(QueueBudget, FreedQueueGivesTheBytesBack) {
+  Budget budget(10, 100);
+  Timeouts timeouts;
+  {
+    auto queue = std::make_shared<Queue>(budget, timeouts, Settings{});
+    OpenFile file(queue, true, true);
+    FakeSender to;
+    ASSERT_EQ(queue->send(file, bytes_of("abc"), kWriterPid, to), 0);
+    ASSERT_EQ(queue->send(file, bytes_of("de"), kWriterPid, to), 0);
+    EXPECT_EQ(budget.bytes(), 5u);
+  }
+  EXPECT_EQ(budget.bytes(), 0u);
+}
+
+// Bytes held outside messages (the unfinished message of a framed write) are
+// charged as messages are.
+TEST(HeldBytes, AreChargedToTheBudgetUntilDroppedOrCleared) {
+  Budget budget(1, 10);
+  {
+    HeldBytes held(budget);
+    EXPECT_TRUE(held.empty());
+    ASSERT_TRUE(held.append(bytes_of("abcd")));
+    ASSERT_TRUE(held.append(bytes_of("ef")));
+    EXPECT_EQ(budget.bytes(), 6u);
+    EXPECT_FALSE(held.append(bytes_of("12345")));  // would pass the cap
+    EXPECT_EQ(budget.bytes(), 6u);
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(held.bytes().data()), held.bytes().size()), "abcdef");
+    held.drop_front(2);
+    EXPECT_EQ(budget.bytes(), 4u);
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(held.bytes().data()), held.bytes().size()), "cdef");
+    held.drop_front(100);  // no more than it holds
+    EXPECT_TRUE(held.empty());
+    EXPECT_EQ(budget.bytes(), 0u);
+    ASSERT_TRUE(held.append(bytes_of("xyz")));
+    held.clear();
+    EXPECT_EQ(budget.bytes(), 0u);
+    ASSERT_TRUE(held.append(bytes_of("kept")));
+  }
+  EXPECT_EQ(budget.bytes(), 0u);  // given back when destroyed
+}
+
+}  // namespace
+}  // namespace mqfs::engine

@@ -1,0 +1,216 @@
+// Test doubles for the engine's Receiver, Sender, Waiter and Watch, and a rig
+// holding one queue in a mount, as the FUSE adapter would use them.
+#pragma once
+
+#include <sys/uio.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstddef>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "engine/budget.hpp"
+#include "engine/open_file.hpp"
+#include "engine/queue.hpp"
+#include "engine/settings.hpp"
+#include "engine/waiter.hpp"
+
+namespace mqfs::engine {
+
+inline constexpr pid_t kWriterPid = 100;
+inline constexpr pid_t kReaderPid = 200;
+
+// A fixed "now" for the monotonic clock: deadlines are computed from it and
+// expired by hand, so no test depends on the time it takes.
+inline const Clock::time_point kT0 = Clock::time_point{} + std::chrono::hours(1);
+
+inline std::span<const std::byte> bytes_of(std::string_view text) {
+  return std::as_bytes(std::span(text.data(), text.size()));
+}
+
+inline std::string text_of(std::span<const iovec> data) {
+  std::string text;
+  for (const iovec& part : data) text.append(static_cast<const char*>(part.iov_base), part.iov_len);
+  return text;
+}
+
+// A read answered at once. `refuse` plays a reader that was interrupted or
+// killed before the reply reached it: the reply fails.
+class FakeReceiver final : public Receiver {
+ public:
+  bool deliver(std::span<const iovec> data) override {
+    ++answers;
+    if (refuse) return false;
+    got = text_of(data);
+    return true;
+  }
+
+  bool refuse = false;
+  int answers = 0;
+  std::optional<std::string> got;
+};
+
+// A write answered at once; `refuse` as for FakeReceiver.
+class FakeSender final : public Sender {
+ public:
+  bool accept(std::size_t n) override {
+    ++answers;
+    accepted = n;
+    return !refuse;
+  }
+
+  bool refuse = false;
+  int answers = 0;
+  std::optional<std::size_t> accepted;
+};
+
+// What became of a parked read or write. It outlives the waiter, which the
+// queue frees once it has answered it.
+struct Outcome {
+  bool refuse = false;  // the reply fails, as for FakeReceiver
+  int answers = 0;      // a request is answered exactly once
+  std::optional<std::string> got;         // a read's bytes
+  std::optional<std::size_t> accepted;    // a write's byte count
+  int error = 0;                          // fail(error)
+  bool destroyed = false;
+
+  bool waiting() const { return answers == 0 && !destroyed; }
+};
+
+class FakeReceiveWaiter final : public ReceiveWaiter {
+ public:
+  FakeReceiveWaiter(OpenFile& file, pid_t pid, std::size_t size, Outcome& outcome)
+      : ReceiveWaiter(file, pid, size), outcome_(&outcome) {}
+  ~FakeReceiveWaiter() override { outcome_->destroyed = true; }
+
+  bool deliver(std::span<const iovec> data) override {
+    ++outcome_->answers;
+    if (outcome_->refuse) return false;
+    outcome_->got = text_of(data);
+    return true;
+  }
+  void fail(int error) override {
+    ++outcome_->answers;
+    outcome_->error = error;
+  }
+
+ private:
+  Outcome* outcome_;
+};
+
+class FakeSendWaiter final : public SendWaiter {
+ public:
+  FakeSendWaiter(OpenFile& file, pid_t pid, Outcome& outcome) : SendWaiter(file, pid), outcome_(&outcome) {}
+  ~FakeSendWaiter() override { outcome_->destroyed = true; }
+
+  bool accept(std::size_t n) override {
+    ++outcome_->answers;
+    outcome_->accepted = n;
+    return !outcome_->refuse;
+  }
+  void fail(int error) override {
+    ++outcome_->answers;
+    outcome_->error = error;
+  }
+
+ private:
+  Outcome* outcome_;
+};
+
+class CountingWatch final : public Watch {
+ public:
+  explicit CountingWatch(int& count) : count_(&count) {}
+  void notify() override { ++*count_; }
+
+ private:
+  int* count_;
+};
+
+// One queue of a mount with the given limits, with a writer and a `stream`
+// reader open (a `cat` that keeps consuming). Answers every parked request
+// on the way out, as the daemon does at shutdown.
+struct Rig {
+  explicit Rig(const Settings& settings = {}, uint64_t max_bytes = 1 << 20, uint64_t max_nodes = 100)
+      : budget(max_nodes, max_bytes),
+        queue(std::make_shared<Queue>(budget, timeouts, settings)),
+        writer(open(false, true)),
+        reader(open(true, false)) {
+    reader.set_read_mode(ReadMode::stream);
+  }
+  ~Rig() { queue->cancel_all(ECANCELED); }
+
+  OpenFile& open(bool reads = true, bool writes = true) {
+    return *files.emplace_back(std::make_unique<OpenFile>(queue, reads, writes));
+  }
+  // Closes `file`: drops the unread rest of a message it holds.
+  void close(OpenFile& file) {
+    for (auto& f : files)
+      if (f.get() == &file) f.reset();
+  }
+
+  // A write that would not wait: 0, or -EMSGSIZE, -ENOSPC, -EAGAIN with nothing queued.
+  int send(std::string_view text, pid_t pid = kWriterPid) { return send(writer, text, pid); }
+  int send(OpenFile& file, std::string_view text, pid_t pid = kWriterPid) {
+    FakeSender to;
+    return queue->send(file, bytes_of(text), pid, to);
+  }
+
+  // A read that would not wait: the bytes it got, or nothing if it would block.
+  std::optional<std::string> receive(std::size_t size = 1 << 16) { return receive(reader, size); }
+  std::optional<std::string> receive(OpenFile& file, std::size_t size = 1 << 16, pid_t pid = kReaderPid) {
+    FakeReceiver to;
+    const int status = queue->receive(file, size, pid, to);
+    if (status == 0) {
+      EXPECT_EQ(to.answers, 0) << "a read that must wait is not answered";
+      return std::nullopt;
+    }
+    EXPECT_EQ(status, 1);
+    EXPECT_EQ(to.answers, 1) << "a finished read is answered exactly once";
+    return to.got;
+  }
+
+  // A read that found the queue empty, parked at `now`.
+  Outcome& park_reader(OpenFile& file, std::size_t size = 1 << 16, pid_t pid = kReaderPid,
+                       Clock::time_point now = kT0) {
+    Outcome& outcome = outcomes.emplace_back();
+    queue->receive_later(std::make_unique<FakeReceiveWaiter>(file, pid, size, outcome), now);
+    return outcome;
+  }
+  Outcome& park_reader() { return park_reader(reader); }
+
+  // A write that found the queue full, parked at `now` with its message.
+  Outcome& park_writer(std::string_view text, pid_t pid = kWriterPid, Clock::time_point now = kT0) {
+    return park_writer(writer, text, pid, now);
+  }
+  Outcome& park_writer(OpenFile& file, std::string_view text, pid_t pid = kWriterPid, Clock::time_point now = kT0) {
+    Outcome& outcome = outcomes.emplace_back();
+    EXPECT_EQ(queue->send_later(std::make_unique<FakeSendWaiter>(file, pid, outcome), bytes_of(text), now), 0);
+    return outcome;
+  }
+
+  // Every message queued now, in the order reads get them.
+  std::vector<std::string> drain() {
+    std::vector<std::string> got;
+    while (auto message = receive()) got.push_back(*message);
+    return got;
+  }
+
+  // Declared in the order they must be built; destroyed the other way round.
+  Budget budget;
+  Timeouts timeouts;
+  std::deque<Outcome> outcomes;  // outlive the queue, which answers waiters until its last moment
+  std::shared_ptr<Queue> queue;
+  std::deque<std::unique_ptr<OpenFile>> files;
+  OpenFile& writer;
+  OpenFile& reader;
+};
+
+}  // namespace mqfs::engine
