@@ -66,6 +66,22 @@ constexpr Attribute integer(std::string_view name) {
   };
 }
 
+// A setting that is one of a few words (read mode, framing).
+template <auto Field, auto Parse>
+constexpr Attribute word(std::string_view name) {
+  return Attribute{
+      name,
+      [](Settings& s, std::string_view text) {
+        auto value = Parse(text);
+        if (!value) return -EINVAL;
+        s.*Field = *value;
+        return 0;
+      },
+      [](Settings& to, const Settings& from) { to.*Field = from.*Field; },
+      [](const Queue& q) { return std::string(to_string(q.settings().*Field)); },
+  };
+}
+
 // A read-only counter of the queue.
 template <class Get>
 constexpr Attribute counter(std::string_view name, Get) {
@@ -76,30 +92,10 @@ const Attribute kAttributes[] = {
     integer<&Settings::priority, 0, kMaxPriority>("priority"),
     integer<&Settings::maxmsg, 1, kMaxMaxmsg>("maxmsg"),
     integer<&Settings::msgsize, 1, kMaxMsgsize>("msgsize"),
-    Attribute{
-        "read_mode",
-        [](Settings& s, std::string_view text) {
-          auto mode = parse_read_mode(text);
-          if (!mode) return -EINVAL;
-          s.read_mode = *mode;
-          return 0;
-        },
-        [](Settings& to, const Settings& from) { to.read_mode = from.read_mode; },
-        [](const Queue& q) { return std::string(to_string(q.settings().read_mode)); },
-    },
+    word<&Settings::read_mode, parse_read_mode>("read_mode"),
     integer<&Settings::recv_timeout_ms, 0, kMaxTimeoutMs>("recv_timeout_ms"),
     integer<&Settings::send_timeout_ms, 0, kMaxTimeoutMs>("send_timeout_ms"),
-    Attribute{
-        "framing",
-        [](Settings& s, std::string_view text) {
-          auto framing = parse_framing(text);
-          if (!framing) return -EINVAL;
-          s.framing = *framing;
-          return 0;
-        },
-        [](Settings& to, const Settings& from) { to.framing = from.framing; },
-        [](const Queue& q) { return std::string(to_string(q.settings().framing)); },
-    },
+    word<&Settings::framing, parse_framing>("framing"),
     counter("curmsgs", [](const Queue& q) { return q.curmsgs(); }),
     counter("curbytes", [](const Queue& q) { return q.curbytes(); }),
     counter("sent", [](const Queue& q) { return q.sent(); }),
