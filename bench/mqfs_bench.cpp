@@ -12,6 +12,10 @@
 // Every case is run in every round; ratios are taken within a round (both
 // figures measured minutes apart at most, under the same load) and the median
 // over the rounds is printed.
+//
+// The batched cases (mqfs-u32, mqfs-line) are mqfs queues with framing: each
+// write(2) carries a batch of messages (u32 frames or lines) and each read(2)
+// in stream mode returns as many whole ones as fit; readers count messages.
 #include <dirent.h>
 #include <fcntl.h>
 #include <mqueue.h>
@@ -133,6 +137,12 @@ struct Options {
   long op_batch = 200;     // per-message operations timed between two fills
   int shell_echo_n = 1000;
   int shell_cat_n = 100;
+  // The batched (framed) mqfs cases.
+  std::vector<std::string> framings{"u32", "line"};
+  std::vector<int> framed_procs;  // empty: the same as procs
+  size_t batch = 65536;           // bytes of frames per write (at least one frame)
+  size_t read_buffer = 65536;     // bytes per read (at least one frame)
+  long framed_depth = 4096;       // messages a framed queue holds
   std::optional<Mount> mqfs, noop_st, noop_mt;
   std::string scratch;
   std::string markdown, plot_data, plot_vars, raw;
@@ -157,6 +167,12 @@ void usage() {
       "  --depth N               messages a queue holds (default 10)\n"
       "  --window-ms N           measured window per case (default 150)\n"
       "  --warmup-ms N           uncounted start of each case (default 50)\n"
+      "  --framing LIST          batched mqfs cases, of u32, line, or none (default u32,line)\n"
+      "  --batch BYTES           frames per write of a batched case: as many as fit (default 65536)\n"
+      "  --read-buffer BYTES     read(2) buffer of a batched case's readers (default 65536)\n"
+      "  --framed-depth N        messages a batched case's queue holds (default 4096)\n"
+      "  --framed-procs LIST     writers (= readers) of the batched cases, of those in --procs\n"
+      "                          (default: all of them; --quick: the first)\n"
       "  --scratch DIR           a directory on tmpfs for FIFOs and files (default: made in /dev/shm)\n"
       "  --markdown FILE         also write the report here\n"
       "  --plot-data FILE        messages/s per size, for plot.gp\n"
@@ -208,6 +224,25 @@ Options parse_options(int argc, char** argv) {
       window_given = true;
     } else if (a == "--warmup-ms") {
       o.warm_ns = std::max(0L, std::atol(value(i).c_str())) * kMs;
+    } else if (a == "--framing") {
+      o.framings.clear();
+      for (auto& f : split(value(i), ',')) {
+        if (f == "none") continue;
+        if (f != "u32" && f != "line") {
+          std::fprintf(stderr, "mqfs_bench: unknown framing %s (u32, line, none)\n", f.c_str());
+          std::exit(2);
+        }
+        o.framings.push_back(f);
+      }
+    } else if (a == "--batch") {
+      o.batch = std::clamp<size_t>(std::strtoul(value(i).c_str(), nullptr, 10), 1, 1 << 20);
+    } else if (a == "--read-buffer") {
+      o.read_buffer = std::clamp<size_t>(std::strtoul(value(i).c_str(), nullptr, 10), 1, 1 << 20);
+    } else if (a == "--framed-depth") {
+      o.framed_depth = std::clamp(std::atol(value(i).c_str()), 1L, 1L << 30);
+    } else if (a == "--framed-procs") {
+      o.framed_procs.clear();
+      for (auto& s : split(value(i), ',')) o.framed_procs.push_back(std::clamp(std::atoi(s.c_str()), 1, 8));
     } else if (a == "--mqfs") {
       o.mqfs = parse_mount(value(i));
     } else if (a == "--noop-st") {
@@ -238,6 +273,10 @@ Options parse_options(int argc, char** argv) {
     o.shell_echo_n = 300;
     o.shell_cat_n = 30;
   }
+  // --quick keeps to about a minute: batched cases with the first process
+  // count only (1+1 by default).
+  if (o.framed_procs.empty())
+    o.framed_procs = o.quick && !o.procs.empty() ? std::vector<int>{o.procs.front()} : o.procs;
   return o;
 }
 
@@ -318,7 +357,9 @@ int thread_count(pid_t pid) {
 
 // ---------------------------------------------------------------- transports and queues
 
-enum class Kind { Mqfs, NoopSt, NoopMt, Posix, Sysv, Fifo, Tmpfs };
+// MqfsU32 and MqfsLine: mqfs queues with that framing, measured in batches
+// (run_batched), not one message per call.
+enum class Kind { Mqfs, NoopSt, NoopMt, Posix, Sysv, Fifo, Tmpfs, MqfsU32, MqfsLine };
 
 struct Transport {
   Kind kind;
@@ -328,7 +369,25 @@ struct Transport {
   pid_t daemon = 0;
   bool is_floor() const { return kind == Kind::NoopSt || kind == Kind::NoopMt; }
   bool is_file() const { return kind == Kind::Mqfs || is_floor() || kind == Kind::Tmpfs; }
+  bool is_batched() const { return kind == Kind::MqfsU32 || kind == Kind::MqfsLine; }
 };
+
+// plot.gp's line type (colour, dash, point) of each transport, whatever the
+// column it lands in.
+int line_type(Kind k) {
+  switch (k) {
+    case Kind::Mqfs: return 1;
+    case Kind::Posix: return 2;
+    case Kind::Sysv: return 3;
+    case Kind::Fifo: return 4;
+    case Kind::NoopSt: return 5;
+    case Kind::NoopMt: return 6;
+    case Kind::MqfsU32: return 7;
+    case Kind::MqfsLine: return 8;
+    case Kind::Tmpfs: break;
+  }
+  return 9;
+}
 
 int g_seq = 0;  // makes every queue's name new
 
@@ -373,7 +432,8 @@ void set_xattr(const std::string& path, const char* name, const std::string& val
 
 class MqfsQueue : public FileQueue {
  public:
-  MqfsQueue(const std::string& dir, size_t size, long maxmsg, const char* read_mode)
+  // framing: nullptr leaves the mount's default (none, as run.sh mounts it).
+  MqfsQueue(const std::string& dir, size_t size, long maxmsg, const char* read_mode, const char* framing = nullptr)
       : FileQueue(format("%s/q%d", dir.c_str(), ++g_seq), size) {
     int fd = open(path_.c_str(), O_CREAT | O_EXCL | O_RDWR | O_CLOEXEC, 0666);
     if (fd < 0) throw sys_error("create " + path_);
@@ -381,6 +441,7 @@ class MqfsQueue : public FileQueue {
     made_ = true;
     set_xattr(path_, "user.mq.maxmsg", std::to_string(maxmsg));
     set_xattr(path_, "user.mq.read_mode", read_mode);
+    if (framing) set_xattr(path_, "user.mq.framing", framing);
   }
   ~MqfsQueue() override {
     if (made_) unlink(path_.c_str());  // messages left are freed at the last close
@@ -475,7 +536,9 @@ std::unique_ptr<Queue> make_queue(const Transport& t, size_t size, long depth) {
     case Kind::Sysv:
       return std::make_unique<SysvQueue>(size, depth);
     case Kind::Tmpfs:
-      break;
+    case Kind::MqfsU32:
+    case Kind::MqfsLine:
+      break;  // run_batched makes its own
   }
   throw std::logic_error("no queue of " + t.id);
 }
@@ -489,6 +552,7 @@ constexpr uint32_t kMaxSamples = 1 << 19;
 struct Slot {
   int done;  // 1 when the worker ended normally
   uint64_t count;
+  uint64_t calls;  // batched readers: the read(2)s counted
   int64_t elapsed_ns;
   char error[160];
 };
@@ -696,6 +760,123 @@ Outcome run_throughput(const Transport& t, size_t size, int procs, const Placeme
   uint64_t bytes = 0;
   for (int i = procs; i < 2 * procs; ++i) bytes += board.slots[i].count;
   out.value = static_cast<double>(bytes) / static_cast<double>(size) / (static_cast<double>(o.window_ns) / 1e9);
+  return out;
+}
+
+// ---------------------------------------------------------------- batched (framed) mqfs
+
+// One message on the wire of a framed queue: u32, a 4-byte little-endian
+// length and `size` bytes; line, `size` bytes of which the last is '\n'.
+size_t frame_bytes(Kind k, size_t size) { return k == Kind::MqfsU32 ? size + 4 : size; }
+
+// As many frames as fit in --batch bytes, at least one.
+size_t frames_per_write(Kind k, size_t size, const Options& o) {
+  return std::max<size_t>(1, o.batch / frame_bytes(k, size));
+}
+
+// --read-buffer, but at least one frame (a u32 read too small for the next
+// frame fails with EMSGSIZE).
+size_t read_buffer_of(Kind k, size_t size, const Options& o) { return std::max(o.read_buffer, frame_bytes(k, size)); }
+
+std::vector<char> make_batch(Kind k, size_t size, size_t frames) {
+  const size_t fb = frame_bytes(k, size);
+  std::vector<char> batch(fb * frames, 'm');
+  for (size_t i = 0; i < frames; ++i) {
+    char* f = batch.data() + i * fb;
+    if (k == Kind::MqfsU32) {
+      for (int b = 0; b < 4; ++b) f[b] = static_cast<char>((size >> (8 * b)) & 0xff);
+    } else {
+      f[fb - 1] = '\n';
+    }
+  }
+  return batch;
+}
+
+// The messages in what one read returned: whole frames (lines) of `size`
+// bytes, or the run is wrong and says so.
+uint64_t count_frames(Kind k, const char* p, size_t n, size_t size) {
+  uint64_t count = 0;
+  if (k == Kind::MqfsU32) {
+    const auto* u = reinterpret_cast<const unsigned char*>(p);
+    for (size_t at = 0; at < n; ++count) {
+      const uint32_t len = n - at < 4 ? 0 : u[at] | u[at + 1] << 8 | u[at + 2] << 16 | static_cast<uint32_t>(u[at + 3]) << 24;
+      if (len != size || n - at - 4 < len)
+        throw std::runtime_error(format("read %zu bytes: not whole frames of %zu bytes (at %zu, length %u)", n, size,
+                                        at, len));
+      at += 4 + len;
+    }
+    return count;
+  }
+  for (const char* at = p; (at = static_cast<const char*>(std::memchr(at, '\n', static_cast<size_t>(p + n - at))));
+       ++at)
+    ++count;
+  if (count * size != n || p[n - 1] != '\n')
+    throw std::runtime_error(format("read %zu bytes: not whole lines of %zu bytes (%llu newlines)", n, size,
+                                    static_cast<unsigned long long>(count)));
+  return count;
+}
+
+// Messages per second through one framed mqfs queue (user.mq.framing u32 or
+// line, read_mode=stream, maxmsg=--framed-depth), `procs` writers and `procs`
+// readers. Each write(2) carries frames_per_write() messages (blocking: it
+// returns when all are queued; a short one, on a signal, is continued); each
+// read(2) gets as many whole ones as fit in the buffer, and the reader counts
+// them. value = messages/s, value2 = messages per read(2).
+Outcome run_batched(const Transport& t, size_t size, int procs, const Placement& p, const Options& o, Board& board) {
+  MqfsQueue q(t.dir, size, o.framed_depth, "stream", t.kind == Kind::MqfsU32 ? "u32" : "line");
+  const std::string& path = q.path();
+  const size_t frames = frames_per_write(t.kind, size, o);
+  const size_t cap = read_buffer_of(t.kind, size, o);
+  Crew crew(board);
+  for (int i = 0; i < procs; ++i) {
+    crew.spawn(p.writers, [&](Slot&) {
+      const std::vector<char> batch = make_batch(t.kind, size, frames);
+      const int fd = open(path.c_str(), O_WRONLY | O_CLOEXEC);
+      if (fd < 0) throw sys_error("open " + path);
+      crew.await_start();
+      while (!g_stop && now_ns() < board.end) {
+        for (size_t off = 0; off < batch.size() && !g_stop;) {
+          const ssize_t n = write(fd, batch.data() + off, batch.size() - off);
+          if (n < 0 && errno == EINTR) return;
+          if (n < 0) throw sys_error("framed write");
+          if (n == 0) throw std::runtime_error("framed write: wrote nothing");
+          off += static_cast<size_t>(n);
+        }
+      }
+    });
+  }
+  for (int i = 0; i < procs; ++i) {
+    crew.spawn(p.readers, [&](Slot& slot) {
+      std::vector<char> buf(cap);
+      const int fd = open(path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0) throw sys_error("open " + path);
+      crew.await_start();
+      while (!g_stop) {
+        const ssize_t n = read(fd, buf.data(), buf.size());
+        if (n < 0 && errno == EINTR) break;
+        if (n < 0) throw sys_error("framed read");
+        if (n == 0) throw std::runtime_error("framed read: end of file");
+        const int64_t now = now_ns();
+        if (now >= board.end) break;
+        const uint64_t got = count_frames(t.kind, buf.data(), static_cast<size_t>(n), size);
+        if (now >= board.warm) {
+          slot.count += got;
+          ++slot.calls;
+        }
+      }
+    });
+  }
+  crew.start(o.warm_ns, o.window_ns);
+  Outcome out;
+  out.error = crew.finish();
+  if (!out.error.empty()) return out;
+  uint64_t messages = 0, reads = 0;
+  for (int i = procs; i < 2 * procs; ++i) {
+    messages += board.slots[i].count;
+    reads += board.slots[i].calls;
+  }
+  out.value = static_cast<double>(messages) / (static_cast<double>(o.window_ns) / 1e9);
+  if (reads) out.value2 = static_cast<double>(messages) / static_cast<double>(reads);
   return out;
 }
 
@@ -1093,6 +1274,9 @@ std::string tput_key(const Placement& p, size_t size, int procs, const Transport
 std::string lat_key(const char* which, const Placement& p, size_t size, const Transport& t) {
   return format("%s/%s/%zu/%s", which, p.id.c_str(), size, t.id.c_str());
 }
+std::string per_read_key(const Placement& p, size_t size, int procs, const Transport& t) {
+  return format("per-read/%s/%zu/%d/%s", p.id.c_str(), size, procs, t.id.c_str());
+}
 std::string op_key(const Placement& p, const OpInfo& op, const Transport& t) {
   return format("op/%s/%s/%s", p.id.c_str(), op.id, t.id.c_str());
 }
@@ -1194,6 +1378,7 @@ struct Run {
   std::vector<Placement> placements;
   std::vector<Transport> queues;  // throughput and latency
   std::vector<Transport> files;   // per-message operations
+  std::vector<Transport> batched;  // framed mqfs: throughput only
   Results results;
   std::map<std::string, int> errors;  // distinct error -> how many cases
   std::vector<std::string> header_notes;
@@ -1255,7 +1440,42 @@ std::string render(const Run& run, const std::string& started, const std::string
   md << "- Placements: ";
   for (size_t i = 0; i < run.placements.size(); ++i)
     md << (i ? "; " : "") << "`" << run.placements[i].id << "` = " << run.placements[i].title;
-  md << ".\n\n";
+  md << ".\n";
+  const Transport* posix = run.find(Kind::Posix, run.queues);
+  if (!run.batched.empty()) {
+    md << "- Batched cases (";
+    for (size_t i = 0; i < run.batched.size(); ++i) md << (i ? ", " : "") << "`" << run.batched[i].id << "`";
+    md << format("): an mqfs queue with `user.mq.framing` = u32 or line, "
+                 "`read_mode=stream`, `maxmsg=%ld`; each write carries as many messages as fit in %zu bytes (a u32 "
+                 "frame is 4 + size bytes, a line is size bytes with its newline), each read has a buffer of %zu "
+                 "bytes (at least one frame) and its messages are counted; ",
+                 o.framed_depth, o.batch, o.read_buffer);
+    md << "writers+readers: ";
+    bool first = true;
+    for (int n : o.framed_procs)
+      if (std::count(o.procs.begin(), o.procs.end(), n)) {
+        md << (first ? "" : ", ") << n << "+" << n;
+        first = false;
+      }
+    md << ".\n";
+    // The project's target: one framed write of 64-byte messages moves at
+    // least as many messages per second as the kernel's queue, one call each.
+    const Transport* u32 = run.find(Kind::MqfsU32, run.batched);
+    const bool measured = std::count(o.sizes.begin(), o.sizes.end(), 64) &&
+                          std::count(o.procs.begin(), o.procs.end(), 1) &&
+                          std::count(o.framed_procs.begin(), o.framed_procs.end(), 1);
+    if (u32 && posix && measured) {
+      md << "- **Target** (u32 framing, 64 B messages, 1+1: mqfs-u32 messages/s >= POSIX mq in the same round): ";
+      for (size_t i = 0; i < run.placements.size(); ++i) {
+        const auto& p = run.placements[i];
+        double v = r.ratio(tput_key(p, 64, 1, *u32), tput_key(p, 64, 1, *posix));
+        md << (i ? "; " : "") << p.id << " " << fmt_ratio(v)
+           << (!std::isfinite(v) ? "" : v >= 1 ? " (met)" : " (not met)");
+      }
+      md << ".\n";
+    }
+  }
+  md << "\n";
 
   for (const auto& p : run.placements) {
     md << "## Throughput, " << p.id << ": " << p.title << "\n\n";
@@ -1291,6 +1511,48 @@ std::string render(const Run& run, const std::string& started, const std::string
         md << "\n";
       }
     md << "\n";
+
+    if (!run.batched.empty()) {
+      md << "## Batched (framed) mqfs, " << p.id << "\n\n";
+      md << format("Messages per second through one framed mqfs queue (`maxmsg=%ld`, `read_mode=stream`), N writers "
+                   "and N readers, many messages per write(2) and per read(2); beside it the one-message-per-call "
+                   "cases of the table above, measured in the same round just before. `per write / read`: messages "
+                   "each write carried / the mean each read returned. Ratios are taken within a round.\n\n",
+                   o.framed_depth);
+      md << "| size | procs |";
+      for (auto& b : run.batched) md << " " << b.id << " msg/s | " << b.id << " per write / read |";
+      if (posix) md << " POSIX mq msg/s |";
+      if (mqfs) md << " mqfs msg/s |";
+      for (auto& b : run.batched) {
+        if (posix) md << " " << b.id << " / POSIX |";
+        if (mqfs) md << " " << b.id << " / mqfs |";
+      }
+      md << "\n|---|---|";
+      for (size_t i = 0; i < run.batched.size(); ++i) md << "---:|---:|";
+      if (posix) md << "---:|";
+      if (mqfs) md << "---:|";
+      for (size_t i = 0; i < run.batched.size(); ++i) md << (posix ? "---:|" : "") << (mqfs ? "---:|" : "");
+      md << "\n";
+      for (size_t size : o.sizes)
+        for (int procs : o.procs) {
+          if (!std::count(o.framed_procs.begin(), o.framed_procs.end(), procs)) continue;
+          md << "| " << fmt_size(size) << " | " << procs << "+" << procs << " |";
+          for (auto& b : run.batched) {
+            const double per_read = r.median(per_read_key(p, size, procs, b));
+            md << " " << fmt_rate(r.median(tput_key(p, size, procs, b))) << " | "
+               << frames_per_write(b.kind, size, o) << " / "
+               << (std::isfinite(per_read) ? format("%.0f", per_read) : "n/a") << " |";
+          }
+          if (posix) md << " " << fmt_rate(r.median(tput_key(p, size, procs, *posix))) << " |";
+          if (mqfs) md << " " << fmt_rate(r.median(tput_key(p, size, procs, *mqfs))) << " |";
+          for (auto& b : run.batched) {
+            if (posix) md << " " << fmt_ratio(r.ratio(tput_key(p, size, procs, b), tput_key(p, size, procs, *posix))) << " |";
+            if (mqfs) md << " " << fmt_ratio(r.ratio(tput_key(p, size, procs, b), tput_key(p, size, procs, *mqfs))) << " |";
+          }
+          md << "\n";
+        }
+      md << "\n";
+    }
 
     md << "## Round-trip latency, " << p.id << "\n\n";
     md << "Ping-pong over two queues of one message each, microseconds, p50 / p99. On the floors nothing waits: "
@@ -1388,14 +1650,16 @@ std::string render(const Run& run, const std::string& started, const std::string
 void write_plot(const Run& run, const std::string& data, const std::string& vars) {
   const Options& o = run.o;
   std::ostringstream d;
+  std::vector<Transport> lines = run.queues;
+  lines.insert(lines.end(), run.batched.begin(), run.batched.end());
   for (const auto& p : run.placements)
     for (int procs : o.procs) {
       d << "size";
-      for (auto& t : run.queues) d << " \"" << t.title << "\"";
+      for (auto& t : lines) d << " \"" << t.title << "\"";
       d << "\n";
       for (size_t size : o.sizes) {
         d << size;
-        for (auto& t : run.queues) {
+        for (auto& t : lines) {
           double v = run.results.median(tput_key(p, size, procs, t));
           d << " " << (std::isfinite(v) ? format("%.1f", v) : "NaN");
         }
@@ -1410,7 +1674,10 @@ void write_plot(const Run& run, const std::string& data, const std::string& vars
   for (size_t i = 0; i < run.placements.size(); ++i) v << (i ? " " : "") << run.placements[i].id;
   v << "\"\nprocs = \"";
   for (size_t i = 0; i < o.procs.size(); ++i) v << (i ? " " : "") << o.procs[i];
-  v << "\"\nncolumns = " << run.queues.size() + 1 << "\n";
+  v << "\"\nncolumns = " << lines.size() + 1 << "\n";
+  v << "linetypes = \"";
+  for (size_t i = 0; i < lines.size(); ++i) v << (i ? " " : "") << line_type(lines[i].kind);
+  v << "\"\n";
   for (size_t i = 0; i < run.placements.size(); ++i)
     v << "placement_title_" << i + 1 << " = \"" << run.placements[i].title << "\"\n";
   write_text(vars, v.str());
@@ -1446,7 +1713,7 @@ int main(int argc, char** argv) {
   cpu_set_t all;
   sched_getaffinity(0, sizeof all, &all);
   std::vector<std::string> skipped;
-  Run run{o, make_placements(o, all, skipped), {}, {}, Results(o.rounds), {}, {}, 0};
+  Run run{o, make_placements(o, all, skipped), {}, {}, {}, Results(o.rounds), {}, {}, 0};
   for (auto& s : skipped) run.header_notes.push_back("placement skipped: " + s);
 
   for (auto& n : prepare_kernel_limits(o)) run.header_notes.push_back(n);
@@ -1474,6 +1741,11 @@ int main(int argc, char** argv) {
   for (auto& t : run.queues)
     if (t.kind != Kind::Sysv && t.kind != Kind::Fifo) run.files.push_back(t);
   run.files.push_back({Kind::Tmpfs, "tmpfs", "tmpfs file", o.scratch, 0});
+  if (o.mqfs)
+    for (auto& f : o.framings) {
+      if (f == "u32") run.batched.push_back({Kind::MqfsU32, "mqfs-u32", "mqfs u32 (batched)", o.mqfs->dir, o.mqfs->daemon});
+      if (f == "line") run.batched.push_back({Kind::MqfsLine, "mqfs-line", "mqfs line (batched)", o.mqfs->dir, o.mqfs->daemon});
+    }
   if (!o.mqfs) std::fprintf(stderr, "mqfs_bench: no --mqfs given; measuring the others only\n");
 
   // The daemons' affinity is restored at the end: a mount may outlive us.
@@ -1485,7 +1757,10 @@ int main(int argc, char** argv) {
     }
 
   Board* board = make_board();
-  const size_t per_placement = o.sizes.size() * (o.procs.size() + 1) * run.queues.size();
+  size_t framed_procs = 0;
+  for (int n : o.framed_procs) framed_procs += std::count(o.procs.begin(), o.procs.end(), n) > 0;
+  const size_t per_placement =
+      o.sizes.size() * ((o.procs.size() + 1) * run.queues.size() + framed_procs * run.batched.size());
   // Per placement and round: the cases' windows plus ~35 ms each of forking
   // and set-up, the C loops (timed window plus refills), the shell loops.
   const double est = static_cast<double>(o.rounds * run.placements.size()) *
@@ -1501,13 +1776,16 @@ int main(int argc, char** argv) {
   const CpuTimes cpu_before = cpu_times();
   const int64_t t_begin = now_ns();
 
-  // Runs one case under the watchdog; a transport that hung once is skipped.
+  // Runs one case under the watchdog; a transport that hung once is skipped,
+  // and so is every other transport of the same daemon (mqfs and its batched
+  // cases).
   Watchdog watchdog;
   std::set<std::string> hung;
+  auto hung_key = [](const Transport& t) { return t.daemon > 0 ? format("daemon %d", t.daemon) : t.id; };
   auto guarded = [&](const Transport& t, int64_t expected, const std::string& what,
                      const std::function<Outcome()>& run_case) {
     Outcome out;
-    if (hung.count(t.id)) {
+    if (hung.count(hung_key(t))) {
       out.error = t.id + " hung earlier: skipped";
     } else {
       watchdog.arm(t.daemon, expected + kCaseSlack);
@@ -1517,7 +1795,7 @@ int main(int argc, char** argv) {
         out.error = e.what();
       }
       if (watchdog.disarm()) {
-        hung.insert(t.id);
+        hung.insert(hung_key(t));
         out = Outcome{};
         out.error = format("%s did not answer within %lld s: its daemon (pid %d) was killed", t.id.c_str(),
                            static_cast<long long>((expected + kCaseSlack) / 1000000000), t.daemon);
@@ -1535,12 +1813,22 @@ int main(int argc, char** argv) {
                    static_cast<double>(now_ns() - t_begin) / 1e9);
       for (auto& t : run.queues) pin_process(t.daemon, p.daemon);
       for (size_t size : o.sizes) {
-        for (int procs : o.procs)
+        for (int procs : o.procs) {
           for (const auto& t : run.queues) {
             Outcome out = guarded(t, case_time, format("throughput %s %zu B %d+%d %s", t.id.c_str(), size, procs, procs, p.id.c_str()),
                                   [&] { return run_throughput(t, size, procs, p, o, *board); });
             run.results.put(tput_key(p, size, procs, t), round, out.value);
           }
+          // Right after the POSIX queue of the same size and processes: the
+          // ratio compares figures measured seconds apart.
+          if (std::count(o.framed_procs.begin(), o.framed_procs.end(), procs) == 0) continue;
+          for (const auto& t : run.batched) {
+            Outcome out = guarded(t, case_time, format("batched %s %zu B %d+%d %s", t.id.c_str(), size, procs, procs, p.id.c_str()),
+                                  [&] { return run_batched(t, size, procs, p, o, *board); });
+            run.results.put(tput_key(p, size, procs, t), round, out.value);
+            run.results.put(per_read_key(p, size, procs, t), round, out.value2);
+          }
+        }
         for (const auto& t : run.queues) {
           Outcome out = guarded(t, case_time, format("latency %s %zu B %s", t.id.c_str(), size, p.id.c_str()),
                                 [&] { return run_latency(t, size, p, o, *board); });

@@ -9,11 +9,14 @@
 # (the report, also printed) and latest.png (the plot), with latest.dat,
 # latest.vars.gp and latest.csv (every round's values) beside them.
 # --OPTION VALUE pairs go to mqfs_bench (e.g. --placements cpu0,split,free,
-# --rounds 7; see build-bench/mqfs_bench --help).
+# --rounds 7, --framing none; see build-bench/mqfs_bench --help).
+# The batched cases (mqfs-u32, mqfs-line: framed queues, many messages per
+# write and read) set their framing, read mode and depth (maxmsg=4096) on their
+# own queues by xattrs; the mount options stay those of the other cases.
 #
 # Run as root (private IPC namespace for the kernel queues' limits, pinning
 # the daemons), on a quiet machine: other load moves every number.
-# Default run: about 5 minutes; --quick: about 1.
+# Default run: about 6 minutes; --quick: about 1.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -27,7 +30,7 @@ limit=900  # seconds: the whole benchmark, whatever happens to a mount
 while [ $# -gt 0 ]; do
   case $1 in
     --quick) bench_args+=(--quick); limit=300 ;;
-    -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     --*)
       [ $# -ge 2 ] || { echo "run.sh: $1 needs a value" >&2; exit 2; }
       bench_args+=("$1" "$2"); shift ;;
