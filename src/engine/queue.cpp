@@ -63,8 +63,11 @@ int Queue::read_now(OpenFile& file, std::size_t size, pid_t pid, Receiver& to) {
   if (settings_.framing == Framing::u32 ||
       (settings_.framing == Framing::line && file.read_mode() == ReadMode::stream))
     return read_batch(file, size, pid, to);
+  return read_message(file, size, pid, to);
+}
 
-  // One message, without a copy; a short buffer leaves the rest with the file.
+// One message, without a copy; a short buffer leaves the rest with the file.
+int Queue::read_message(OpenFile& file, std::size_t size, pid_t pid, Receiver& to) {
   const Message* front = store_.front();
   const iovec part{const_cast<std::byte*>(front->bytes().data()), std::min<std::size_t>(size, front->size())};
   if (!to.deliver({&part, 1})) return 1;  // the reader is gone: the message stays
@@ -103,14 +106,7 @@ int Queue::read_batch(OpenFile& file, std::size_t size, pid_t pid, Receiver& to)
   });
   if (count == 0) {
     if (u32) return -EMSGSIZE;  // whole frames only
-    // A line longer than the buffer is read in parts, as an unframed message.
-    const Message* front = store_.front();
-    const iovec part{const_cast<std::byte*>(front->bytes().data()), size};
-    if (!to.deliver({&part, 1})) return 1;
-    file.rest_ = store_.pop_front();
-    file.rest_offset_ = size;
-    taken(file, 1, pid);
-    return 1;
+    return read_message(file, size, pid, to);  // a line longer than the buffer comes in parts
   }
   const iovec all{gather.data(), gather.size()};
   if (!to.deliver({&all, 1})) return 1;

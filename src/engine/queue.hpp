@@ -106,6 +106,7 @@ class Queue {
 
  private:
   int read_now(OpenFile& file, std::size_t size, pid_t pid, Receiver& to);
+  int read_message(OpenFile& file, std::size_t size, pid_t pid, Receiver& to);
   int read_batch(OpenFile& file, std::size_t size, pid_t pid, Receiver& to);
   void taken(OpenFile& file, std::size_t count, pid_t pid);
   void enqueue(MessagePtr message, pid_t pid);

@@ -1,6 +1,8 @@
 """Framing modes (SPEC section 7): one write or read carries many messages."""
+import contextlib
 import errno
 import os
+import signal
 import struct
 import subprocess
 import time
@@ -8,6 +10,20 @@ import time
 import pytest
 
 from conftest import wait_until
+
+
+@contextlib.contextmanager
+def deadline(seconds):
+    """Ends a blocking call in this process after `seconds` (SIGALRM)."""
+    def expire(signum, frame):
+        raise TimeoutError(f"still blocked after {seconds}s")
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
 
 
 def frames(*payloads):
@@ -67,7 +83,7 @@ def test_line_message_mode_delivers_one_line_then_end_of_file(mq):
 
 def test_an_unfinished_line_waits_for_its_end_or_for_close(mq):
     q = framed_queue(mq, "q", "line")
-    fd = os.open(q, os.O_WRONLY)
+    fd = os.open(q, os.O_WRONLY | os.O_NONBLOCK)
     os.write(fd, b"hel")
     assert mq.getattr("q", "curmsgs") == "0"
     os.write(fd, b"lo\nwor")
@@ -79,7 +95,7 @@ def test_an_unfinished_line_waits_for_its_end_or_for_close(mq):
 
 def test_a_line_longer_than_msgsize_fails_after_the_lines_before_it(mq):
     q = framed_queue(mq, "q", "line", msgsize=8)
-    fd = os.open(q, os.O_WRONLY)
+    fd = os.open(q, os.O_WRONLY | os.O_NONBLOCK)
     data = b"ok\nfine\n" + b"x" * 20 + b"\nlater\n"
     assert os.write(fd, data) == len(b"ok\nfine\n")  # a short write
     with pytest.raises(OSError) as e:
@@ -92,7 +108,7 @@ def test_a_line_longer_than_msgsize_fails_after_the_lines_before_it(mq):
 def test_u32_frames_round_trip_and_reads_return_whole_frames_only(mq):
     q = framed_queue(mq, "q", "u32", read_mode="stream")
     payloads = [b"a", b"bb" * 50, b"d" * 300]
-    fd = os.open(q, os.O_WRONLY)
+    fd = os.open(q, os.O_WRONLY | os.O_NONBLOCK)
     data = frames(*payloads)
     assert os.write(fd, data) == len(data)
     os.close(fd)
@@ -109,7 +125,7 @@ def test_u32_frames_round_trip_and_reads_return_whole_frames_only(mq):
 
 def test_u32_frame_split_across_writes_and_zero_length_refused(mq):
     q = framed_queue(mq, "q", "u32")
-    fd = os.open(q, os.O_WRONLY)
+    fd = os.open(q, os.O_WRONLY | os.O_NONBLOCK)
     data = frames(b"split me")
     for i in range(len(data)):
         assert os.write(fd, data[i:i + 1]) == 1
@@ -155,9 +171,10 @@ def test_interrupted_framed_write_reports_what_was_queued(mq):
 def test_framed_write_with_timeout_and_nothing_queued_fails_with_etimedout(mq):
     q = framed_queue(mq, "q", "u32", maxmsg=1, send_timeout_ms=100)
     fd = os.open(q, os.O_WRONLY)
-    os.write(fd, frames(b"fill"))
+    with deadline(10):
+        os.write(fd, frames(b"fill"))
     start = time.monotonic()
-    with pytest.raises(OSError) as e:
+    with pytest.raises(OSError) as e, deadline(10):
         os.write(fd, frames(b"more"))
     assert e.value.errno == errno.ETIMEDOUT
     assert time.monotonic() - start >= 0.09
