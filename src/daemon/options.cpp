@@ -13,7 +13,7 @@ namespace mqfs::daemon {
 
 namespace {
 
-enum Key { kSetting, kMaxQueues, kMaxBytes, kLogLevel, kLogFile };
+enum Key { kSetting, kMaxQueues, kMaxBytes, kMaxOpenFiles, kMaxWaiters, kLogLevel, kLogFile };
 
 struct Parsing {
   Options options;
@@ -42,6 +42,15 @@ std::optional<uint64_t> parse_size(std::string_view text) {
   return static_cast<uint64_t>(*value) * scale;
 }
 
+uint64_t& cap_of(fuse::Config& config, int key) {
+  switch (key) {
+    case kMaxQueues: return config.max_queues;
+    case kMaxBytes: return config.max_bytes;
+    case kMaxOpenFiles: return config.max_open_files;
+    default: return config.max_waiters;
+  }
+}
+
 int process(void* data, const char* arg, int key, fuse_args*) {
   auto& p = *static_cast<Parsing*>(data);
   if (key == FUSE_OPT_KEY_NONOPT) {
@@ -61,8 +70,10 @@ int process(void* data, const char* arg, int key, fuse_args*) {
     }
     case kMaxQueues:
     case kMaxBytes:
+    case kMaxOpenFiles:
+    case kMaxWaiters:
       if (auto size = parse_size(value))
-        (key == kMaxQueues ? p.options.config.max_queues : p.options.config.max_bytes) = *size;
+        cap_of(p.options.config, key) = *size;
       else
         fail(p, option, "expected a positive number");
       break;
@@ -90,6 +101,8 @@ std::optional<Options> parse_options(fuse_args& args) {
   for (const std::string& t : templates) table.push_back(FUSE_OPT_KEY(t.c_str(), kSetting));
   table.push_back(FUSE_OPT_KEY("max_queues=", kMaxQueues));
   table.push_back(FUSE_OPT_KEY("max_bytes=", kMaxBytes));
+  table.push_back(FUSE_OPT_KEY("max_open_files=", kMaxOpenFiles));
+  table.push_back(FUSE_OPT_KEY("max_waiters=", kMaxWaiters));
   table.push_back(FUSE_OPT_KEY("log_level=", kLogLevel));
   table.push_back(FUSE_OPT_KEY("log_file=", kLogFile));
   table.push_back(FUSE_OPT_END);
@@ -117,7 +130,10 @@ void print_option_help() {
       "    framing=MODE         none (default), line or u32: many messages per write and read\n"
       "mount-wide limits and logging:\n"
       "    max_queues=N         most queues and directories (default 65536)\n"
-      "    max_bytes=SIZE       most message bytes held in all queues, k/M/G suffixes (default 1G)\n"
+      "    max_bytes=SIZE       most memory for messages in all queues, k/M/G suffixes (default 1G;\n"
+      "                         each message counts its bytes plus 128 of bookkeeping)\n"
+      "    max_open_files=N     most open files of all queues (default 65536; more: ENFILE)\n"
+      "    max_waiters=N        most reads and writes blocked at once (default 65536; more: EAGAIN)\n"
       "    log_level=LEVEL      trace, debug, info (default), warn, error or off\n"
       "    log_file=PATH        log to PATH (default: stderr with -f, else syslog)\n",
       static_cast<long long>(engine::kMaxMsgsize));

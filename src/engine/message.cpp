@@ -8,7 +8,7 @@ namespace mqfs::engine {
 
 void MessageDeleter::operator()(Message* message) const {
   if (!message) return;
-  budget->release_bytes(message->size());
+  budget->release_bytes(message->size() + budget->message_overhead());
   message->~Message();
   ::operator delete(message);
 }
@@ -16,12 +16,13 @@ void MessageDeleter::operator()(Message* message) const {
 MessagePtr Message::make(Budget& budget, std::span<const std::byte> head, std::span<const std::byte> tail,
                          Priority priority) {
   const std::size_t size = head.size() + tail.size();
-  if (!budget.reserve_bytes(size)) return MessagePtr(nullptr, MessageDeleter{&budget});
+  const uint64_t charge = size + budget.message_overhead();
+  if (!budget.reserve_bytes(charge)) return MessagePtr(nullptr, MessageDeleter{&budget});
   void* memory;
   try {
     memory = ::operator new(sizeof(Message) + size);
   } catch (...) {
-    budget.release_bytes(size);
+    budget.release_bytes(charge);
     throw;
   }
   auto* message = new (memory) Message(static_cast<uint32_t>(size), priority);
@@ -30,8 +31,19 @@ MessagePtr Message::make(Budget& budget, std::span<const std::byte> head, std::s
   return MessagePtr(message, MessageDeleter{&budget});
 }
 
+// The budget is charged for the buffer's capacity, which is what it holds in
+// memory; it grows by doubling when the budget allows, else to fit.
 bool HeldBytes::append(std::span<const std::byte> more) {
-  if (!budget_->reserve_bytes(more.size())) return false;
+  const std::size_t needed = bytes_.size() + more.size();
+  if (needed > charged_) {
+    std::size_t capacity = std::max(needed, 2 * charged_);
+    if (!budget_->reserve_bytes(capacity - charged_)) {
+      capacity = needed;
+      if (!budget_->reserve_bytes(capacity - charged_)) return false;
+    }
+    bytes_.reserve(capacity);  // exactly `capacity` (libstdc++), as charged
+    charged_ = capacity;
+  }
   bytes_.insert(bytes_.end(), more.begin(), more.end());
   return true;
 }
@@ -39,12 +51,12 @@ bool HeldBytes::append(std::span<const std::byte> more) {
 void HeldBytes::drop_front(std::size_t n) {
   n = std::min(n, bytes_.size());
   bytes_.erase(bytes_.begin(), bytes_.begin() + static_cast<std::ptrdiff_t>(n));
-  budget_->release_bytes(n);
 }
 
 void HeldBytes::clear() {
-  budget_->release_bytes(bytes_.size());
-  bytes_.clear();
+  budget_->release_bytes(charged_);
+  charged_ = 0;
+  std::vector<std::byte>().swap(bytes_);
 }
 
 MessageStore::Fifo& MessageStore::level(Priority priority) {

@@ -17,6 +17,13 @@ inline constexpr Priority kMaxPriority = 32767;
 
 class Message;
 
+// What holding a message costs besides its bytes, at most: its 16-byte
+// header, the allocator's header and rounding (up to 23 bytes), and a 64-byte
+// entry for its priority when it is alone there. The mount charges this to
+// max_bytes with every message, so that max_bytes bounds the memory messages
+// take, however small they are.
+inline constexpr uint64_t kMessageOverhead = 128;
+
 // Frees a message and gives its bytes back to the budget.
 struct MessageDeleter {
   Budget* budget = nullptr;
@@ -65,7 +72,7 @@ class HeldBytes {
   // Appends `more`; false, with nothing appended, when the budget has no room.
   bool append(std::span<const std::byte> more);
   void clear();
-  // Gives up the first `n` bytes.
+  // Gives up the first `n` bytes (their memory stays until clear()).
   void drop_front(std::size_t n);
   std::span<const std::byte> bytes() const { return bytes_; }
   bool empty() const { return bytes_.empty(); }
@@ -73,6 +80,7 @@ class HeldBytes {
  private:
   Budget* budget_;
   std::vector<std::byte> bytes_;
+  std::size_t charged_ = 0;  // bytes_'s capacity
 };
 
 // The queued messages: one FIFO per priority, priorities highest first

@@ -123,11 +123,13 @@ void Queue::taken(OpenFile& file, std::size_t count, pid_t pid) {
   file.delivered_ = true;
 }
 
-void Queue::receive_later(std::unique_ptr<ReceiveWaiter> waiter, Clock::time_point now) {
+int Queue::receive_later(std::unique_ptr<ReceiveWaiter> waiter, Clock::time_point now) {
+  if (!budget_->reserve_waiter()) return -EAGAIN;
   waiter->queue_ = this;
   if (settings_.recv_timeout_ms > 0)
     timeouts_->add(*waiter, now + std::chrono::milliseconds(settings_.recv_timeout_ms));
   receivers_.push_back(*waiter.release());
+  return 0;
 }
 
 int Queue::send(OpenFile& file, std::span<const std::byte> bytes, pid_t pid, Sender& to) {
@@ -206,35 +208,36 @@ int Queue::send_later(std::unique_ptr<SendWaiter> waiter, std::span<const std::b
     waiter->message_ = Message::make(*budget_, bytes, waiter->file().priority());
     if (!waiter->message_) return -ENOSPC;
   }
-  park(std::move(waiter), now);
-  return 0;
+  return park(std::move(waiter), now);
 }
 
-void Queue::park(std::unique_ptr<SendWaiter> writer, Clock::time_point now) {
+int Queue::park(std::unique_ptr<SendWaiter> writer, Clock::time_point now) {
+  if (!budget_->reserve_waiter()) return -EAGAIN;
   writer->queue_ = this;
   if (settings_.send_timeout_ms > 0)
     timeouts_->add(*writer, now + std::chrono::milliseconds(settings_.send_timeout_ms));
   senders_.push_back(*writer.release());
+  return 0;
 }
 
-void Queue::flush(OpenFile& file, pid_t pid, Clock::time_point now) {
-  if (file.pending_.empty()) return;
+int Queue::flush(OpenFile& file, pid_t pid, Clock::time_point now) {
+  if (file.pending_.empty()) return 0;
   if (settings_.framing != Framing::line) {  // an unfinished u32 frame is no message
     file.pending_.clear();
-    return;
+    return 0;
   }
   MessagePtr message = Message::make(*budget_, file.pending_.bytes(), file.priority());
   file.pending_.clear();
-  if (!message) return;
+  if (!message) return -ENOSPC;
   if (writable()) {
     enqueue(std::move(message), pid);
     settle();
     notify_watchers();
-    return;
+    return 0;
   }
   auto detached = std::make_unique<DetachedSend>(pid);
   detached->message_ = std::move(message);
-  park(std::move(detached), now);
+  return park(std::move(detached), now);
 }
 
 // Queues a message whose writer knows it was sent.
@@ -249,6 +252,7 @@ std::unique_ptr<Waiter> Queue::take_waiter(Waiter& waiter) {
   waiter.unlink();
   timeouts_->remove(waiter);
   waiter.queue_ = nullptr;
+  budget_->release_waiter();
   return std::unique_ptr<Waiter>(&waiter);
 }
 

@@ -68,8 +68,9 @@ class Queue {
   // in message mode, one.
   int receive(OpenFile& file, std::size_t size, pid_t pid, Receiver& to);
   // Keeps a read that found the queue empty until a message comes for it or
-  // recv_timeout_ms passes.
-  void receive_later(std::unique_ptr<ReceiveWaiter> waiter, Clock::time_point now);
+  // recv_timeout_ms passes. 0, or -EAGAIN when the mount's waiters are at
+  // their cap.
+  int receive_later(std::unique_ptr<ReceiveWaiter> waiter, Clock::time_point now);
 
   // Sends `bytes` from `file` now. Returns 0 once `to` was answered;
   // -EMSGSIZE, -ENOSPC (the mount's byte budget) or -EAGAIN (full) with
@@ -82,13 +83,15 @@ class Queue {
   int send(OpenFile& file, std::span<const std::byte> bytes, pid_t pid, Sender& to);
   // Keeps a write that found the queue full, with a copy of its bytes (for a
   // framed write: of those after the first `consumed`), until there is room
-  // or send_timeout_ms passes. 0, or -ENOSPC with nothing kept.
+  // or send_timeout_ms passes. 0, or -ENOSPC (byte budget) or -EAGAIN
+  // (waiters at their cap) with nothing kept.
   int send_later(std::unique_ptr<SendWaiter> waiter, std::span<const std::byte> bytes, Clock::time_point now,
                  std::size_t consumed = 0);
 
   // A close of `file`: the unfinished last line of a line-framed writer is
-  // sent as it is (when the queue is full, as soon as there is room).
-  void flush(OpenFile& file, pid_t pid, Clock::time_point now);
+  // sent as it is (when the queue is full, as soon as there is room). 0, or
+  // -ENOSPC / -EAGAIN when the mount's caps left no room to keep it.
+  int flush(OpenFile& file, pid_t pid, Clock::time_point now);
 
   // Ends one wait with `error`; nothing is taken or queued for it.
   void cancel(Waiter& waiter, int error);
@@ -119,7 +122,7 @@ class Queue {
   };
   Progress write_frames(OpenFile& file, std::span<const std::byte> input, pid_t pid);
   bool resume(SendWaiter& writer);
-  void park(std::unique_ptr<SendWaiter> writer, Clock::time_point now);
+  int park(std::unique_ptr<SendWaiter> writer, Clock::time_point now);
   void serve_receivers();
   std::unique_ptr<Waiter> take_waiter(Waiter& waiter);
   void settle();

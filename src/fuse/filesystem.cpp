@@ -12,7 +12,11 @@ namespace mqfs::fuse {
 
 Filesystem::Filesystem(const Config& config)
     : config_(config),
-      budget_(config.max_queues, config.max_bytes),
+      budget_(engine::Limits{.max_nodes = config.max_queues,
+                             .max_bytes = config.max_bytes,
+                             .max_open_files = config.max_open_files,
+                             .max_waiters = config.max_waiters,
+                             .message_overhead = engine::kMessageOverhead}),
       timeouts_(),
       names_(budget_, timeouts_, config.defaults, 0755, engine::Owner{getuid(), getgid()}) {}
 

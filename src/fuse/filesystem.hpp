@@ -22,6 +22,8 @@ struct Config {
   engine::Settings defaults;              // settings of new queues
   uint64_t max_queues = 65536;            // queues and directories together
   uint64_t max_bytes = uint64_t{1} << 30; // message bytes held in all queues
+  uint64_t max_open_files = 65536;        // open files of all queues
+  uint64_t max_waiters = 65536;           // reads and writes waiting at once
 };
 
 // A waiter whose request was interrupted, waiting to be cancelled by the loop.

@@ -96,15 +96,15 @@ void do_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, f
   fuse_reply_attr(req, &st, 0);
 }
 
-// df shows the byte budget as blocks and the node cap as inodes.
+// df shows the byte budget (in 1-byte fragments, so exactly) and the node
+// cap as inodes.
 void do_statfs(fuse_req_t req, fuse_ino_t) {
   const engine::Budget& budget = filesystem(req).budget();
-  constexpr uint64_t block = 4096;
   struct statvfs st {};
-  st.f_bsize = block;
-  st.f_frsize = block;
-  st.f_blocks = budget.max_bytes() / block;
-  st.f_bfree = st.f_bavail = (budget.max_bytes() - budget.bytes()) / block;
+  st.f_bsize = 4096;
+  st.f_frsize = 1;
+  st.f_blocks = budget.max_bytes();
+  st.f_bfree = st.f_bavail = budget.max_bytes() - budget.bytes();
   st.f_files = budget.max_nodes();
   st.f_ffree = st.f_favail = budget.max_nodes() - budget.nodes();
   st.f_namemax = engine::kNameMax;

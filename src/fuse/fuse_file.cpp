@@ -10,7 +10,7 @@
 namespace mqfs::fuse {
 
 // Queues are pipe-like files: direct I/O so that each write(2) and read(2) is
-// one request, and not seekable.
+// one request, and not seekable. Call only when the mount may open one more.
 static engine::OpenFile& open_queue(fuse_req_t req, engine::Node& node, fuse_file_info* fi) {
   const int access = fi->flags & O_ACCMODE;
   auto& file = filesystem(req).keep_open(
@@ -32,6 +32,7 @@ void do_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, 
 
 void do_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi) {
   if (!S_ISREG(mode)) return reply_status(req, -EPERM);
+  if (!filesystem(req).budget().may_open_file()) return reply_status(req, -ENFILE);
   engine::Node* made;
   make_node(req, parent, name, mode, made);
   if (!made) return;
@@ -54,6 +55,7 @@ void do_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   if (!node) return reply_status(req, -ENOENT);
   if (node->is_directory()) return reply_status(req, -EISDIR);
   Filesystem& fs = filesystem(req);  // the reply ends the request
+  if (!fs.budget().may_open_file()) return reply_status(req, -ENFILE);
   auto& file = open_queue(req, *node, fi);
   if (fuse_reply_open(req, fi) != 0) fs.close(file);
 }
@@ -70,10 +72,10 @@ void do_release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
 
 // close(2): the unfinished last line of a line-framed writer is sent now, so
 // that it is there for the next reader (release comes later, unawaited).
+// When the mount's caps leave no room to keep it, close(2) reports that.
 void do_flush(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
   engine::OpenFile& file = open_file_of(fi);
-  file.queue().flush(file, fuse_req_ctx(req)->pid, engine::Clock::now());
-  reply_status(req, 0);
+  reply_status(req, file.queue().flush(file, fuse_req_ctx(req)->pid, engine::Clock::now()));
 }
 
 void do_fsync(fuse_req_t req, fuse_ino_t, int, fuse_file_info*) { reply_status(req, 0); }

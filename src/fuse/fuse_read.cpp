@@ -22,7 +22,8 @@ void do_read(fuse_req_t req, fuse_ino_t, size_t size, off_t, fuse_file_info* fi)
 
   auto waiter = std::make_unique<PendingRead>(req, file, pid, size);
   ParkedRequest& parked = waiter->request();
-  queue.receive_later(std::move(waiter), engine::Clock::now());
+  if (int error = queue.receive_later(std::move(waiter), engine::Clock::now()); error < 0)
+    return reply_status(req, error);
   parked.listen_for_interrupts();
 }
 

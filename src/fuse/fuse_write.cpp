@@ -30,7 +30,7 @@ void do_write(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t, f
   auto waiter = std::make_unique<PendingWrite>(req, file, pid);
   ParkedRequest& parked = waiter->request();
   status = queue.send_later(std::move(waiter), bytes.subspan(consumed), engine::Clock::now(), consumed);
-  if (status < 0) return reply_status(req, status);
+  if (status < 0) return consumed > 0 ? void(fuse_reply_write(req, consumed)) : reply_status(req, status);
   parked.listen_for_interrupts();
 }
 

@@ -252,13 +252,17 @@ def daemons():
         os.rmdir(workdir)
 
 
+# What max_bytes charges for each message besides its bytes (README "Limits").
+MESSAGE_OVERHEAD = 128
+
+
 def statfs(path):
     st = os.statvfs(path)
     return {"blocks": st.f_blocks, "bfree": st.f_bfree, "bavail": st.f_bavail, "files": st.f_files,
             "ffree": st.f_ffree, "bsize": st.f_frsize}
 
 
-__all__ = ["MQFS", "PYTHON", "ALL_ATTRIBUTES", "WRITABLE_DEFAULTS", "MAX_MSGSIZE", "clean_env", "errno_of", "attr",
+__all__ = ["MQFS", "MESSAGE_OVERHEAD", "PYTHON", "ALL_ATTRIBUTES", "WRITABLE_DEFAULTS", "MAX_MSGSIZE", "clean_env", "errno_of", "attr",
            "iattr", "put", "take", "read_sizes", "write_sizes", "parse_reads", "pattern", "in_fuse_request",
            "wait_blocked", "sleeping_in", "assert_still_blocked", "procs", "finish", "run_or_release", "daemons", "statfs", "is_mounted",
            "program", "wait_until", "signal"]

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from helpers import (ALL_ATTRIBUTES, MAX_MSGSIZE, WRITABLE_DEFAULTS, assert_still_blocked, attr, errno_of, finish,
+from helpers import (ALL_ATTRIBUTES, MAX_MSGSIZE, MESSAGE_OVERHEAD, WRITABLE_DEFAULTS, assert_still_blocked, attr, errno_of, finish,
                      iattr, pattern, program, put, read_sizes, run_or_release, statfs, take, wait_blocked,
                      wait_until, write_sizes)
 from helpers import procs  # noqa: F401 (fixtures)
@@ -324,7 +324,9 @@ def test_max_bytes_caps_bytes_in_all_queues_with_enospc(mount_mqfs):
     assert put(a, b"a" * 6000) == 6000
     assert errno_of(put, b, b"b" * 3000) == errno.ENOSPC
     assert (iattr(b, "curmsgs"), iattr(b, "sent")) == (0, 0)
-    assert put(b, b"b" * 2192) == 2192  # exactly full
+    room = 8192 - 6000 - 2 * MESSAGE_OVERHEAD  # each message counts its bookkeeping as well
+    assert errno_of(put, b, b"b" * (room + 1)) == errno.ENOSPC
+    assert put(b, b"b" * room) == room  # exactly full
     assert errno_of(put, a, b"1") == errno.ENOSPC
     result = m.sh("echo more > b", check=False)
     assert result.returncode != 0 and "No space left on device" in result.stderr
@@ -337,7 +339,7 @@ def test_max_bytes_counts_a_message_held_in_parts_by_an_open_file(mount_mqfs):
     m = mount_mqfs("max_bytes=8k")
     q = m / "q"
     m.sh("touch q")
-    put(q, b"x" * 8192)
+    put(q, b"x" * (8192 - MESSAGE_OVERHEAD))
     fd = os.open(q, os.O_RDONLY | os.O_NONBLOCK)
     try:
         assert os.read(fd, 10) == b"x" * 10
@@ -356,9 +358,11 @@ def test_df_shows_the_byte_cap_and_its_use(mount_mqfs, option, size):
     assert fields() == [size, 0, size]
     m.sh("touch q")
     write_sizes(m / "q", "#4096", "#4096", "#4096")
-    assert fields() == [size, 3 * 4096, size - 3 * 4096]
+    used = 3 * (4096 + MESSAGE_OVERHEAD)
+    assert fields() == [size, used, size - used]
     take(m / "q")
-    assert fields() == [size, 2 * 4096, size - 2 * 4096]
+    used = 2 * (4096 + MESSAGE_OVERHEAD)
+    assert fields() == [size, used, size - used]
 
 
 def test_df_i_shows_the_queue_cap_and_its_use(mount_mqfs):

@@ -7,7 +7,7 @@ import stat
 import subprocess
 import time
 
-from helpers import (PYTHON, attr, errno_of, finish, iattr, program, put, read_sizes, statfs, take, wait_blocked,
+from helpers import (MESSAGE_OVERHEAD, PYTHON, attr, errno_of, finish, iattr, program, put, read_sizes, statfs, take, wait_blocked,
                      wait_until)
 from helpers import procs  # noqa: F401 (fixtures)
 
@@ -133,12 +133,12 @@ def test_rm_removes_the_name_at_once_but_open_readers_and_writers_keep_the_queue
         os.close(writer)
         writer = None
         assert os.read(reader, 65536) == b"D" * 8192
-        # Its messages (one 8 KiB message in 4 KiB blocks) and its node still
-        # count while the reader has it open...
-        assert before["bfree"] - statfs(mq.path)["bfree"] == 2
+        # Its message (8 KiB and its bookkeeping) and its node still count
+        # while the reader has it open...
+        assert before["bfree"] - statfs(mq.path)["bfree"] == 8192 + MESSAGE_OVERHEAD
         wait_until(lambda: before["ffree"] - statfs(mq.path)["ffree"] == 1,
                    what="only the removed, still open queue to count as a node")
-        assert before["bfree"] - statfs(mq.path)["bfree"] == 2
+        assert before["bfree"] - statfs(mq.path)["bfree"] == 8192 + MESSAGE_OVERHEAD
     finally:
         if writer is not None:
             os.close(writer)

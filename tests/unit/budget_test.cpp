@@ -179,29 +179,117 @@ TEST(QueueBudget, FreedQueueGivesTheBytesBack) {
 
 // Bytes held outside messages (the unfinished message of a framed write) are
 // charged as messages are.
-TEST(HeldBytes, AreChargedToTheBudgetUntilDroppedOrCleared) {
+TEST(HeldBytes, AreChargedForTheMemoryTheyHoldUntilCleared) {
   Budget budget(1, 10);
   {
     HeldBytes held(budget);
     EXPECT_TRUE(held.empty());
     ASSERT_TRUE(held.append(bytes_of("abcd")));
-    ASSERT_TRUE(held.append(bytes_of("ef")));
-    EXPECT_EQ(budget.bytes(), 6u);
-    EXPECT_FALSE(held.append(bytes_of("12345")));  // would pass the cap
-    EXPECT_EQ(budget.bytes(), 6u);
-    EXPECT_EQ(std::string(reinterpret_cast<const char*>(held.bytes().data()), held.bytes().size()), "abcdef");
-    held.drop_front(2);
     EXPECT_EQ(budget.bytes(), 4u);
-    EXPECT_EQ(std::string(reinterpret_cast<const char*>(held.bytes().data()), held.bytes().size()), "cdef");
+    ASSERT_TRUE(held.append(bytes_of("ef")));
+    EXPECT_EQ(budget.bytes(), 8u);  // grown by doubling: the capacity is charged
+    EXPECT_FALSE(held.append(bytes_of("12345")));  // would pass the cap
+    EXPECT_EQ(budget.bytes(), 8u);
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(held.bytes().data()), held.bytes().size()), "abcdef");
+    ASSERT_TRUE(held.append(bytes_of("gh")));  // fits the capacity charged
+    EXPECT_EQ(budget.bytes(), 8u);
+    held.drop_front(2);
+    EXPECT_EQ(budget.bytes(), 8u);  // the memory is still held
+    EXPECT_EQ(std::string(reinterpret_cast<const char*>(held.bytes().data()), held.bytes().size()), "cdefgh");
     held.drop_front(100);  // no more than it holds
     EXPECT_TRUE(held.empty());
+    held.clear();
     EXPECT_EQ(budget.bytes(), 0u);
     ASSERT_TRUE(held.append(bytes_of("xyz")));
     held.clear();
     EXPECT_EQ(budget.bytes(), 0u);
-    ASSERT_TRUE(held.append(bytes_of("kept")));
+  }
+  {
+    HeldBytes held(budget);
+    ASSERT_TRUE(held.append(bytes_of("123456")));
+    ASSERT_TRUE(held.append(bytes_of("7890")));  // doubling would pass the cap: grown to fit
+    EXPECT_EQ(budget.bytes(), 10u);
+    ASSERT_TRUE(held.append(bytes_of("")));
   }
   EXPECT_EQ(budget.bytes(), 0u);  // given back when destroyed
+}
+
+// Each message is charged its bytes plus its bookkeeping, so that max_bytes
+// bounds memory also for tiny messages; curbytes counts the bytes alone.
+TEST(QueueBudget, MessagesAreChargedTheirOverheadAsWell) {
+  Settings settings;
+  settings.maxmsg = 100;
+  Rig rig(settings, Limits{.max_bytes = 2 * (kMessageOverhead + 5), .message_overhead = kMessageOverhead});
+  ASSERT_EQ(rig.send("12345"), 0);
+  ASSERT_EQ(rig.send("12345"), 0);
+  EXPECT_EQ(rig.budget.bytes(), 2 * (kMessageOverhead + 5));
+  EXPECT_EQ(rig.send("1"), -ENOSPC);
+  EXPECT_EQ(rig.queue->curbytes(), 10u);
+  EXPECT_EQ(rig.drain(), (Order{"12345", "12345"}));
+  EXPECT_EQ(rig.budget.bytes(), 0u);
+}
+
+TEST(QueueBudget, OpenFilesAreCountedUntilClosed) {
+  Rig rig({}, Limits{.max_open_files = 3});
+  EXPECT_EQ(rig.budget.open_files(), 2u);  // the rig's writer and reader
+  EXPECT_TRUE(rig.budget.may_open_file());
+  OpenFile& third = rig.open();
+  EXPECT_FALSE(rig.budget.may_open_file());
+  rig.close(third);
+  EXPECT_EQ(rig.budget.open_files(), 2u);
+  EXPECT_TRUE(rig.budget.may_open_file());
+}
+
+// Past max_waiters a read or write that must wait is refused with EAGAIN,
+// unanswered and holding nothing; a place frees when a waiter is answered.
+TEST(QueueBudget, WaitersUpToTheCap) {
+  Settings settings;
+  settings.maxmsg = 1;
+  Rig rig(settings, Limits{.max_waiters = 1});
+  Outcome& first = rig.park_reader();
+  EXPECT_EQ(rig.budget.waiters(), 1u);
+  Outcome refused;
+  EXPECT_EQ(rig.queue->receive_later(std::make_unique<FakeReceiveWaiter>(rig.reader, kReaderPid, 10, refused), kT0),
+            -EAGAIN);
+  EXPECT_EQ(refused.answers, 0);
+  EXPECT_TRUE(refused.destroyed);
+
+  ASSERT_EQ(rig.send("a"), 0);  // served to the first reader
+  EXPECT_EQ(first.got, "a");
+  EXPECT_EQ(rig.budget.waiters(), 0u);
+
+  ASSERT_EQ(rig.send("b"), 0);  // the queue is full
+  Outcome& writer = rig.park_writer("c");
+  EXPECT_EQ(rig.budget.waiters(), 1u);
+  const uint64_t held = rig.budget.bytes();
+  Outcome refused_writer;
+  EXPECT_EQ(rig.queue->send_later(std::make_unique<FakeSendWaiter>(rig.writer, kWriterPid, refused_writer),
+                                  bytes_of("d"), kT0),
+            -EAGAIN);
+  EXPECT_EQ(refused_writer.answers, 0);
+  EXPECT_EQ(rig.budget.bytes(), held);  // its copy of the message is gone
+  EXPECT_EQ(rig.drain(), (Order{"b", "c"}));
+  EXPECT_EQ(writer.accepted, 1u);
+  EXPECT_EQ(rig.budget.waiters(), 0u);
+}
+
+// close(2) of a line-framed writer whose last line finds the queue full and
+// no place to wait reports it; nothing is queued and nothing stays held.
+TEST(QueueBudget, FlushReportsWhenTheCapsLeaveNoRoom) {
+  Settings settings;
+  settings.maxmsg = 1;
+  settings.framing = Framing::line;
+  Rig rig(settings, Limits{.max_bytes = 100, .max_waiters = 0});
+  ASSERT_EQ(rig.send("full\n"), 0);
+  ASSERT_EQ(rig.send("unfinished"), 0);
+  EXPECT_EQ(rig.queue->flush(rig.writer, kWriterPid, kT0), -EAGAIN);
+  EXPECT_EQ(rig.queue->curmsgs(), 1u);
+  EXPECT_EQ(rig.budget.bytes(), 5u);
+
+  ASSERT_EQ(rig.send(std::string(94, 'x')), 0);  // held: 5 + 94 charged
+  EXPECT_EQ(rig.receive(), "full\n");
+  EXPECT_EQ(rig.queue->flush(rig.writer, kWriterPid, kT0), -ENOSPC);  // a copy of 94 would pass 100
+  EXPECT_EQ(rig.budget.bytes(), 0u);
 }
 
 }  // namespace

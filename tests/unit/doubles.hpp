@@ -139,7 +139,9 @@ class CountingWatch final : public Watch {
 // on the way out, as the daemon does at shutdown.
 struct Rig {
   explicit Rig(const Settings& settings = {}, uint64_t max_bytes = 1 << 20, uint64_t max_nodes = 100)
-      : budget(max_nodes, max_bytes),
+      : Rig(settings, Limits{.max_nodes = max_nodes, .max_bytes = max_bytes}) {}
+  Rig(const Settings& settings, const Limits& limits)
+      : budget(limits),
         queue(std::make_shared<Queue>(budget, timeouts, settings)),
         writer(open(false, true)),
         reader(open(true, false)) {
