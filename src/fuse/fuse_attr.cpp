@@ -4,6 +4,7 @@
 
 #include <bit>
 #include <cerrno>
+#include <cstring>
 
 #include "fuse/filesystem.hpp"
 
@@ -46,6 +47,7 @@ void do_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
   engine::Node* dir = node_of(req, parent);
   if (!dir) return reply_status(req, -ENOENT);
   if (!dir->is_directory()) return reply_status(req, -ENOTDIR);
+  if (std::strlen(name) > engine::kNameMax) return reply_status(req, -ENAMETOOLONG);
   engine::Node* node = filesystem(req).names().lookup(*dir, name);
   if (!node) return reply_status(req, -ENOENT);
   reply_entry(req, *node);
