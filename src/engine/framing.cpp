@@ -31,6 +31,7 @@ NextMessage next_frame(std::span<const std::byte> pending, std::span<const std::
   if (length == 0) return {Kind::empty, {}, {}, kFrameHeader - std::min(pending.size(), kFrameHeader)};
   if (length > msgsize) return {Kind::too_long, {}, {}, 0};
   if (available < kFrameHeader + length) return {Kind::incomplete, {}, {}, input.size()};
+  if (pending.size() > kFrameHeader + length) return {Kind::too_long, {}, {}, 0};  // not held by next_frame
 
   const auto head = pending.size() > kFrameHeader ? pending.subspan(kFrameHeader) : std::span<const std::byte>{};
   const std::size_t tail_start = kFrameHeader - std::min(pending.size(), kFrameHeader);

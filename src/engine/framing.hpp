@@ -18,7 +18,8 @@ namespace mqfs::engine {
 
 inline constexpr std::size_t kFrameHeader = 4;  // u32 length prefix
 
-// The next message in `pending` followed by `input`.
+// The next message in `pending` followed by `input`. `pending` is what this
+// decoder held from earlier input: the start of one message, never a whole one.
 struct NextMessage {
   enum class Kind {
     message,     // a whole message: `head` (from pending) then `tail` (from input)

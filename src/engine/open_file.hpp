@@ -63,6 +63,7 @@ class OpenFile : public ListNode<OpenFile> {
   bool delivered_ = false;
   std::unique_ptr<Watch> watch_;
   HeldBytes pending_;  // framed writes: the start of an unfinished message
+  Framing pending_framing_ = Framing::none;  // the framing `pending_` was written under
 };
 
 }  // namespace mqfs::engine

@@ -135,7 +135,7 @@ int Queue::receive_later(std::unique_ptr<ReceiveWaiter> waiter, Clock::time_poin
 int Queue::send(OpenFile& file, std::span<const std::byte> bytes, pid_t pid, Sender& to) {
   if (settings_.framing != Framing::none) {
     if (!senders_.empty()) return -EAGAIN;  // behind the writers already waiting
-    const Progress progress = write_frames(file, bytes, pid);
+    const Progress progress = write_frames(file, settings_.framing, bytes, pid);
     notify_watchers();
     if (progress.error && progress.used == 0) return progress.error;
     if (progress.full && !progress.error) return progress.used > 0 ? static_cast<int>(progress.used) : -EAGAIN;
@@ -157,17 +157,35 @@ int Queue::send(OpenFile& file, std::span<const std::byte> bytes, pid_t pid, Sen
 
 // Turns `input` into messages while there is room. The start of a message
 // that `input` does not finish is held by the file until the next write.
-Queue::Progress Queue::write_frames(OpenFile& file, std::span<const std::byte> input, pid_t pid) {
+Queue::Progress Queue::write_frames(OpenFile& file, Framing framing, std::span<const std::byte> input, pid_t pid) {
   Progress progress;
+  if (!file.pending_.empty() && file.pending_framing_ != framing) {
+    // Held under a framing the queue has left: it ends as at close first.
+    if (file.pending_framing_ == Framing::line) {
+      if (!has_room()) {
+        progress.full = true;
+        return progress;
+      }
+      MessagePtr message = Message::make(*budget_, file.pending_.bytes(), file.priority());
+      if (!message) {
+        progress.error = -ENOSPC;
+        return progress;
+      }
+      enqueue(std::move(message), pid);
+      serve_receivers();
+    }
+    file.pending_.clear();
+  }
   for (;;) {
     const auto rest = input.subspan(progress.used);
-    const NextMessage next = next_message(settings_.framing, file.pending_.bytes(), rest,
+    const NextMessage next = next_message(framing, file.pending_.bytes(), rest,
                                           static_cast<std::size_t>(settings_.msgsize));
     switch (next.kind) {
       case NextMessage::Kind::incomplete:
         if (!file.pending_.append(rest)) {
           progress.error = -ENOSPC;
         } else {
+          file.pending_framing_ = framing;
           progress.used = input.size();
         }
         return progress;
@@ -203,6 +221,7 @@ int Queue::send_later(std::unique_ptr<SendWaiter> waiter, std::span<const std::b
   if (settings_.framing != Framing::none) {
     waiter->rest_ = std::make_unique<HeldBytes>(*budget_);
     if (!waiter->rest_->append(bytes)) return -ENOSPC;
+    waiter->framing_ = settings_.framing;
     waiter->consumed_ = consumed;
   } else {
     waiter->message_ = Message::make(*budget_, bytes, waiter->file().priority());
@@ -222,7 +241,7 @@ int Queue::park(std::unique_ptr<SendWaiter> writer, Clock::time_point now) {
 
 int Queue::flush(OpenFile& file, pid_t pid, Clock::time_point now) {
   if (file.pending_.empty()) return 0;
-  if (settings_.framing != Framing::line) {  // an unfinished u32 frame is no message
+  if (file.pending_framing_ != Framing::line) {  // an unfinished u32 frame is no message
     file.pending_.clear();
     return 0;
   }
@@ -272,7 +291,7 @@ bool Queue::resume(SendWaiter& writer) {
     if (writer.accept(writer.message_->size())) enqueue(std::move(writer.message_), writer.pid());
     return true;
   }
-  const Progress progress = write_frames(writer.file(), writer.rest_->bytes(), writer.pid());
+  const Progress progress = write_frames(writer.file(), writer.framing_, writer.rest_->bytes(), writer.pid());
   writer.consumed_ += progress.used;
   writer.rest_->drop_front(progress.used);
   if (progress.full && !progress.error) return false;  // still waiting, at the head of the line

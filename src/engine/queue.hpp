@@ -120,7 +120,7 @@ class Queue {
     int error = 0;         // the message under way was refused
     bool full = false;     // stopped for want of room
   };
-  Progress write_frames(OpenFile& file, std::span<const std::byte> input, pid_t pid);
+  Progress write_frames(OpenFile& file, Framing framing, std::span<const std::byte> input, pid_t pid);
   bool resume(SendWaiter& writer);
   int park(std::unique_ptr<SendWaiter> writer, Clock::time_point now);
   void serve_receivers();

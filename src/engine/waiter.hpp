@@ -98,6 +98,7 @@ class SendWaiter : public Waiter, public Sender {
   friend class Queue;
   MessagePtr message_;
   std::unique_ptr<HeldBytes> rest_;  // framed: the input not consumed yet
+  Framing framing_ = Framing::none;  // framed: the framing the write began under
   std::size_t consumed_ = 0;        // framed: bytes of the write already consumed
 };
 

@@ -190,6 +190,23 @@ def test_unfinished_line_closed_on_a_full_queue_is_sent_when_room_comes(mq):
     assert mq.sh("timeout 5 cat q").stdout == "tail"
 
 
+def test_a_held_line_ends_as_a_message_when_framing_changes(mq):
+    # The held line looks like the start of a longer u32 frame: it must not
+    # be read as one (this once crashed the daemon).
+    q = framed_queue(mq, "q", "line")
+    fd = os.open(q, os.O_WRONLY)
+    try:
+        os.write(fd, b"\x01\0\0\0xyz")
+        mq.setattr("q", "framing", "u32")
+        os.write(fd, b"\x02\0")  # the first half of the next frame's header
+        assert mq.getattr("q", "curmsgs") == "1"
+        os.write(fd, b"\0\0ok")
+    finally:
+        os.close(fd)
+    mq.setattr("q", "framing", "none")
+    assert [mq.sh("timeout 5 cat q").stdout.encode("latin-1") for _ in range(2)] == [b"\x01\0\0\0xyz", b"ok"]
+
+
 def test_framing_attribute_values(mq):
     mq.sh("touch q")
     assert mq.getattr("q", "framing") == "none"

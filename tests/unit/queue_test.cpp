@@ -451,5 +451,67 @@ TEST(Queue, LastOpenFileFreesTheQueueAndItsMessages) {
   EXPECT_EQ(budget.bytes(), 0u);
 }
 
+// Bytes a file holds from a framed write belong to the framing they were
+// written under; when the queue's framing changes they end as at close.
+Settings framed(Framing framing, int64_t maxmsg = 10) {
+  Settings s;
+  s.framing = framing;
+  s.maxmsg = maxmsg;
+  return s;
+}
+
+TEST(Queue, HeldLineEndsAsAMessageBeforeTheFirstWriteUnderNewFraming) {
+  Rig rig(framed(Framing::line));
+  const std::string looks_like_a_frame("\x01\0\0\0xyz", 7);  // a u32 header of length 1, then more
+  ASSERT_EQ(rig.send(looks_like_a_frame), 0);
+  EXPECT_EQ(rig.queue->curmsgs(), 0u);
+  rig.queue->configure(framed(Framing::u32));
+  ASSERT_EQ(rig.send("\x02"), 0);  // the start of a frame's header
+  EXPECT_EQ(rig.drain(), Order{std::string("\x07\0\0\0", 4) + looks_like_a_frame});  // reads carry u32 headers now
+  ASSERT_EQ(rig.send(std::string("\0\0\0ok", 5)), 0);
+  EXPECT_EQ(rig.drain(), Order{std::string("\x02\0\0\0ok", 6)});
+}
+
+TEST(Queue, HeldFrameIsDroppedWhenTheQueueTurnsToLines) {
+  Rig rig(framed(Framing::u32));
+  ASSERT_EQ(rig.send(std::string("\x05\0\0\0ab", 6)), 0);
+  rig.queue->configure(framed(Framing::line));
+  ASSERT_EQ(rig.send("c\n"), 0);
+  EXPECT_EQ(rig.drain(), Order{"c\n"});
+}
+
+TEST(Queue, HeldLineIsSentAtCloseAfterFramingBecameNone) {
+  Rig rig(framed(Framing::line));
+  ASSERT_EQ(rig.send("tail"), 0);
+  rig.queue->configure(framed(Framing::none));
+  ASSERT_EQ(rig.send("whole"), 0);
+  EXPECT_EQ(rig.queue->flush(rig.writer, kWriterPid, kT0), 0);
+  EXPECT_EQ(rig.drain(), (Order{"whole", "tail"}));
+}
+
+TEST(Queue, HeldLineNeedsRoomLikeAnyMessage) {
+  Rig rig(framed(Framing::line, 1));
+  ASSERT_EQ(rig.send("full\n"), 0);
+  ASSERT_EQ(rig.send("held"), 0);
+  rig.queue->configure(framed(Framing::u32, 1));
+  const std::string frame("\x01\0\0\0z", 5);
+  EXPECT_EQ(rig.send(frame), -EAGAIN);  // no room for the held line: nothing changes
+  EXPECT_EQ(rig.queue->curmsgs(), 1u);
+  EXPECT_EQ(rig.receive(), std::string("\x05\0\0\0full\n", 9));
+  EXPECT_EQ(rig.send(frame), -EAGAIN);  // the held line went in; the frame waits for room
+  EXPECT_EQ(rig.receive(), std::string("\x04\0\0\0held", 8));
+  ASSERT_EQ(rig.send(frame), 0);
+  EXPECT_EQ(rig.drain(), Order{frame});
+}
+
+TEST(Queue, ParkedFramedWriteKeepsTheFramingItBeganUnder) {
+  Rig rig(framed(Framing::line, 1));
+  ASSERT_EQ(rig.send("a\n"), 0);
+  Outcome& parked = rig.park_writer("b\nc\n");
+  rig.queue->configure(framed(Framing::none, 10));
+  EXPECT_EQ(rig.drain(), (Order{"a\n", "b\n", "c\n"}));
+  EXPECT_EQ(parked.accepted, 4u);
+}
+
 }  // namespace
 }  // namespace mqfs::engine
