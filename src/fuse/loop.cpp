@@ -65,15 +65,15 @@ class DeadlineTimer {
 
 constexpr int kBatch = 64;  // requests handled before timers and signals are looked at again
 
-// Freed messages stay with malloc; when the bytes held have fallen this far
-// below their peak, the idle loop hands the free memory back to the system.
-constexpr uint64_t kTrimStep = uint64_t{32} << 20;
-
+// Freed messages stay with malloc; when the bytes held have fallen well below
+// their peak (by half, at least 1 MiB, at most 32 MiB), the idle loop hands
+// the free memory back to the system.
 class MemoryTrimmer {
  public:
   void on_idle(uint64_t held) {
     peak_ = std::max(peak_, held);
-    if (peak_ - held < kTrimStep) return;
+    const uint64_t step = std::clamp<uint64_t>(peak_ / 2, uint64_t{1} << 20, uint64_t{32} << 20);
+    if (peak_ - held < step) return;
     malloc_trim(0);
     peak_ = held;
   }
