@@ -103,6 +103,14 @@ int main(int argc, char** argv) {
   int status = mqfs::fuse::run_loop(session.get(), fs);
 
   fuse_session_unmount(session.get());
+  struct stat st;
+  if (stat(options->mountpoint.c_str(), &st) != 0 && errno == ENOTCONN) {
+    // The kernel aborted the connection (/sys/fs/fuse/connections/N/abort):
+    // the mount stays behind, failing every access, until someone unmounts it.
+    spdlog::warn("connection to the kernel aborted; {} stays mounted until `fusermount3 -u {}`",
+                 options->mountpoint, options->mountpoint);
+    return status;
+  }
   spdlog::info("unmounted {}", options->mountpoint);
   return status;
 }

@@ -223,18 +223,25 @@ def run_or_release(args, release, timeout=3, **kwargs):
 @pytest.fixture
 def daemons():
     """Factory like mount_mqfs for tests that end the daemon themselves
-    (signals, umount): at the end, whatever still runs is stopped and
-    whatever is still mounted is unmounted, without judging how it ended."""
+    (signals, umount): start(option, ...) mounts a fresh directory;
+    start.on(path, option, ...) mounts a new daemon where an earlier one was.
+    At the end, whatever still runs (or is stopped) is killed and whatever is
+    still mounted is lazily unmounted, without judging how it ended."""
     made = []
     workdir = tempfile.mkdtemp(prefix="mqfs-daemon-test-")
 
-    def start(*options, extra_args=()):
-        path = os.path.join(workdir, f"mnt{len(made)}")
-        os.mkdir(path)
+    def on(path, *options, extra_args=()):
+        assert not is_mounted(path), f"{path} is still mounted"
         m = Mount(path, options, extra_args)
         made.append(m)
         return m
 
+    def start(*options, extra_args=()):
+        path = os.path.join(workdir, f"mnt{len(made)}")
+        os.mkdir(path)
+        return on(path, *options, extra_args=extra_args)
+
+    start.on = on
     start.workdir = workdir
     yield start
     for m in made:
@@ -245,10 +252,12 @@ def daemons():
         if is_mounted(m.path):
             subprocess.run(["umount", "-l", m.path], timeout=10)
         m.log.close()
-    with contextlib.suppress(OSError):
-        for m in made:
-            os.rmdir(m.path)
+    for m in made:
+        with contextlib.suppress(OSError):
             os.unlink(m.log_path)
+    with contextlib.suppress(OSError):
+        for path in {m.path for m in made}:
+            os.rmdir(path)
         os.rmdir(workdir)
 
 
