@@ -10,6 +10,7 @@ packages=(
   libgtest-dev                        # engine unit tests
   python3 python3-pytest attr         # integration tests: pytest, getfattr/setfattr
   util-linux procps psmisc coreutils  # mount, setpriv, ps, timeout
+  clang libclang-rt-14-dev            # the fuzz targets: Clang and its libFuzzer
   gnuplot-nox                         # the benchmark's plot
 )
 

@@ -1,0 +1,1137 @@
+// engine_fuzz: drives the queue engine (Namespace, Queue, OpenFile, the
+// MessageStore inside the queue, Budget, Timeouts) with a random sequence of
+// operations, the way the FUSE adapter does, and compares it with a simple
+// model after every step and at every reply the engine gives.
+//
+// Operations, decoded from the input: make and unlink queues; open files
+// (access mode, read mode, priority, O_NONBLOCK) and close them (which sends an
+// unfinished line); writes of random sizes, unframed or line / u32 framed,
+// well-formed or not; reads with random buffer sizes; blocking reads and
+// writes that park waiters; replies that fail (the caller was interrupted);
+// interrupts; the clock passing and timeouts expiring; attribute changes
+// (maxmsg, msgsize, framing, read mode, priority, timeouts) mid-way; per-file
+// priority and read mode; purges (truncate); polls.
+//
+// Invariants:
+//  - every reply carries exactly what the model predicts: the highest
+//    priority first and FIFO within a priority, one message or as many whole
+//    lines / frames as fit, the rest of a message a short read left; a read
+//    waits only when nothing is there; a refused reply takes nothing;
+//  - every payload carries a unique id: no id is received twice, and at the
+//    end every message still queued is drained and matches the model;
+//  - curmsgs, curbytes, sent, received, waiting readers and writers,
+//    timeouts, readable, writable and each file's rest equal the model's;
+//  - no write longer than msgsize is accepted; a refused write queues nothing;
+//  - parked requests are served in arrival order, nobody waits for what is
+//    there, a timeout fires only after its deadline;
+//  - a poll watch is notified whenever its file became more ready;
+//  - the budget (bytes, waiters, open files, queues) matches what is held and
+//    is zero once everything is freed.
+//
+// Framing may change at any time, also while files hold unfinished lines or
+// frames and while framed writes wait: held bytes keep the framing they were
+// written under (a file's next write under another framing first ends them as
+// close does), and a parked write the framing it began with.
+#include <fuzzer/FuzzedDataProvider.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstdint>
+#include <deque>
+#include <list>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "engine/budget.hpp"
+#include "engine/framing.hpp"
+#include "engine/message.hpp"
+#include "engine/namespace.hpp"
+#include "engine/open_file.hpp"
+#include "engine/queue.hpp"
+#include "engine/settings.hpp"
+#include "engine/waiter.hpp"
+#include "check.hpp"
+
+namespace mqfs::engine {
+namespace {
+
+using fuzz::bytes_of;
+using fuzz::frame_header;
+using fuzz::frame_length;
+
+constexpr pid_t kPid = 100;
+constexpr std::size_t kOverhead = kMessageOverhead;
+constexpr std::size_t kMaxMsg = static_cast<std::size_t>(kMaxMsgsize);
+constexpr const char* kAlphabet = "abcdefghijklmnopqrstuvwxyz";
+
+std::string text_of(std::span<const iovec> data) {
+  std::string text;
+  for (const iovec& part : data) text.append(static_cast<const char*>(part.iov_base), part.iov_len);
+  return text;
+}
+
+// --- The model ------------------------------------------------------------
+
+// The next message in `pending` followed by `input`, as the SPEC defines
+// framing; written apart from engine/framing.cpp on purpose.
+struct Parsed {
+  enum Kind { message, incomplete, too_long, empty } kind;
+  std::string text;
+  std::size_t used = 0;  // bytes of input up to the end of the message
+};
+
+Parsed parse(Framing framing, const std::string& pending, const std::string& input, std::size_t msgsize) {
+  if (framing == Framing::line) {  // the line ends at the first newline of the input
+    const std::size_t newline = input.find('\n');
+    if (newline == std::string::npos)
+      return {.kind = pending.size() + input.size() > msgsize ? Parsed::too_long : Parsed::incomplete};
+    if (pending.size() + newline + 1 > msgsize) return {.kind = Parsed::too_long};
+    return {.kind = Parsed::message, .text = pending + input.substr(0, newline + 1), .used = newline + 1};
+  }
+  // u32: the header may be split between pending and input.
+  const std::size_t available = pending.size() + input.size();
+  if (available < kFrameHeader) return {.kind = Parsed::incomplete};
+  const uint32_t length = frame_length(pending + input.substr(0, kFrameHeader));
+  if (length == 0) return {.kind = Parsed::empty};
+  if (length > msgsize) return {.kind = Parsed::too_long};
+  if (available < kFrameHeader + length) return {.kind = Parsed::incomplete};
+  if (pending.size() > kFrameHeader + length) return {.kind = Parsed::too_long};  // never held whole
+  const std::size_t used = kFrameHeader + length - pending.size();
+  const std::string head = pending.size() > kFrameHeader ? pending.substr(kFrameHeader) : "";
+  return {.kind = Parsed::message,
+          .text = head + input.substr(used - (length - head.size()), length - head.size()),
+          .used = used};
+}
+
+struct Slot;
+
+// An open file and what the model knows of it.
+struct File {
+  Slot* slot = nullptr;
+  std::unique_ptr<OpenFile> engine;
+  bool reads = true;
+  bool writes = true;
+  std::optional<Priority> priority;
+  std::optional<ReadMode> read_mode;
+  bool delivered = false;    // a message was delivered (message mode: then end of file)
+  std::string rest;          // the unread part of a delivered message
+  std::size_t rest_of = 0;   // the size of that message, still charged to the budget
+  std::string pending;       // framed writes: the start of an unfinished message
+  Framing pending_framing = Framing::none;  // the framing `pending` was written under
+  int parked = 0;            // its reads and writes waiting in the queue
+  bool watching = false;     // a poll watch is registered
+  bool notified = false;
+  bool was_readable = false;  // readiness when the watch was registered
+  bool was_writable = false;
+};
+
+struct ParkedRead {
+  const Waiter* waiter;
+  File* file;
+  std::optional<Clock::time_point> deadline;
+};
+
+// A parked write: one message (an unframed write, or a detached send when
+// `waiter` is null), or the bytes of a framed write not consumed yet, split
+// by the framing the write began under.
+struct ParkedWrite {
+  const Waiter* waiter;
+  File* file;
+  bool framed;
+  Framing framing;
+  std::string bytes;
+  Priority priority;
+  std::size_t consumed;  // framed: bytes of the write already consumed
+  std::optional<Clock::time_point> deadline;
+};
+
+// A framed write or a flushed line under way in a direct call.
+struct Direct {
+  File* file;
+  Framing framing;   // a framed write's
+  std::string rest;  // input not consumed yet
+  std::size_t consumed = 0;
+  bool flush = false;  // the message is `rest`, sent as it is
+  Priority priority = 0;
+};
+
+// One queue: a name in the namespace and what it should hold.
+struct Slot {
+  std::string name;
+  Node* node = nullptr;  // while the kernel holds a reference to it
+  bool named = false;
+  Queue* queue = nullptr;  // while it exists
+  std::weak_ptr<Queue> alive;
+  Settings settings;
+  std::map<Priority, std::deque<std::string>, std::greater<Priority>> queued;
+  uint64_t count = 0, bytes = 0, sent = 0, received = 0;
+  std::list<ParkedRead> readers;   // arrival order
+  std::list<ParkedWrite> writers;  // arrival order
+  Direct* direct = nullptr;
+};
+
+// What a read should do.
+struct Read {
+  enum Kind { wait, eof, data, too_small } kind;
+  std::string bytes;
+  std::size_t taken = 0;   // whole messages taken from the queue (0: from the file's rest)
+  std::string rest;        // what the file holds afterwards
+  std::size_t rest_of = 0;
+};
+
+// How a framed write ended: waiting for room (`full`), a byte count, or an error.
+struct Seen {
+  bool full = false;
+  std::size_t n = 0;
+  int error = 0;
+};
+
+class Harness;
+
+// --- The doubles: replies now, and parked requests ------------------------
+
+class DirectRead final : public Receiver {
+ public:
+  DirectRead(Harness& h, File& f, std::size_t size, bool refuse) : h_(&h), f_(&f), size_(size), refuse_(refuse) {}
+  bool deliver(std::span<const iovec> data) override;
+  int answers = 0;
+
+ private:
+  Harness* h_;
+  File* f_;
+  std::size_t size_;
+  bool refuse_;
+};
+
+class DirectWrite final : public Sender {
+ public:
+  // `message`: an unframed write, queued once the writer got the answer.
+  DirectWrite(Harness& h, File& f, const std::string* message, Priority priority, bool refuse)
+      : h_(&h), f_(&f), message_(message), priority_(priority), refuse_(refuse) {}
+  bool accept(std::size_t n) override;
+  int answers = 0;
+  std::size_t accepted = 0;
+
+ private:
+  Harness* h_;
+  File* f_;
+  const std::string* message_;
+  Priority priority_;
+  bool refuse_;
+};
+
+class ReadWaiter final : public ReceiveWaiter {
+ public:
+  ReadWaiter(Harness& h, File& f, std::size_t size, bool refuse)
+      : ReceiveWaiter(*f.engine, kPid, size), h_(&h), f_(&f), refuse_(refuse) {}
+  bool deliver(std::span<const iovec> data) override;
+  void fail(int error) override;
+
+ private:
+  Harness* h_;
+  File* f_;
+  bool refuse_;
+};
+
+class WriteWaiter final : public SendWaiter {
+ public:
+  WriteWaiter(Harness& h, File& f, bool refuse) : SendWaiter(*f.engine, kPid), h_(&h), f_(&f), refuse_(refuse) {}
+  bool accept(std::size_t n) override;
+  void fail(int error) override;
+
+ private:
+  Harness* h_;
+  File* f_;
+  bool refuse_;
+};
+
+class FlagWatch final : public Watch {
+ public:
+  explicit FlagWatch(bool& flag) : flag_(&flag) {}
+  void notify() override { *flag_ = true; }
+
+ private:
+  bool* flag_;
+};
+
+// --- The harness ----------------------------------------------------------
+
+class Harness {
+ public:
+  explicit Harness(FuzzedDataProvider& in)
+      : in_(in),
+        limits_(pick_limits()),
+        budget_(limits_),
+        names_(budget_, timeouts_, pick_settings(), 0755, Owner{}) {
+    slots_[0].name = "a";
+    slots_[1].name = "b";
+  }
+
+  void run() {
+    make(slots_[0]);
+    while (in_.remaining_bytes() > 0) {
+      step();
+      check();
+    }
+    finish();
+  }
+
+  // Called by the doubles.
+  bool delivered(File& f, std::size_t size, std::span<const iovec> data, bool refuse, const Waiter* waiter);
+  void read_failed(File& f, std::size_t size, const Waiter* waiter, int error);
+  bool accepted_now(File& f, const std::string* message, Priority priority, bool refuse, std::size_t n);
+  bool write_accepted(File& f, const Waiter* waiter, std::size_t n, bool refuse);
+  void write_failed(File& f, const Waiter* waiter, int error);
+
+ private:
+  // -- input
+
+  Limits pick_limits() {
+    Limits l;
+    l.message_overhead = kOverhead;
+    l.max_nodes = in_.ConsumeIntegralInRange<uint64_t>(1, 3);
+    if (in_.ConsumeBool()) l.max_bytes = in_.ConsumeIntegralInRange<uint64_t>(0, 4000);
+    if (in_.ConsumeBool()) l.max_waiters = in_.ConsumeIntegralInRange<uint64_t>(0, 4);
+    return l;
+  }
+
+  int64_t pick_maxmsg() {
+    switch (in_.ConsumeIntegralInRange(0, 3)) {
+      case 0: return 10;
+      case 1: return kMaxMaxmsg;
+      default: return in_.ConsumeIntegralInRange<int64_t>(1, 4);
+    }
+  }
+  int64_t pick_msgsize() {
+    switch (in_.ConsumeIntegralInRange(0, 3)) {
+      case 0: return 8192;
+      case 1: return kMaxMsgsize;
+      default: return in_.ConsumeIntegralInRange<int64_t>(1, 40);
+    }
+  }
+  int64_t pick_timeout() { return in_.ConsumeBool() ? 0 : in_.ConsumeIntegralInRange<int64_t>(1, 50); }
+  Priority pick_priority() { return in_.ConsumeBool() ? kMaxPriority : in_.ConsumeIntegralInRange<Priority>(0, 3); }
+
+  Settings pick_settings() {
+    Settings s;
+    s.maxmsg = pick_maxmsg();
+    s.msgsize = pick_msgsize();
+    s.priority = in_.ConsumeIntegralInRange(0, 3);
+    s.read_mode = in_.ConsumeBool() ? ReadMode::stream : ReadMode::message;
+    s.framing = static_cast<Framing>(in_.ConsumeIntegralInRange(0, 2));
+    s.recv_timeout_ms = pick_timeout();
+    s.send_timeout_ms = pick_timeout();
+    return s;
+  }
+
+  std::size_t pick_write_size(std::size_t msgsize) {
+    switch (in_.ConsumeIntegralInRange(0, 3)) {
+      case 0: return in_.ConsumeIntegralInRange<std::size_t>(1, 8);
+      case 1:  // around msgsize; rarely a megabyte
+        if (msgsize <= 4096 || in_.ConsumeIntegralInRange(0, 15) == 0)
+          return in_.ConsumeIntegralInRange<std::size_t>(std::max<std::size_t>(msgsize, 2) - 1, msgsize + 1);
+        [[fallthrough]];
+      default: return in_.ConsumeIntegralInRange<std::size_t>(1, std::min<std::size_t>(msgsize + 1, 200));
+    }
+  }
+
+  std::size_t pick_read_size(const Slot& s) {
+    switch (in_.ConsumeIntegralInRange(0, 4)) {
+      case 0: return in_.ConsumeIntegralInRange<std::size_t>(1, 8);
+      case 1: return in_.ConsumeIntegralInRange<std::size_t>(1, 300);
+      case 2: return kMaxMsg + in_.ConsumeIntegralInRange<std::size_t>(0, 2);
+      case 3: {  // the first messages just fit, or just do not
+        std::size_t size = 0;
+        int n = in_.ConsumeIntegralInRange(1, 4);
+        for (const auto& [priority, fifo] : s.queued)
+          for (const std::string& m : fifo)
+            if (n-- > 0) size += m.size() + (s.settings.framing == Framing::u32 ? kFrameHeader : 0);
+        return std::max<std::size_t>(1, size + in_.ConsumeIntegralInRange(0, 2) - 1);
+      }
+      default: return 1 << 16;
+    }
+  }
+
+  // A payload of `size` bytes that starts with a unique "#id:" when it fits.
+  std::string payload(std::size_t size) {
+    const std::string tag = "#" + std::to_string(next_id_++) + ":";
+    std::string text = size >= tag.size() ? tag : "";
+    text.reserve(size);
+    while (text.size() < size) {  // the alphabet, from the position's letter
+      const std::size_t at = text.size() % 26;
+      text.append(kAlphabet + at, std::min(26 - at, size - text.size()));
+    }
+    return text;
+  }
+
+  // Whether `message` is one payload (with its newline), and its id. Checks
+  // the letters after the id, up to 64 of them.
+  static std::optional<uint64_t> payload_id(const std::string& message) {
+    if (message.empty() || message[0] != '#') return std::nullopt;
+    const std::size_t colon = message.find(':');
+    if (colon == std::string::npos || colon == 1) return std::nullopt;
+    uint64_t id = 0;
+    for (std::size_t i = 1; i < colon; ++i) {
+      if (message[i] < '0' || message[i] > '9') return std::nullopt;
+      id = id * 10 + static_cast<uint64_t>(message[i] - '0');
+    }
+    const std::size_t end = std::min(message.size() - (message.back() == '\n'), colon + 65);
+    for (std::size_t i = colon + 1; i < end; ++i)
+      if (message[i] != kAlphabet[i % 26]) return std::nullopt;
+    return id;
+  }
+
+  // The bytes of one write, shaped for the queue's framing.
+  std::string write_input(const Slot& s) {
+    const auto msgsize = static_cast<std::size_t>(s.settings.msgsize);
+    if (s.settings.framing == Framing::none) return payload(pick_write_size(msgsize));
+    if (in_.ConsumeIntegralInRange(0, 4) == 0) {  // raw bytes, maybe after a short frame's header
+      std::string raw = in_.ConsumeBytesAsString(in_.ConsumeIntegralInRange<std::size_t>(1, 24));
+      std::replace(raw.begin(), raw.end(), '#', '$');  // '#' only starts an id
+      if (in_.ConsumeBool()) raw = frame_header(in_.ConsumeIntegralInRange(0, 8)) + raw;
+      return raw.empty() ? "x" : raw;
+    }
+    std::string input;
+    for (int pieces = in_.ConsumeIntegralInRange(1, 4); pieces > 0; --pieces) {
+      const std::size_t size = pick_write_size(msgsize);
+      if (s.settings.framing == Framing::line) {
+        input += payload(size - 1) + "\n";
+      } else {
+        const int bad = in_.ConsumeIntegralInRange(0, 15);  // an empty frame, a too long one
+        input += frame_header(bad == 0 ? 0 : bad == 1 ? msgsize + 1 : size) + payload(size);
+      }
+    }
+    if (in_.ConsumeBool()) {  // an unfinished last message; no cut id
+      input.resize(in_.ConsumeIntegralInRange<std::size_t>(1, input.size()));
+      const std::size_t hash = input.rfind('#');
+      if (hash != std::string::npos && input.find(':', hash) == std::string::npos) input[hash] = '$';
+    }
+    return input;
+  }
+
+  Slot& pick_slot() { return slots_[in_.ConsumeIntegralInRange(0, 1)]; }
+  File* pick_file() {
+    if (files_.empty()) return nullptr;
+    return files_[in_.ConsumeIntegralInRange<std::size_t>(0, files_.size() - 1)].get();
+  }
+
+  // -- the model's view
+
+  Priority priority_of(const File& f) const {
+    return f.priority ? *f.priority : static_cast<Priority>(f.slot->settings.priority);
+  }
+  ReadMode mode_of(const File& f) const { return f.read_mode ? *f.read_mode : f.slot->settings.read_mode; }
+  bool at_end(const File& f) const { return f.delivered && f.rest.empty() && mode_of(f) == ReadMode::message; }
+  static bool has_room(const Slot& s) { return s.count < static_cast<uint64_t>(s.settings.maxmsg); }
+  static bool writable(const Slot& s) { return s.writers.empty() && has_room(s); }
+  bool readable(const File& f) const { return !f.rest.empty() || at_end(f) || f.slot->count > 0; }
+  uint64_t available() const { return limits_.max_bytes - budget_.bytes(); }
+  bool fits(uint64_t n) const { return n <= available(); }
+  bool waiter_room() const { return budget_.waiters() < limits_.max_waiters; }
+  std::optional<Clock::time_point> deadline(int64_t timeout_ms) const {
+    if (timeout_ms <= 0) return std::nullopt;
+    return now_ + std::chrono::milliseconds(timeout_ms);
+  }
+
+  void enqueue(Slot& s, std::string message, Priority priority) {
+    s.bytes += message.size();
+    s.queued[priority].push_back(std::move(message));
+    ++s.count;
+    ++s.sent;
+  }
+
+  std::string pop(Slot& s) {
+    auto level = s.queued.begin();
+    std::string message = std::move(level->second.front());
+    level->second.pop_front();
+    if (level->second.empty()) s.queued.erase(level);
+    --s.count;
+    s.bytes -= message.size();
+    return message;
+  }
+
+  // What a read of `size` bytes on `f` gets now (Queue::read_now).
+  Read expect_read(const File& f, std::size_t size) const {
+    const Slot& s = *f.slot;
+    if (!f.rest.empty()) {
+      const std::size_t n = std::min(size, f.rest.size());
+      return {.kind = Read::data, .bytes = f.rest.substr(0, n), .rest = f.rest.substr(n), .rest_of = f.rest_of};
+    }
+    if (at_end(f) || size == 0) return {.kind = Read::eof};
+    if (s.count == 0) return {.kind = Read::wait};
+    const bool u32 = s.settings.framing == Framing::u32;
+    if (u32 || (s.settings.framing == Framing::line && mode_of(f) == ReadMode::stream)) {
+      // Whole messages, as many as fit; a request larger than msgsize's limit is never filled.
+      const std::size_t limit = size > kMaxMsg ? size - 1 : size;
+      const std::size_t most = mode_of(f) == ReadMode::message ? 1 : SIZE_MAX;
+      Read batch{.kind = Read::data};
+      [&] {
+        for (const auto& [priority, fifo] : s.queued)
+          for (const std::string& m : fifo) {
+            const std::string header = u32 ? frame_header(m.size()) : "";
+            if (batch.taken == most || batch.bytes.size() + header.size() + m.size() > limit) return;
+            batch.bytes += header + m;
+            ++batch.taken;
+          }
+      }();
+      if (batch.taken > 0) return batch;
+      if (u32) return {.kind = Read::too_small};
+    }
+    const std::string& front = s.queued.begin()->second.front();
+    const std::size_t n = std::min(size, front.size());
+    return {
+        .kind = Read::data, .bytes = front.substr(0, n), .taken = 1, .rest = front.substr(n), .rest_of = front.size()};
+  }
+
+  void apply(File& f, const Read& r) {
+    if (r.kind != Read::data) return;
+    Slot& s = *f.slot;
+    for (std::size_t i = 0; i < r.taken; ++i) {
+      const std::string message = pop(s);
+      if (auto id = payload_id(message)) CHECK(received_ids_.insert(*id).second);  // never twice
+    }
+    if (r.taken > 0) {
+      s.received += r.taken;
+      f.delivered = true;
+    }
+    f.rest = r.rest;
+    f.rest_of = r.rest.empty() ? 0 : r.rest_of;
+  }
+
+  // Takes into the model the messages the engine queued since it last looked
+  // (Queue::sent), from the write under way: the direct call, else the parked
+  // writer at the head of the line. Unframed writes are taken at accept().
+  void sync(Slot& s) {
+    while (s.queue && s.queue->sent() > s.sent) {
+      CHECK(has_room(s));  // queued only when there was room
+      if (s.direct && s.direct->flush) {
+        enqueue(s, s.direct->rest, s.direct->priority);
+        s.direct->rest.clear();
+        s.direct->flush = false;
+        continue;
+      }
+      if (s.direct) {
+        enqueue(s, next_frame(s, *s.direct->file, s.direct->framing, s.direct->rest, s.direct->consumed),
+                priority_of(*s.direct->file));
+        continue;
+      }
+      CHECK(!s.writers.empty());
+      ParkedWrite& head = s.writers.front();
+      if (!head.framed) {  // a detached send: the line a closed file left
+        CHECK(head.waiter == nullptr);
+        enqueue(s, head.bytes, head.priority);
+        s.writers.pop_front();
+        continue;
+      }
+      enqueue(s, next_frame(s, *head.file, head.framing, head.bytes, head.consumed), priority_of(*head.file));
+    }
+  }
+
+  // Bytes `f` holds under another framing than a write's `framing` end before
+  // the write goes on, as at close: an unfinished u32 frame is dropped; an
+  // unfinished line becomes the next message, when there is room (true).
+  static bool held_line_first(File& f, Framing framing) {
+    if (f.pending.empty() || f.pending_framing == framing) return false;
+    if (f.pending_framing == Framing::line) return true;
+    f.pending.clear();
+    return false;
+  }
+
+  // The next message of a framed write under `framing`, which the engine queued.
+  std::string next_frame(Slot& s, File& f, Framing framing, std::string& rest, std::size_t& consumed) {
+    if (held_line_first(f, framing)) return std::exchange(f.pending, std::string());
+    Parsed next = parse(framing, f.pending, rest, static_cast<std::size_t>(s.settings.msgsize));
+    CHECK(next.kind == Parsed::message);
+    f.pending.clear();
+    rest.erase(0, next.used);
+    consumed += next.used;
+    return std::move(next.text);
+  }
+
+  // A framed write stopped after `consumed` bytes became messages: checks how
+  // it ended against what the model sees next, and keeps the unfinished message.
+  void framed_end(Slot& s, File& f, Framing framing, const std::string& rest, std::size_t consumed,
+                  const Seen& seen) {
+    auto short_write = [&](int error) {  // the bytes consumed, or the error when none
+      CHECK(!seen.full);
+      if (consumed == 0)
+        CHECK(seen.error == error);
+      else
+        CHECK(seen.error == 0 && seen.n == consumed);
+    };
+    if (held_line_first(f, framing)) {  // not queued: no room for it
+      if (!has_room(s)) {
+        CHECK(seen.full && seen.n == consumed);
+        return;
+      }
+      CHECK(!fits(f.pending.size() + kOverhead));
+      return short_write(ENOSPC);
+    }
+    const Parsed next = parse(framing, f.pending, rest, static_cast<std::size_t>(s.settings.msgsize));
+    switch (next.kind) {
+      case Parsed::message:
+        if (!has_room(s)) {
+          CHECK(seen.full && seen.n == consumed);
+          return;
+        }
+        CHECK(!fits(next.text.size() + kOverhead));  // no room in the budget
+        return short_write(ENOSPC);
+      case Parsed::incomplete:
+        if (!seen.full && seen.error == 0 && seen.n == consumed + rest.size()) {
+          f.pending += rest;
+          f.pending_framing = framing;
+          return;
+        }
+        CHECK(!fits(rest.size()));
+        return short_write(ENOSPC);
+      case Parsed::too_long:
+        f.pending.clear();
+        return short_write(EMSGSIZE);
+      case Parsed::empty:
+        f.pending.clear();
+        return short_write(EINVAL);
+    }
+  }
+
+  // The error a callback of `waiter` may carry because it is being cancelled, or 0.
+  int cancelling(const Waiter* waiter, const std::optional<Clock::time_point>& deadline) const {
+    if (cancel_all_error_) return cancel_all_error_;
+    if (waiter == interrupting_) return EINTR;
+    if (expiring_ && deadline && *deadline <= now_) return ETIMEDOUT;
+    return 0;
+  }
+
+  std::list<ParkedWrite>::iterator find_writer(Slot& s, const Waiter* waiter) {
+    auto it =
+        std::find_if(s.writers.begin(), s.writers.end(), [&](const ParkedWrite& p) { return p.waiter == waiter; });
+    CHECK(it != s.writers.end());  // answered once, and only when parked
+    return it;
+  }
+  std::list<ParkedRead>::iterator find_reader(Slot& s, const Waiter* waiter) {
+    auto it = std::find_if(s.readers.begin(), s.readers.end(), [&](const ParkedRead& p) { return p.waiter == waiter; });
+    CHECK(it != s.readers.end());
+    return it;
+  }
+
+  // -- operations
+
+  void step() {
+    switch (in_.ConsumeIntegralInRange(0, 15)) {
+      case 0: case 1: case 2: case 3: return write();
+      case 4: case 5: case 6: case 7: return read();
+      case 8: return open(pick_slot());
+      case 9: if (File* f = pick_file(); f && f->parked == 0) close(*f); return;
+      case 10: return configure(pick_slot());
+      case 11: return set_file_options();
+      case 12: return pass_time();
+      case 13: return interrupt();
+      case 14: return in_.ConsumeBool() ? purge(pick_slot()) : poll();
+      default: {
+        Slot& s = pick_slot();
+        return s.named ? unlink(s) : make(s);
+      }
+    }
+  }
+
+  void make(Slot& s) {
+    if (s.node) return;  // still held under its old name
+    const uint64_t nodes = (slots_[0].node != nullptr) + (slots_[1].node != nullptr);
+    Node* made = nullptr;
+    const int status = names_.make(names_.root(), s.name, S_IFREG | 0644, Owner{}, made);
+    CHECK(status == (nodes < limits_.max_nodes ? 0 : -ENOSPC));
+    if (status < 0) return;
+    names_.remember(*made);  // the kernel's reference, as for a create
+    const std::string name = s.name;
+    s = Slot{};
+    s.name = name;
+    s.node = made;
+    s.named = true;
+    s.queue = made->queue.get();
+    s.alive = made->queue;
+    s.settings = names_.defaults();
+  }
+
+  void unlink(Slot& s) {
+    CHECK(names_.unlink(names_.root(), s.name) == 0);
+    s.named = false;
+    if (!has_files(s)) forget(s);
+  }
+
+  bool has_files(const Slot& s) const {
+    return std::any_of(files_.begin(), files_.end(), [&](const auto& f) { return f->slot == &s; });
+  }
+
+  // The kernel drops its last reference: the queue ends with it, freeing its
+  // messages and detached sends.
+  void forget(Slot& s) {
+    names_.forget(*s.node, 1);
+    CHECK(s.alive.expired());
+    const std::string name = s.name;
+    s = Slot{};
+    s.name = name;
+  }
+
+  void open(Slot& s) {
+    if (!s.named || files_.size() >= 6) return;
+    auto f = std::make_unique<File>();
+    f->slot = &s;
+    const int access = in_.ConsumeIntegralInRange(0, 2);  // O_RDONLY, O_WRONLY, O_RDWR
+    f->reads = access != 1;
+    f->writes = access != 0;
+    f->engine = std::make_unique<OpenFile>(s.node->queue, f->reads, f->writes);
+    if (in_.ConsumeBool()) f->engine->set_read_mode(f->read_mode = ReadMode::stream);
+    files_.push_back(std::move(f));
+  }
+
+  // release(): sends an unfinished line, then frees the file and its rest.
+  void close(File& f) {
+    flush(f);
+    Slot& s = *f.slot;
+    std::erase_if(files_, [&](const auto& p) { return p.get() == &f; });
+    if (!s.named && !has_files(s)) forget(s);
+  }
+
+  void flush(File& f) {
+    Slot& s = *f.slot;
+    int expected = 0;
+    bool parks = false;
+    Direct direct{&f, f.pending_framing, f.pending, 0, true, priority_of(f)};
+    if (f.pending_framing == Framing::line && !f.pending.empty()) {  // whatever the queue's framing is now
+      if (!fits(f.pending.size() + kOverhead))
+        expected = -ENOSPC;
+      else if (!writable(s))
+        parks = true, expected = waiter_room() ? 0 : -EAGAIN;
+    } else {
+      direct.flush = false;  // an unfinished u32 frame is no message
+    }
+    f.pending.clear();
+    s.direct = &direct;
+    const int status = s.queue->flush(*f.engine, kPid, now_);
+    sync(s);
+    s.direct = nullptr;
+    CHECK(status == expected);
+    if (parks && status == 0) {
+      CHECK(direct.flush);  // not queued yet
+      s.writers.push_back({nullptr, nullptr, false, Framing::none, direct.rest, direct.priority, 0,
+                           deadline(s.settings.send_timeout_ms)});
+    } else {
+      CHECK(!direct.flush || status < 0);  // queued, or dropped
+    }
+  }
+
+  void write() {
+    File* f = pick_file();
+    if (!f || !f->writes) return;
+    Slot& s = *f->slot;
+    const bool nonblocking = in_.ConsumeBool();
+    const bool refuse = in_.ConsumeIntegralInRange(0, 7) == 0;
+    const bool refuse_later = in_.ConsumeIntegralInRange(0, 7) == 0;
+    const std::string input = write_input(s);
+    if (s.settings.framing == Framing::none)
+      write_message(*f, input, nonblocking, refuse, refuse_later);
+    else
+      write_framed(*f, input, nonblocking, refuse, refuse_later);
+  }
+
+  void write_message(File& f, const std::string& input, bool nonblocking, bool refuse, bool refuse_later) {
+    Slot& s = *f.slot;
+    const Priority priority = priority_of(f);
+    int expected = 0;
+    if (input.size() > static_cast<std::size_t>(s.settings.msgsize))
+      expected = -EMSGSIZE;
+    else if (!writable(s))
+      expected = -EAGAIN;
+    else if (!fits(input.size() + kOverhead))
+      expected = -ENOSPC;
+    DirectWrite to(*this, f, &input, priority, refuse);
+    const int status = s.queue->send(*f.engine, bytes_of(input), kPid, to);
+    CHECK(status == expected);
+    CHECK(to.answers == (status == 0 ? 1 : 0));
+    if (status != -EAGAIN || nonblocking) return;
+
+    // A blocking write waits with its message.
+    expected = !fits(input.size() + kOverhead) ? -ENOSPC : waiter_room() ? 0 : -EAGAIN;
+    auto waiter = std::make_unique<WriteWaiter>(*this, f, refuse_later);
+    const Waiter* w = waiter.get();
+    CHECK(s.queue->send_later(std::move(waiter), bytes_of(input), now_) == expected);
+    if (expected < 0) return;
+    s.writers.push_back({w, &f, false, Framing::none, input, priority, 0, deadline(s.settings.send_timeout_ms)});
+    ++f.parked;
+  }
+
+  void write_framed(File& f, const std::string& input, bool nonblocking, bool refuse, bool refuse_later) {
+    Slot& s = *f.slot;
+    const bool behind = !s.writers.empty();  // behind the writers already waiting
+    Direct direct{&f, s.settings.framing, input};
+    DirectWrite to(*this, f, nullptr, 0, refuse);
+    s.direct = &direct;
+    const int status = s.queue->send(*f.engine, bytes_of(input), kPid, to);
+    sync(s);
+    s.direct = nullptr;
+    CHECK(to.answers == (status == 0 ? 1 : 0));
+    if (behind) {
+      CHECK(status == -EAGAIN && direct.consumed == 0);
+    } else {
+      Seen seen;
+      if (status > 0 || status == -EAGAIN)
+        seen = {true, status > 0 ? static_cast<std::size_t>(status) : 0, 0};
+      else if (status == 0)
+        seen.n = to.accepted;
+      else
+        seen.error = -status;
+      framed_end(s, f, direct.framing, direct.rest, direct.consumed, seen);
+    }
+    if (nonblocking || !(status > 0 || status == -EAGAIN)) return;
+
+    // A blocking write waits with the bytes it has not consumed.
+    const std::size_t consumed = status > 0 ? static_cast<std::size_t>(status) : 0;
+    CHECK(direct.rest == input.substr(consumed));
+    const int expected = !fits(direct.rest.size()) ? -ENOSPC : waiter_room() ? 0 : -EAGAIN;
+    auto waiter = std::make_unique<WriteWaiter>(*this, f, refuse_later);
+    const Waiter* w = waiter.get();
+    CHECK(s.queue->send_later(std::move(waiter), bytes_of(direct.rest), now_, consumed) == expected);
+    if (expected < 0) return;
+    s.writers.push_back(
+        {w, &f, true, direct.framing, direct.rest, 0, consumed, deadline(s.settings.send_timeout_ms)});
+    ++f.parked;
+  }
+
+  void read() {
+    File* f = pick_file();
+    if (!f || !f->reads) return;
+    Slot& s = *f->slot;
+    const std::size_t size = pick_read_size(s);
+    const bool nonblocking = in_.ConsumeBool();
+    const bool refuse = in_.ConsumeIntegralInRange(0, 7) == 0;
+    const bool refuse_later = in_.ConsumeIntegralInRange(0, 7) == 0;
+    if (read_now(*f, size, refuse) != 0 || nonblocking) return;
+    // A blocking read that found nothing waits.
+    const int expected = waiter_room() ? 0 : -EAGAIN;
+    auto waiter = std::make_unique<ReadWaiter>(*this, *f, size, refuse_later);
+    const Waiter* w = waiter.get();
+    CHECK(s.queue->receive_later(std::move(waiter), now_) == expected);
+    if (expected < 0) return;
+    s.readers.push_back({w, f, deadline(s.settings.recv_timeout_ms)});
+    ++f->parked;
+  }
+
+  // A read answered now: 1 (answered once), 0 (must wait) or -EMSGSIZE.
+  int read_now(File& f, std::size_t size, bool refuse) {
+    const Read::Kind kind = expect_read(f, size).kind;
+    DirectRead to(*this, f, size, refuse);
+    const int status = f.slot->queue->receive(*f.engine, size, kPid, to);
+    CHECK(status == (kind == Read::wait ? 0 : kind == Read::too_small ? -EMSGSIZE : 1));
+    CHECK(to.answers == (status == 1 ? 1 : 0));
+    return status;
+  }
+
+  void configure(Slot& s) {
+    if (!s.queue) return;
+    Settings next = s.settings;
+    switch (in_.ConsumeIntegralInRange(0, 6)) {
+      case 0: next.maxmsg = pick_maxmsg(); break;
+      case 1: next.msgsize = pick_msgsize(); break;
+      case 2: next.priority = pick_priority(); break;
+      case 3: next.read_mode = in_.ConsumeBool() ? ReadMode::stream : ReadMode::message; break;
+      case 4: next.recv_timeout_ms = pick_timeout(); break;
+      case 5: next.send_timeout_ms = pick_timeout(); break;
+      default: next.framing = static_cast<Framing>(in_.ConsumeIntegralInRange(0, 2)); break;
+    }
+    s.settings = next;  // before: the queue serves waiters with them at once
+    s.queue->configure(next);
+  }
+
+  // The per-file ioctls, and O_NONBLOCK as a read or write would set it.
+  void set_file_options() {
+    File* f = pick_file();
+    if (!f) return;
+    switch (in_.ConsumeIntegralInRange(0, 2)) {
+      case 0:
+        f->priority = in_.ConsumeBool() ? std::nullopt : std::optional(pick_priority());
+        f->engine->set_priority(f->priority);
+        break;
+      case 1:
+        f->read_mode =
+            in_.ConsumeBool() ? std::nullopt : std::optional(in_.ConsumeBool() ? ReadMode::stream : ReadMode::message);
+        f->engine->set_read_mode(f->read_mode);
+        f->was_readable = readable(*f);  // the caller knows: it polls again
+        break;
+      default:
+        f->engine->set_nonblocking(in_.ConsumeBool());
+        break;
+    }
+  }
+
+  void purge(Slot& s) {
+    if (!s.queue) return;
+    s.queued.clear();  // before: the room lets parked writers in at once
+    s.count = s.bytes = 0;
+    s.queue->purge();
+  }
+
+  void poll() {
+    File* f = pick_file();
+    if (!f) return;
+    f->watching = true;
+    f->notified = false;
+    f->was_readable = readable(*f);
+    f->was_writable = writable(*f->slot);
+    f->slot->queue->watch(*f->engine, std::make_unique<FlagWatch>(f->notified));
+  }
+
+  void pass_time() {
+    now_ += std::chrono::milliseconds(in_.ConsumeIntegralInRange(0, 60));
+    expiring_ = true;
+    timeouts_.expire(now_);
+    expiring_ = false;
+    for (Slot& s : slots_) {
+      std::erase_if(s.writers, [&](const ParkedWrite& p) { return !p.waiter && p.deadline && *p.deadline <= now_; });
+      for (const ParkedWrite& p : s.writers) CHECK(!p.deadline || *p.deadline > now_);
+      for (const ParkedRead& p : s.readers) CHECK(!p.deadline || *p.deadline > now_);
+    }
+  }
+
+  void interrupt() {
+    std::vector<std::pair<Slot*, const Waiter*>> parked;
+    for (Slot& s : slots_) {
+      for (const ParkedRead& p : s.readers) parked.emplace_back(&s, p.waiter);
+      for (const ParkedWrite& p : s.writers)
+        if (p.waiter) parked.emplace_back(&s, p.waiter);
+    }
+    if (parked.empty()) return;
+    auto [s, waiter] = parked[in_.ConsumeIntegralInRange<std::size_t>(0, parked.size() - 1)];
+    interrupt(*s, waiter);
+  }
+
+  void interrupt(Slot& s, const Waiter* waiter) {
+    interrupting_ = waiter;
+    s.queue->cancel(const_cast<Waiter&>(*waiter), EINTR);
+    interrupting_ = nullptr;
+    for (const ParkedRead& p : s.readers) CHECK(p.waiter != waiter);
+    for (const ParkedWrite& p : s.writers) CHECK(p.waiter != waiter);
+  }
+
+  // -- checks
+
+  void check() {
+    uint64_t held = 0, waiters = 0, timed = 0, nodes = 0;
+    bool exact = true;  // framed bytes are charged by capacity: then only a lower bound
+    for (Slot& s : slots_) {
+      nodes += s.node != nullptr;
+      if (!s.queue) continue;
+      CHECK(!s.alive.expired());
+      sync(s);
+      const Queue& q = *s.queue;
+      CHECK(q.curmsgs() == s.count);
+      CHECK(q.curbytes() == s.bytes);
+      CHECK(q.sent() == s.sent);
+      CHECK(q.received() == s.received);
+      CHECK(q.receivers_waiting() == s.readers.size());
+      CHECK(q.senders_waiting() == s.writers.size());
+      CHECK(s.readers.empty() || s.count == 0);  // nobody waits for what is there
+      CHECK(s.writers.empty() || !has_room(s));
+      CHECK(q.writable() == writable(s));
+      CHECK(q.settings().maxmsg == s.settings.maxmsg && q.settings().framing == s.settings.framing);
+      held += s.bytes + s.count * kOverhead;
+      for (const ParkedWrite& p : s.writers) {
+        if (p.framed) {
+          held += p.bytes.size();
+          exact = false;
+        } else {
+          held += p.bytes.size() + kOverhead;
+        }
+        timed += p.deadline.has_value();
+      }
+      for (const ParkedRead& p : s.readers) timed += p.deadline.has_value();
+      waiters += s.readers.size() + s.writers.size();
+    }
+    for (const auto& f : files_) {
+      CHECK(f->engine->holds_rest() == !f->rest.empty());
+      CHECK(f->engine->at_end() == at_end(*f));
+      CHECK(f->slot->queue->readable(*f->engine) == readable(*f));
+      CHECK(f->engine->priority() == priority_of(*f));
+      if (!f->rest.empty()) held += f->rest_of + kOverhead;
+      if (!f->pending.empty()) {
+        held += f->pending.size();
+        exact = false;
+      }
+      if (f->watching && f->notified) f->watching = false;
+      if (f->watching) {  // more ready, and not told
+        CHECK(!readable(*f) || f->was_readable);
+        CHECK(!writable(*f->slot) || f->was_writable);
+      }
+    }
+    CHECK(exact ? budget_.bytes() == held : budget_.bytes() >= held);
+    CHECK(budget_.bytes() <= limits_.max_bytes);
+    CHECK(budget_.waiters() == waiters);
+    CHECK(timeouts_.size() == timed);
+    CHECK(budget_.open_files() == files_.size());
+    CHECK(budget_.nodes() == nodes);
+  }
+
+  // Ends every wait (interrupts, or a shutdown's cancel_all), closes every
+  // file, drains every queue (every message still queued, in the model's
+  // order), removes the queues; then nothing may be left charged to the budget.
+  void finish() {
+    for (Slot& s : slots_) {
+      if (s.queue && next_id_ % 2) {  // as at shutdown, when detached sends are dropped
+        cancel_all_error_ = ENOTCONN;
+        s.queue->cancel_all(ENOTCONN);
+        cancel_all_error_ = 0;
+        std::erase_if(s.writers, [](const ParkedWrite& p) { return !p.waiter; });
+        CHECK(s.readers.empty() && s.writers.empty());
+      }
+      while (s.queue && !s.readers.empty()) interrupt(s, s.readers.front().waiter);
+      while (s.queue && std::any_of(s.writers.begin(), s.writers.end(), [](const ParkedWrite& p) { return p.waiter; }))
+        interrupt(
+            s, std::find_if(s.writers.begin(), s.writers.end(), [](const ParkedWrite& p) { return p.waiter; })->waiter);
+    }
+    check();
+    while (!files_.empty()) close(*files_.back());
+    check();
+    for (Slot& s : slots_) {
+      if (!s.queue) continue;
+      auto f = std::make_unique<File>();
+      f->slot = &s;
+      f->engine = std::make_unique<OpenFile>(s.node->queue, true, false);
+      f->engine->set_read_mode(f->read_mode = ReadMode::stream);
+      files_.push_back(std::move(f));
+      while (read_now(*files_.back(), 2 * kMaxMsg, false) == 1) check();
+      check();
+      CHECK(s.count == 0 && s.writers.empty());
+      close(*files_.back());
+      unlink(s);
+    }
+    check();
+    CHECK(budget_.bytes() == 0);
+    CHECK(budget_.waiters() == 0);
+    CHECK(budget_.open_files() == 0);
+    CHECK(budget_.nodes() == 0);
+    CHECK(timeouts_.size() == 0);
+  }
+
+  FuzzedDataProvider& in_;
+  Limits limits_;
+  Budget budget_;
+  Timeouts timeouts_;
+  Namespace names_;
+  Slot slots_[2];
+  std::vector<std::unique_ptr<File>> files_;
+  Clock::time_point now_ = Clock::time_point{} + std::chrono::hours(1);
+  uint64_t next_id_ = 0;
+  std::unordered_set<uint64_t> received_ids_;
+  const Waiter* interrupting_ = nullptr;
+  bool expiring_ = false;
+  int cancel_all_error_ = 0;
+};
+
+// --- The callbacks --------------------------------------------------------
+
+// A reply with data: it must be what the model reads now.
+bool Harness::delivered(File& f, std::size_t size, std::span<const iovec> data, bool refuse, const Waiter* waiter) {
+  Slot& s = *f.slot;
+  sync(s);
+  if (waiter) {  // a parked reader is served: the oldest
+    auto it = find_reader(s, waiter);
+    CHECK(it == s.readers.begin());
+    s.readers.erase(it);
+    --f.parked;
+  }
+  const Read r = expect_read(f, size);
+  CHECK(r.kind == Read::eof || r.kind == Read::data);
+  CHECK(text_of(data) == r.bytes);
+  if (!refuse) apply(f, r);
+  return !refuse;
+}
+
+void Harness::read_failed(File& f, std::size_t size, const Waiter* waiter, int error) {
+  Slot& s = *f.slot;
+  sync(s);
+  auto it = find_reader(s, waiter);
+  if (const int cancel = cancelling(waiter, it->deadline)) {
+    CHECK(error == cancel);
+  } else {  // served, but its buffer is too small for the next frame
+    CHECK(it == s.readers.begin());
+    CHECK(error == EMSGSIZE && expect_read(f, size).kind == Read::too_small);
+  }
+  s.readers.erase(it);
+  --f.parked;
+}
+
+// The answer to a write made now: an unframed message is queued right after.
+bool Harness::accepted_now(File& f, const std::string* message, Priority priority, bool refuse, std::size_t n) {
+  if (message) {
+    CHECK(n == message->size());
+    if (!refuse) enqueue(*f.slot, *message, priority);
+  }
+  return !refuse;
+}
+
+bool Harness::write_accepted(File& f, const Waiter* waiter, std::size_t n, bool refuse) {
+  Slot& s = *f.slot;
+  sync(s);
+  auto it = find_writer(s, waiter);
+  if (cancelling(waiter, it->deadline)) {  // a framed write reports what it consumed
+    CHECK(it->framed && it->consumed > 0 && n == it->consumed);
+  } else {  // served: the oldest; one message only when there is room for it
+    CHECK(it == s.writers.begin());
+    if (!it->framed) {
+      CHECK(has_room(s));
+      CHECK(n == it->bytes.size());
+      if (!refuse) enqueue(s, it->bytes, it->priority);
+    } else {
+      framed_end(s, f, it->framing, it->bytes, it->consumed, Seen{false, n, 0});
+    }
+  }
+  s.writers.erase(it);
+  --f.parked;
+  return !refuse;
+}
+
+void Harness::write_failed(File& f, const Waiter* waiter, int error) {
+  Slot& s = *f.slot;
+  sync(s);
+  auto it = find_writer(s, waiter);
+  if (const int cancel = cancelling(waiter, it->deadline)) {
+    CHECK(error == cancel && it->consumed == 0);
+  } else {  // a framed write whose next message was refused
+    CHECK(it == s.writers.begin() && it->framed);
+    framed_end(s, f, it->framing, it->bytes, it->consumed, Seen{false, 0, error});
+  }
+  s.writers.erase(it);
+  --f.parked;
+}
+
+bool DirectRead::deliver(std::span<const iovec> data) {
+  ++answers;
+  return h_->delivered(*f_, size_, data, refuse_, nullptr);
+}
+
+bool DirectWrite::accept(std::size_t n) {
+  ++answers;
+  accepted = n;
+  return h_->accepted_now(*f_, message_, priority_, refuse_, n);
+}
+
+bool ReadWaiter::deliver(std::span<const iovec> data) { return h_->delivered(*f_, size(), data, refuse_, this); }
+void ReadWaiter::fail(int error) { h_->read_failed(*f_, size(), this, error); }
+bool WriteWaiter::accept(std::size_t n) { return h_->write_accepted(*f_, this, n, refuse_); }
+void WriteWaiter::fail(int error) { h_->write_failed(*f_, this, error); }
+
+}  // namespace
+}  // namespace mqfs::engine
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  FuzzedDataProvider in(data, size);
+  mqfs::engine::Harness(in).run();
+  return 0;
+}
