@@ -109,8 +109,8 @@ int main(int argc, char** argv) {
     // the mount stays behind, failing every access, until someone unmounts it.
     spdlog::warn("connection to the kernel aborted; {} stays mounted until `fusermount3 -u {}`",
                  options->mountpoint, options->mountpoint);
-    return status;
+  } else {
+    spdlog::info("unmounted {}", options->mountpoint);
   }
-  spdlog::info("unmounted {}", options->mountpoint);
   return status;
 }

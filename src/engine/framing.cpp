@@ -31,7 +31,8 @@ NextMessage next_frame(std::span<const std::byte> pending, std::span<const std::
   if (length == 0) return {Kind::empty, {}, {}, kFrameHeader - std::min(pending.size(), kFrameHeader)};
   if (length > msgsize) return {Kind::too_long, {}, {}, 0};
   if (available < kFrameHeader + length) return {Kind::incomplete, {}, {}, input.size()};
-  if (pending.size() > kFrameHeader + length) return {Kind::too_long, {}, {}, 0};  // not held by next_frame
+  // More held than this frame: not bytes this decoder held. Refused, never read past.
+  if (pending.size() > kFrameHeader + length) return {Kind::too_long, {}, {}, 0};
 
   const auto head = pending.size() > kFrameHeader ? pending.subspan(kFrameHeader) : std::span<const std::byte>{};
   const std::size_t tail_start = kFrameHeader - std::min(pending.size(), kFrameHeader);
