@@ -20,7 +20,7 @@ import textwrap
 import pytest
 
 from helpers import MESSAGE_OVERHEAD, PYTHON, errno_of, program, put, statfs, take, wait_until
-from waiting_helpers import daemon_status, finish
+from waiting_helpers import LineReader, daemon_status, finish
 
 # README "Limits": what the daemon may spend on each counted thing, at most,
 # besides max_bytes, and its fixed cost (code, libfuse's buffer, stacks).
@@ -163,7 +163,7 @@ def test_open_file_cap_gives_enfile_and_room_comes_back(mount_mqfs):
     holder = subprocess.Popen([PYTHON, "-c", OPEN_ALL, m / "q"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                               text=True)
     try:
-        line = wait_until(holder.stdout.readline, timeout=60, what="the opener to reach the cap")
+        line = LineReader(holder).line(timeout=60, what="the opener to reach the cap")
         assert [int(x) for x in line.split()] == [2000, 23]  # ENFILE
         result = m.sh("cat q", check=False)
         assert result.returncode != 0 and "Too many open files in system" in result.stderr
@@ -179,17 +179,16 @@ def test_waiter_cap_gives_eagain_and_room_comes_back(mount_mqfs):
     m.sh("touch q")
     readers = subprocess.Popen([program("many_waiters"), "read", m / "q", "1", "350"], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
+    output = LineReader(readers)
     try:
         # 50 of them find no place to wait.
-        lines = []
-        while len(lines) < 50:
-            lines.append(wait_until(readers.stdout.readline, timeout=60, what="refused readers"))
+        lines = [output.line(timeout=60, what="refused readers") for _ in range(50)]
         assert all(line.startswith("err read") and line.split()[-1] == "11" for line in lines), lines[:3]  # EAGAIN
         assert waiters_full(m / "q")
         m.sh("for i in $(seq 300); do echo m$i > q; done", timeout=60)
     finally:
         status, out, err = finish(readers, timeout=60)
-    got = [line for line in out.splitlines() if line.startswith("got ")]
+    got = [line for line in (output.buffer.decode() + out).splitlines() if line.startswith("got ")]
     assert sorted(got) == sorted(f"got m{i}" for i in range(1, 301))
     assert m.getattr("q", "curmsgs") == "0"
     # Places to wait are free again.
@@ -206,7 +205,7 @@ def test_a_reader_that_never_reads_holds_only_its_queue(mount_mqfs):
                              " os.read(fd, 1); print('holding', flush=True); sys.stdin.read()", m / "slow"],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        assert wait_until(idle.stdout.readline, what="the idle reader") == "holding\n"
+        assert LineReader(idle).line(what="the idle reader") == "holding"
         for _ in range(4):
             assert put(m / "slow", b"w" * (1 << 19)) == 1 << 19
         assert errno_of(put, m / "slow", b"more") == 11  # full: writers wait or get EAGAIN
@@ -241,12 +240,13 @@ def test_memory_stays_within_the_caps_with_every_cap_reached(mount_mqfs):
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     holder = None
     try:
-        refused = [wait_until(readers.stdout.readline, timeout=60, what="refused readers") for _ in range(extra)]
+        output = LineReader(readers)
+        refused = [output.line(timeout=60, what="refused readers") for _ in range(extra)]
         assert all(line.split()[-1] == "11" for line in refused), refused[:3]  # EAGAIN
         assert waiters_full(m / "q")
         holder = subprocess.Popen([PYTHON, "-c", OPEN_ALL, m / "q"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                   text=True)
-        count, error = (int(x) for x in wait_until(holder.stdout.readline, timeout=60, what="open files").split())
+        count, error = (int(x) for x in LineReader(holder).line(timeout=60, what="open files").split())
         assert error == 23 and count == caps["max_open_files"] - caps["max_waiters"]
 
         used = rss_kb(m) * 1024 - baseline
