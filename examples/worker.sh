@@ -15,10 +15,8 @@ name=${2:-worker-$$}
 jobs=$mount/work/jobs
 
 # Workers may start before the producer: make the queue if it is not there.
-# `: >>` only opens (O_CREAT, no truncation), where `touch` would also set
-# the file's times: a change that waits in the kernel while a producer's
-# write waits on the full queue, which this worker is about to drain
-# (README, "Known limits").
+# `: >>` only opens (O_CREAT, no truncation); `touch` would also set the
+# queue's times.
 mkdir -p "$mount/work"
 : >> "$jobs"
 

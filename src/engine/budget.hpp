@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <utility>
 
 namespace mqfs::engine {
 
@@ -64,6 +65,28 @@ class Budget {
   uint64_t bytes_ = 0;
   uint64_t open_files_ = 0;
   uint64_t waiters_ = 0;
+};
+
+// One place under max_nodes, held by a directory or queue while it counts
+// and given back when released or destroyed.
+class NodeCharge {
+ public:
+  NodeCharge() = default;
+  explicit NodeCharge(Budget& budget) : budget_(&budget) {}
+  NodeCharge(NodeCharge&& other) noexcept : budget_(std::exchange(other.budget_, nullptr)) {}
+  NodeCharge& operator=(NodeCharge&& other) noexcept {
+    release();
+    budget_ = std::exchange(other.budget_, nullptr);
+    return *this;
+  }
+  ~NodeCharge() { release(); }
+
+  void release() {
+    if (budget_) std::exchange(budget_, nullptr)->release_node();
+  }
+
+ private:
+  Budget* budget_ = nullptr;
 };
 
 }  // namespace mqfs::engine

@@ -18,17 +18,13 @@ uint32_t Node::nlink() const {
 Namespace::Namespace(Budget& budget, Timeouts& timeouts, const Settings& defaults, mode_t root_mode,
                      Owner root_owner)
     : budget_(&budget), timeouts_(&timeouts), defaults_(defaults) {
-  auto root = std::unique_ptr<Node>(new Node(kRootIno, S_IFDIR | (root_mode & 07777), root_owner));
+  auto root = std::shared_ptr<Node>(new Node(kRootIno, S_IFDIR | (root_mode & 07777), root_owner));
   root->times_.atime = root->times_.mtime = root->times_.ctime = now_realtime();
-  root->lookups = 1;  // the kernel never forgets the root
   root_ = root.get();
   nodes_.emplace(kRootIno, std::move(root));
 }
 
-Namespace::~Namespace() {
-  for (auto& [ino, node] : nodes_)
-    if (ino != kRootIno) budget_->release_node();
-}
+Namespace::~Namespace() = default;
 
 Node* Namespace::find(uint64_t ino) const {
   auto it = nodes_.find(ino);
@@ -50,9 +46,11 @@ int Namespace::make(Node& dir, std::string_view name, mode_t mode, Owner owner, 
   if (name.size() > kNameMax) return -ENAMETOOLONG;
   if (lookup(dir, name)) return -EEXIST;
   if (!budget_->reserve_node()) return -ENOSPC;
+  NodeCharge charge(*budget_);
 
   const uint64_t ino = next_ino_++;
-  auto node = std::unique_ptr<Node>(new Node(ino, mode, owner));
+  auto node = std::shared_ptr<Node>(new Node(ino, mode, owner));
+  node->charge_ = std::move(charge);
   if (S_ISDIR(mode)) {
     auto now = now_realtime();
     node->times_.atime = node->times_.mtime = node->times_.ctime = now;
@@ -81,18 +79,20 @@ void Namespace::detach(Node& node) {
   node.times().ctime = now_realtime();
 }
 
-void Namespace::release_if_unused(Node& node) {
-  if (!node.removed() || node.lookups > 0) return;
-  nodes_.erase(node.ino);  // open files keep the queue itself
-  budget_->release_node();
+// Ends a node's name. The kernel's references (NodeIds) keep the node, open
+// files its queue; it counts against max_nodes only while a file is open.
+void Namespace::remove(Node& node) {
+  detach(node);
+  if (node.queue) node.queue->unlinked(std::move(node.charge_));
+  node.charge_.release();
+  nodes_.erase(node.ino);  // last: it may free the node
 }
 
 int Namespace::unlink(Node& dir, std::string_view name) {
   Node* node = lookup(dir, name);
   if (!node) return -ENOENT;
   if (node->is_directory()) return -EISDIR;
-  detach(*node);
-  release_if_unused(*node);
+  remove(*node);
   return 0;
 }
 
@@ -101,8 +101,7 @@ int Namespace::rmdir(Node& dir, std::string_view name) {
   if (!node) return -ENOENT;
   if (!node->is_directory()) return -ENOTDIR;
   if (!node->children.empty()) return -ENOTEMPTY;
-  detach(*node);
-  release_if_unused(*node);
+  remove(*node);
   return 0;
 }
 
@@ -139,17 +138,11 @@ int Namespace::rename(Node& from_dir, std::string_view from, Node& to_dir, std::
     if (source->is_directory() && !target->is_directory()) return -ENOTDIR;
     if (!source->is_directory() && target->is_directory()) return -EISDIR;
     if (target->is_directory() && !target->children.empty()) return -ENOTEMPTY;
-    detach(*target);
-    release_if_unused(*target);
+    remove(*target);
   }
   detach(*source);
   attach(to_dir, to, *source);
   return 0;
-}
-
-void Namespace::forget(Node& node, uint64_t n) {
-  node.lookups -= std::min(n, node.lookups);
-  release_if_unused(node);
 }
 
 }  // namespace mqfs::engine

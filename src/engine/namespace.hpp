@@ -1,7 +1,9 @@
 // The names: a tree of directories and queues, each a node with an inode
 // number, owner, mode and times. Removing a name does not end a queue that is
 // still in use (mq_unlink semantics): the node lives while the kernel still
-// refers to it, and the queue while an open file does.
+// refers to it (NodeIds), and the queue while an open file does. A removed
+// node stops counting against max_nodes at once, a removed queue once no open
+// file holds it.
 #pragma once
 
 #include <sys/types.h>
@@ -28,7 +30,7 @@ struct Owner {
   gid_t gid = 0;
 };
 
-class Node {
+class Node : public std::enable_shared_from_this<Node> {
  public:
   bool is_directory() const { return queue == nullptr; }
   bool removed() const { return parent == nullptr && ino != kRootIno; }
@@ -43,12 +45,12 @@ class Node {
   std::string name;
   std::map<std::string, Node*, std::less<>> children;  // directories only
   std::shared_ptr<Queue> queue;                       // queues only
-  uint64_t lookups = 0;  // references the kernel holds (FUSE lookup count)
 
  private:
   friend class Namespace;
   Node(uint64_t ino, mode_t mode, Owner owner) : ino(ino), mode(mode), owner(owner) {}
   Times times_;
+  NodeCharge charge_;  // while it has a name
 };
 
 class Namespace {
@@ -60,6 +62,7 @@ class Namespace {
   ~Namespace();
 
   Node& root() { return *root_; }
+  // The node of that inode number while it has a name (or is the root).
   Node* find(uint64_t ino) const;
   Node* lookup(const Node& dir, std::string_view name) const;
   const Settings& defaults() const { return defaults_; }
@@ -74,13 +77,10 @@ class Namespace {
   // rename(2), with RENAME_NOREPLACE and RENAME_EXCHANGE.
   int rename(Node& from_dir, std::string_view from, Node& to_dir, std::string_view to, unsigned flags);
 
-  // The kernel took or dropped references to a node.
-  void remember(Node& node) { ++node.lookups; }
-  void forget(Node& node, uint64_t n);
-
+  // Named nodes, the root included.
   std::size_t size() const { return nodes_.size(); }
 
-  // Every queue that has a name or is still open, for shutdown.
+  // Every queue that has a name.
   template <class Visit>
   void for_each_queue(Visit visit) {
     for (auto& [ino, node] : nodes_)
@@ -90,14 +90,14 @@ class Namespace {
  private:
   void detach(Node& node);
   void attach(Node& dir, std::string_view name, Node& node);
-  void release_if_unused(Node& node);
+  void remove(Node& node);
   bool is_within(const Node& node, const Node& dir) const;
 
   Budget* budget_;
   Timeouts* timeouts_;
   Settings defaults_;
   uint64_t next_ino_ = kRootIno + 1;
-  std::unordered_map<uint64_t, std::unique_ptr<Node>> nodes_;
+  std::unordered_map<uint64_t, std::shared_ptr<Node>> nodes_;  // by inode number
   Node* root_;
 };
 

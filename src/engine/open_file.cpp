@@ -11,10 +11,14 @@ OpenFile::OpenFile(std::shared_ptr<Queue> queue, bool reads, bool writes)
       rest_(nullptr, MessageDeleter{&queue_->budget()}),
       pending_(queue_->budget()) {
   queue_->budget().add_open_file();
+  queue_->opened();
 }
 
 // Unread rest of a message is dropped: that message was delivered.
-OpenFile::~OpenFile() { queue_->budget().remove_open_file(); }
+OpenFile::~OpenFile() {
+  queue_->closed();
+  queue_->budget().remove_open_file();
+}
 
 Priority OpenFile::priority() const {
   return priority_ ? *priority_ : static_cast<Priority>(queue_->settings().priority);

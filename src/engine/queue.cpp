@@ -342,6 +342,14 @@ void Queue::purge() {
   notify_watchers();
 }
 
+void Queue::unlinked(NodeCharge charge) {
+  if (open_files_ > 0) unlinked_charge_ = std::move(charge);
+}
+
+void Queue::closed() {
+  if (--open_files_ == 0) unlinked_charge_.release();
+}
+
 void Queue::watch(OpenFile& file, std::unique_ptr<Watch> watch) {
   file.watch_ = std::move(watch);
   watchers_.push_back(file);

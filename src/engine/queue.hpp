@@ -104,6 +104,10 @@ class Queue {
   // Notifies `watch` at the next change of readiness (once).
   void watch(OpenFile& file, std::unique_ptr<Watch> watch);
 
+  // The queue's name was removed (rm, or mv over it). It keeps counting
+  // against max_nodes while an open file holds it, and no longer.
+  void unlinked(NodeCharge charge);
+
   std::size_t receivers_waiting() const { return receivers_.size(); }
   std::size_t senders_waiting() const { return senders_.size(); }
 
@@ -128,6 +132,10 @@ class Queue {
   void settle();
   void notify_watchers();
 
+  friend class OpenFile;
+  void opened() { ++open_files_; }
+  void closed();
+
   Budget* budget_;
   Timeouts* timeouts_;
   Settings settings_;
@@ -140,6 +148,8 @@ class Queue {
   pid_t lspid_ = 0;
   pid_t lrpid_ = 0;
   Times times_;
+  std::size_t open_files_ = 0;
+  NodeCharge unlinked_charge_;  // held from unlink until the last close
 };
 
 }  // namespace mqfs::engine

@@ -10,6 +10,10 @@
 
 namespace mqfs::fuse {
 
+// Node ids the kernel may hold at once before a queue's lookups share one:
+// about 100 bytes each here (the kernel's inode for each is larger).
+constexpr std::size_t kMaxNodeIds = 1 << 20;
+
 Filesystem::Filesystem(const Config& config)
     : config_(config),
       budget_(engine::Limits{.max_nodes = config.max_queues,
@@ -18,7 +22,8 @@ Filesystem::Filesystem(const Config& config)
                              .max_waiters = config.max_waiters,
                              .message_overhead = engine::kMessageOverhead}),
       timeouts_(),
-      names_(budget_, timeouts_, config.defaults, 0755, engine::Owner{getuid(), getgid()}) {}
+      names_(budget_, timeouts_, config.defaults, 0755, engine::Owner{getuid(), getgid()}),
+      node_ids_(names_.root(), kMaxNodeIds) {}
 
 engine::OpenFile& Filesystem::keep_open(std::unique_ptr<engine::OpenFile> file) {
   engine::OpenFile& kept = *file;
@@ -33,13 +38,14 @@ void Filesystem::cancel_interrupted() {
   }
 }
 
+// Every waiting request belongs to an open file.
 void Filesystem::cancel_all_waits(int error) {
-  names_.for_each_queue([error](engine::Queue& queue) { queue.cancel_all(error); });
+  for (auto& [file, owned] : open_files_) file->queue().cancel_all(error);
 }
 
 Filesystem& filesystem(fuse_req_t req) { return *static_cast<Filesystem*>(fuse_req_userdata(req)); }
 
-engine::Node* node_of(fuse_req_t req, fuse_ino_t ino) { return filesystem(req).names().find(ino); }
+engine::Node* node_of(fuse_req_t req, fuse_ino_t ino) { return filesystem(req).node_ids().find(ino); }
 
 engine::OpenFile& open_file_of(const fuse_file_info* fi) {
   return *reinterpret_cast<engine::OpenFile*>(static_cast<uintptr_t>(fi->fh));

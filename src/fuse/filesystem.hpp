@@ -12,6 +12,7 @@
 #include "engine/budget.hpp"
 #include "engine/list.hpp"
 #include "engine/namespace.hpp"
+#include "engine/node_ids.hpp"
 #include "engine/open_file.hpp"
 #include "engine/settings.hpp"
 #include "engine/waiter.hpp"
@@ -44,6 +45,7 @@ class Filesystem {
   engine::Budget& budget() { return budget_; }
   engine::Timeouts& timeouts() { return timeouts_; }
   engine::Namespace& names() { return names_; }
+  engine::NodeIds& node_ids() { return node_ids_; }
 
   // Open files live from open until the kernel releases them; those still
   // open when the daemon stops are freed with it.
@@ -61,6 +63,7 @@ class Filesystem {
   engine::Budget budget_;
   engine::Timeouts timeouts_;
   engine::Namespace names_;
+  engine::NodeIds node_ids_;
   engine::List<Interrupted> interrupted_;
   std::unordered_map<engine::OpenFile*, std::unique_ptr<engine::OpenFile>> open_files_;
 };
@@ -75,6 +78,9 @@ Filesystem& filesystem(fuse_req_t req);
 engine::Node* node_of(fuse_req_t req, fuse_ino_t ino);
 engine::OpenFile& open_file_of(const fuse_file_info* fi);
 struct stat stat_of(const engine::Node& node);
+// The entry of a reply that hands the kernel a reference to `node` (its
+// node id counted in node_ids(): forget it if the reply fails).
+fuse_entry_param entry_of(Filesystem& fs, engine::Node& node);
 // Replies with the node's entry and takes the kernel's reference to it.
 void reply_entry(fuse_req_t req, engine::Node& node);
 void reply_status(fuse_req_t req, int status);  // status: 0 or -errno

@@ -32,15 +32,21 @@ struct stat stat_of(const engine::Node& node) {
   return st;
 }
 
-void reply_entry(fuse_req_t req, engine::Node& node) {
+fuse_entry_param entry_of(Filesystem& fs, engine::Node& node) {
   fuse_entry_param entry{};
-  entry.ino = node.ino;
   entry.attr = stat_of(node);
   entry.attr_timeout = 0;  // sizes and times change with every message
-  entry.entry_timeout = 1.0;
-  auto& names = filesystem(req).names();  // the reply ends the request
-  names.remember(node);
-  if (fuse_reply_entry(req, &entry) != 0) names.forget(node, 1);
+  // A queue's name is looked up again at every path walk, which gives the
+  // walk a node id (and kernel inode) of its own (engine/node_ids.hpp).
+  entry.entry_timeout = node.is_directory() ? 1.0 : 0.0;
+  entry.ino = fs.node_ids().remember(node);
+  return entry;
+}
+
+void reply_entry(fuse_req_t req, engine::Node& node) {
+  Filesystem& fs = filesystem(req);  // the reply ends the request
+  const fuse_entry_param entry = entry_of(fs, node);
+  if (fuse_reply_entry(req, &entry) != 0) fs.node_ids().forget(entry.ino, 1);
 }
 
 void do_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
@@ -54,14 +60,13 @@ void do_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
 }
 
 void do_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
-  if (engine::Node* node = node_of(req, ino)) filesystem(req).names().forget(*node, nlookup);
+  filesystem(req).node_ids().forget(ino, nlookup);
   fuse_reply_none(req);
 }
 
 void do_forget_multi(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
-  auto& names = filesystem(req).names();
-  for (size_t i = 0; i < count; ++i)
-    if (engine::Node* node = names.find(forgets[i].ino)) names.forget(*node, forgets[i].nlookup);
+  auto& ids = filesystem(req).node_ids();
+  for (size_t i = 0; i < count; ++i) ids.forget(forgets[i].ino, forgets[i].nlookup);
   fuse_reply_none(req);
 }
 

@@ -38,15 +38,13 @@ void do_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode,
   if (!made) return;
   Filesystem& fs = filesystem(req);  // the reply ends the request
   auto& file = open_queue(req, *made, fi);
-  fuse_entry_param entry{};
-  entry.ino = made->ino;
-  entry.attr = stat_of(*made);
-  entry.entry_timeout = 1.0;
-  fs.names().remember(*made);
+  const fuse_entry_param entry = entry_of(fs, *made);
   if (fuse_reply_create(req, &entry, fi) != 0) {
     fs.close(file);
-    fs.names().forget(*made, 1);
+    fs.node_ids().forget(entry.ino, 1);
+    return;
   }
+  fs.node_ids().opened(entry.ino);
 }
 
 // O_TRUNC is ignored: `echo b > q` adds a message and never purges.
@@ -57,16 +55,18 @@ void do_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   Filesystem& fs = filesystem(req);  // the reply ends the request
   if (!fs.budget().may_open_file()) return reply_status(req, -ENFILE);
   auto& file = open_queue(req, *node, fi);
-  if (fuse_reply_open(req, fi) != 0) fs.close(file);
+  if (fuse_reply_open(req, fi) != 0) return fs.close(file);
+  fs.node_ids().opened(ino);
 }
 
 // The last close of an open file. Its unread rest of a message is dropped;
 // no request of its own can still be waiting, since a waiting read or write
 // keeps the file open.
-void do_release(fuse_req_t req, fuse_ino_t, fuse_file_info* fi) {
+void do_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   engine::OpenFile& file = open_file_of(fi);
   file.queue().flush(file, fuse_req_ctx(req)->pid, engine::Clock::now());
   filesystem(req).close(file);
+  filesystem(req).node_ids().released(ino);
   reply_status(req, 0);
 }
 

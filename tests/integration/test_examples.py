@@ -74,10 +74,13 @@ def read_line(proc, timeout=TIMEOUT):
 
 
 def has_open(pid, path):
-    """Whether process `pid` has `path` open."""
+    """Whether process `pid` has `path` open. (/proc shows an open queue that
+    another process has looked up since as "(deleted)": docs/design.md,
+    "One inode per open".)"""
     fds = f"/proc/{pid}/fd"
     try:
-        return any(os.readlink(os.path.join(fds, fd)) == path for fd in os.listdir(fds))
+        return any(os.readlink(os.path.join(fds, fd)).removesuffix(" (deleted)") == path
+                   for fd in os.listdir(fds))
     except FileNotFoundError:  # the process or one of its fds went away meanwhile
         return False
 

@@ -19,7 +19,7 @@ import pytest
 
 from conftest import program, wait_until
 from waiting_helpers import (SYS_READ, SYS_WRITE, LineReader, counters, drain, fill, finish, parse_read,
-                             is_stuck_in_kernel, procs, set_xattr, task_state, wait_exit,
+                             procs, set_xattr, task_state, wait_exit,
                              wait_fuse_blocked)
 
 PROMPT = 1.0
@@ -279,13 +279,9 @@ def _full_queue(mq, maxmsg=2):
     return [f"m{i}" for i in range(maxmsg)]
 
 
-def _blocked_writer(mq, procs, text="extra", first=True):
+def _blocked_writer(mq, procs, text="extra"):
     writer = procs.start(["bash", "-c", f'exec /bin/echo {text} > "$1"', "writer", mq / "q"])
-    if first:
-        wait_fuse_blocked(writer.pid, SYS_WRITE, what="the writer to block on the full queue")
-    else:
-        # A writer behind a blocked one waits in the kernel (inode lock), not in the daemon.
-        wait_until(lambda: is_stuck_in_kernel(writer.pid), what="the second writer to block")
+    wait_fuse_blocked(writer.pid, SYS_WRITE, what=f"writer {text} to block on the full queue")
     return writer
 
 
@@ -323,7 +319,7 @@ def test_timeout_1_on_a_blocked_writer(mq):
 def test_interrupting_the_first_blocked_writer_lets_the_second_in(mq, procs):
     _full_queue(mq)
     first = _blocked_writer(mq, procs, "first")
-    second = _blocked_writer(mq, procs, "second", first=False)
+    second = _blocked_writer(mq, procs, "second")
     os.kill(first.pid, signal.SIGINT)
     assert wait_exit(first, timeout=10)[0] == -signal.SIGINT
     assert second.poll() is None
@@ -352,12 +348,10 @@ def test_caught_signal_gives_the_writer_eintr_and_it_can_write_again(mq, procs):
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL, signal.SIGUSR1], ids=lambda s: s.name)
-def test_writer_queued_behind_a_blocked_writer_ends_as_soon_as_that_writer_does(mq, procs, sig):
-    """The kernel lets one write per queue reach the daemon at a time: it
-    holds the file's inode lock for the whole FUSE write. A second writer
-    therefore waits in the kernel, where its signal cannot end the wait
-    (README, "Known limits"). Once the write ahead of it ends, it reaches
-    mqfs and its pending signal ends it at once, with nothing queued."""
+def test_writer_queued_behind_a_blocked_writer_ends_promptly_on_a_signal(mq, procs, sig):
+    """A second writer of a full queue waits in mqfs too, not in the kernel
+    behind the first (each open has its own inode), so its signal ends it at
+    once while the first still waits."""
     _full_queue(mq)
     first = _blocked_writer(mq, procs, "first")
     steps = ["open:w", "ready", "write:second"]
@@ -367,15 +361,13 @@ def test_writer_queued_behind_a_blocked_writer_ends_as_soon_as_that_writer_does(
     out = LineReader(second)
     while out.line() != "ready":
         pass
-    wait_until(lambda: is_stuck_in_kernel(second.pid), what="the second writer to block")
-    os.kill(second.pid, sig)
-    os.kill(first.pid, signal.SIGKILL)  # the write ahead ends
+    wait_fuse_blocked(second.pid, SYS_WRITE, what="the second writer to wait in mqfs")
     t0 = time.monotonic()
+    os.kill(second.pid, sig)
+    if sig == signal.SIGUSR1:
+        assert out.line().startswith("write ERR EINTR")
     second.wait(timeout=10)
     assert time.monotonic() - t0 < PROMPT
-    if sig == signal.SIGUSR1:
-        assert second.returncode == 0
-        assert out.line().startswith("write ERR EINTR")
-    else:
-        assert second.returncode == -sig
+    assert second.returncode == (0 if sig == signal.SIGUSR1 else -sig)
+    assert first.poll() is None
     assert counters(mq / "q") == {"curmsgs": 2, "sent": 2, "received": 0}

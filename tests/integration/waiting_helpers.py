@@ -107,14 +107,6 @@ def wait_fuse_blocked(pid, syscall=None, timeout=10, what=None):
                what=what or f"process {pid} to block in a FUSE request (syscall {syscall})")
 
 
-def is_stuck_in_kernel(pid):
-    """True when `pid` sleeps in the kernel on the way to the daemon or in a FUSE request:
-    in a parked FUSE request, or uninterruptibly (a write waiting for the
-    inode lock that a blocked write holds)."""
-    s = task_state(pid)
-    return s is not None and ((s[0] == "S" and s[1] == FUSE_WAIT) or s[0] == "D")
-
-
 def wait_sleeping_in(pid, syscalls, timeout=10, what=None):
     """Waits until `pid` sleeps in one of `syscalls` (poll, select, epoll_wait...)."""
     def sleeping():

@@ -1,5 +1,6 @@
 // Namespace: the tree of directories and queues; unlink, rmdir and rename as
-// rename(2) and mq_unlink describe them; nodes freed when the kernel forgets.
+// rename(2) and mq_unlink describe them; nodes freed when the kernel forgets
+// (NodeIds), and counted against the cap only while named or open.
 #include <gtest/gtest.h>
 
 #include <sys/stat.h>
@@ -12,6 +13,7 @@
 
 #include "doubles.hpp"
 #include "engine/namespace.hpp"
+#include "engine/node_ids.hpp"
 
 namespace mqfs::engine {
 namespace {
@@ -47,6 +49,7 @@ class NamespaceTest : public ::testing::Test {
     return s;
   }();
   Namespace names{budget, timeouts, defaults, 0755, kRootOwner};
+  NodeIds ids{names.root(), 1000};
 };
 
 class SmallNamespaceTest : public NamespaceTest {
@@ -76,8 +79,9 @@ TEST_F(NamespaceTest, RootIsADirectoryTheKernelNeverForgets) {
   EXPECT_FALSE(root.removed());
   EXPECT_EQ(root.nlink(), 2u);
   EXPECT_EQ(names.find(kRootIno), &root);
-  names.forget(root, 5);
-  EXPECT_EQ(names.find(kRootIno), &root);
+  EXPECT_EQ(ids.find(kRootIno), &root);
+  ids.forget(kRootIno, 5);
+  EXPECT_EQ(ids.find(kRootIno), &root);
   EXPECT_EQ(budget.nodes(), 0u);  // the root is not counted against the cap
 }
 
@@ -93,7 +97,6 @@ TEST_F(NamespaceTest, MakeQueueWithOwnerModeAndTheDefaults) {
   ASSERT_NE(q->queue, nullptr);
   EXPECT_EQ(q->queue->settings().maxmsg, 3);
   EXPECT_EQ(q->nlink(), 1u);
-  EXPECT_EQ(q->lookups, 0u);
   EXPECT_EQ(at("jobs"), q);
   EXPECT_EQ(names.find(q->ino), q);
   EXPECT_EQ(budget.nodes(), 1u);
@@ -157,15 +160,45 @@ TEST_F(SmallNamespaceTest, CreatingOneMoreThanTheCapIsEnospc) {
   EXPECT_NE(queue("c"), nullptr);
 }
 
-// A removed queue the kernel still refers to is still a node.
-TEST_F(SmallNamespaceTest, RemovedNodeCountsUntilForgotten) {
+// A removed queue stops counting at once when no file has it open, even while
+// the kernel still refers to it: `rm q` at the cap makes room for a new queue.
+TEST_F(SmallNamespaceTest, RemovedQueueStopsCountingAtUnlink) {
   Node* a = queue("a");
   queue("b");
-  names.remember(*a);
+  const uint64_t id = ids.remember(*a);
   ASSERT_EQ(names.unlink(names.root(), "a"), 0);
-  EXPECT_EQ(make_status(names.root(), "c", S_IFREG | 0644), -ENOSPC);
-  names.forget(*a, 1);
+  EXPECT_EQ(budget.nodes(), 1u);
   EXPECT_EQ(make_status(names.root(), "c", S_IFREG | 0644), 0);
+  EXPECT_EQ(ids.find(id), a);  // the kernel's reference still reaches it
+  ids.forget(id, 1);
+  EXPECT_EQ(budget.nodes(), 2u);
+}
+
+// A removed queue still open counts until its last open file closes.
+TEST_F(SmallNamespaceTest, RemovedQueueCountsWhileOpen) {
+  Node* a = queue("a");
+  queue("b");
+  auto first = std::make_unique<OpenFile>(a->queue, true, true);
+  auto second = std::make_unique<OpenFile>(a->queue, true, false);
+  ASSERT_EQ(names.unlink(names.root(), "a"), 0);
+  EXPECT_EQ(budget.nodes(), 2u);
+  EXPECT_EQ(make_status(names.root(), "c", S_IFREG | 0644), -ENOSPC);
+  first.reset();
+  EXPECT_EQ(budget.nodes(), 2u);
+  second.reset();
+  EXPECT_EQ(budget.nodes(), 1u);
+  EXPECT_EQ(make_status(names.root(), "c", S_IFREG | 0644), 0);
+}
+
+// A removed directory stops counting at once.
+TEST_F(SmallNamespaceTest, RemovedDirectoryStopsCountingAtRmdir) {
+  Node* d = dir("d");
+  queue("b");
+  const uint64_t id = ids.remember(*d);
+  ASSERT_EQ(names.rmdir(names.root(), "d"), 0);
+  EXPECT_EQ(budget.nodes(), 1u);
+  EXPECT_EQ(ids.find(id), d);
+  ids.forget(id, 1);
 }
 
 TEST(NamespaceBudget, DestroyingTheNamespaceGivesNodesAndBytesBack) {
@@ -205,37 +238,42 @@ TEST_F(NamespaceTest, UnlinkErrors) {
 TEST_F(NamespaceTest, RemovedNodeIsFreedOnlyWhenLookupsReachZero) {
   Node* q = queue("q");
   const uint64_t ino = q->ino;
-  names.remember(*q);
-  names.remember(*q);
-  names.remember(*q);
+  std::weak_ptr<Node> alive = q->shared_from_this();
+  const uint64_t id = ids.remember(*q);
+  ids.opened(id);
+  ids.released(id);
+  ASSERT_EQ(ids.remember(*q), id);  // idle again: the same node id
+  ids.opened(id);
+  ids.released(id);
+  ASSERT_EQ(ids.remember(*q), id);
   ASSERT_EQ(names.unlink(names.root(), "q"), 0);
   EXPECT_EQ(at("q"), nullptr);
-  ASSERT_EQ(names.find(ino), q);
+  EXPECT_EQ(names.find(ino), nullptr);
+  ASSERT_EQ(ids.find(id), q);
   EXPECT_TRUE(q->removed());
   EXPECT_EQ(q->parent, nullptr);
   EXPECT_EQ(q->nlink(), 0u);
-  names.forget(*q, 2);
-  EXPECT_EQ(names.find(ino), q);
-  names.forget(*q, 1);
-  EXPECT_EQ(names.find(ino), nullptr);
+  ids.forget(id, 2);
+  EXPECT_EQ(ids.find(id), q);
+  ids.forget(id, 1);
+  EXPECT_EQ(ids.find(id), nullptr);
+  EXPECT_TRUE(alive.expired());
   EXPECT_EQ(budget.nodes(), 0u);
 }
 
 TEST_F(NamespaceTest, ForgetMoreThanRememberedStopsAtZero) {
   Node* q = queue("q");
-  const uint64_t ino = q->ino;
-  names.remember(*q);
+  const uint64_t id = ids.remember(*q);
   ASSERT_EQ(names.unlink(names.root(), "q"), 0);
-  names.forget(*q, 10);
-  EXPECT_EQ(names.find(ino), nullptr);
+  ids.forget(id, 10);
+  EXPECT_EQ(ids.find(id), nullptr);
+  ids.forget(id, 1);  // an unknown id changes nothing
 }
 
 // A name the kernel forgot stays: forget ends references, not names.
 TEST_F(NamespaceTest, ForgettingANamedNodeKeepsIt) {
   Node* q = queue("q");
-  names.remember(*q);
-  names.forget(*q, 1);
-  EXPECT_EQ(q->lookups, 0u);
+  ids.forget(ids.remember(*q), 1);
   EXPECT_EQ(names.find(q->ino), q);
   EXPECT_EQ(at("q"), q);
 }
@@ -243,14 +281,14 @@ TEST_F(NamespaceTest, ForgettingANamedNodeKeepsIt) {
 // `rm q` while processes have it open: they keep using it (mq_unlink).
 TEST_F(NamespaceTest, QueueStaysUsableThroughAnOpenFileAfterItsNameIsGone) {
   Node* q = queue("q");
-  names.remember(*q);
+  const uint64_t id = ids.remember(*q);
   OpenFile writer(q->queue, false, true);
   OpenFile reader(q->queue, true, false);
   reader.set_read_mode(ReadMode::stream);
   std::weak_ptr<Queue> alive = q->queue;
   ASSERT_EQ(send(writer.queue(), writer, "before"), 0);
   ASSERT_EQ(names.unlink(names.root(), "q"), 0);
-  names.forget(*q, 1);  // the node is gone now
+  ids.forget(id, 1);  // the node is gone now
   ASSERT_FALSE(alive.expired());
   EXPECT_EQ(send(writer.queue(), writer, "after"), 0);
   EXPECT_EQ(receive(reader.queue(), reader), "before");
@@ -311,12 +349,14 @@ TEST_F(NamespaceTest, DirectoryWithAnEmptySubdirectoryIsNotEmpty) {
 // As for a removed queue, and as rmdir(2) leaves a directory still in use.
 TEST_F(NamespaceTest, RemovedDirectoryStaysUntilForgottenWithNoLinks) {
   Node* d = dir("d");
-  names.remember(*d);
+  const uint64_t id = ids.remember(*d);
+  EXPECT_EQ(id, d->ino);  // a directory's node id is its inode number
   ASSERT_EQ(names.rmdir(names.root(), "d"), 0);
-  EXPECT_EQ(names.find(d->ino), d);
+  EXPECT_EQ(ids.find(id), d);
   EXPECT_TRUE(d->removed());
   EXPECT_EQ(d->nlink(), 0u) << "a removed directory has no links, as a removed queue has none";
-  names.forget(*d, 1);
+  ids.forget(id, 1);
+  EXPECT_EQ(ids.find(id), nullptr);
   EXPECT_EQ(budget.nodes(), 0u);
 }
 
@@ -353,11 +393,11 @@ TEST_F(NamespaceTest, RenameOverAQueueReplacesIt) {
 TEST_F(NamespaceTest, ReplacedQueueInUseLivesOn) {
   queue("a");
   Node* b = queue("b");
-  names.remember(*b);
+  const uint64_t id = ids.remember(*b);
   OpenFile file(b->queue, true, true);
   ASSERT_EQ(send(*b->queue, file, "old"), 0);
   ASSERT_EQ(names.rename(names.root(), "a", names.root(), "b", 0), 0);
-  EXPECT_EQ(names.find(b->ino), b);
+  EXPECT_EQ(ids.find(id), b);
   EXPECT_TRUE(b->removed());
   EXPECT_EQ(file.queue().curmsgs(), 1u);
   EXPECT_EQ(at("b")->queue->curmsgs(), 0u);
@@ -540,16 +580,15 @@ TEST_F(NamespaceTest, RenameTouchesBothDirectoriesAndTheNode) {
 
 // --- shutdown ---
 
-TEST_F(NamespaceTest, ForEachQueueVisitsNamedAndRemovedButReferencedQueues) {
+TEST_F(NamespaceTest, ForEachQueueVisitsNamedQueues) {
   Node* d = dir("d");
   Node* a = queue("a");
   Node* b = queue(*d, "b");
-  Node* c = queue("c");
-  names.remember(*c);
+  queue("c");
   ASSERT_EQ(names.unlink(names.root(), "c"), 0);
   std::set<const Queue*> seen;
   names.for_each_queue([&](Queue& q) { seen.insert(&q); });
-  EXPECT_EQ(seen, (std::set<const Queue*>{a->queue.get(), b->queue.get(), c->queue.get()}));
+  EXPECT_EQ(seen, (std::set<const Queue*>{a->queue.get(), b->queue.get()}));
 }
 
 }  // namespace
