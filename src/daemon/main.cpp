@@ -13,6 +13,7 @@
 #include <memory>
 
 #include "daemon/logging.hpp"
+#include "daemon/mountpoint.hpp"
 #include "daemon/options.hpp"
 #include "fuse/filesystem.hpp"
 
@@ -38,22 +39,10 @@ void print_usage(const char* program) {
   fuse_lowlevel_help();
 }
 
-// One clear line for the mistakes people make most.
-bool check_mountpoint(const std::string& path) {
-  struct stat st {};
-  if (stat(path.c_str(), &st) != 0) {
-    spdlog::error("mount point {}: {}", path, std::strerror(errno));
-    return false;
-  }
-  if (!S_ISDIR(st.st_mode)) {
-    spdlog::error("mount point {}: not a directory", path);
-    return false;
-  }
-  if (access("/dev/fuse", F_OK) != 0) {
-    spdlog::error("/dev/fuse: {} (is the fuse module loaded?)", std::strerror(errno));
-    return false;
-  }
-  return true;
+bool fuse_device_present() {
+  if (access("/dev/fuse", F_OK) == 0) return true;
+  spdlog::error("/dev/fuse: {} (is the fuse module loaded?)", std::strerror(errno));
+  return false;
 }
 
 }  // namespace
@@ -83,7 +72,7 @@ int main(int argc, char** argv) {
   }
   const std::string level = cmdline.debug ? "debug" : options->log_level;
   mqfs::daemon::log_to_stderr(level);
-  if (!check_mountpoint(options->mountpoint)) return 1;
+  if (!mqfs::daemon::usable_mountpoint(options->mountpoint) || !fuse_device_present()) return 1;
 
   // Modes and owners are always enforced by the kernel; the names show in mount(8).
   fuse_opt_insert_arg(&args.args, 1, "-odefault_permissions,fsname=mqfs,subtype=mqfs");

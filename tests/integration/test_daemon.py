@@ -11,7 +11,7 @@ import tempfile
 
 import pytest
 
-from helpers import MQFS, finish, is_mounted, program, read_sizes, wait_blocked, wait_until
+from helpers import MQFS, errno_of, finish, is_mounted, program, read_sizes, wait_blocked, wait_until
 from helpers import daemons, procs  # noqa: F401 (fixtures)
 
 
@@ -129,6 +129,79 @@ def test_missing_dev_fuse_is_one_clear_line(workdir):
     assert p.returncode != 0
     assert len(lines) == 1 and "/dev/fuse" in lines[0], p.stderr
     assert not is_mounted(mnt)
+
+
+# -- a mount point that is already a mount --------------------------------------------------------
+
+def mounts_at(path):
+    path = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as f:
+        return sum(1 for line in f if line.split()[4] == path)
+
+
+@contextlib.contextmanager
+def no_stacked_mount(path):
+    """Lazily unmounts a second mount that a failing test stacked on `path`."""
+    try:
+        yield
+    finally:
+        while mounts_at(path) > 1:
+            subprocess.run(["umount", "-l", path], timeout=10)
+
+
+@pytest.mark.parametrize("foreground", [True, False], ids=["foreground", "daemonized"])
+def test_mounting_on_a_live_mqfs_is_refused_and_the_first_one_still_serves(daemons, foreground):
+    m = daemons()
+    m.sh("echo kept > q")
+    with no_stacked_mount(m.path):
+        status, out, err = run_mqfs((["-f"] if foreground else []) + [m.path])
+        count = mounts_at(m.path)
+    lines = err.splitlines()
+    assert status != 0
+    assert len(lines) == 1 and "already a mount" in lines[0] and "fuse.mqfs" in lines[0], err
+    assert out == ""
+    assert count == 1
+    assert m.proc.poll() is None
+    assert m.sh("cat q").stdout == "kept\n"
+    assert m.stop() == 0
+
+
+def test_mounting_on_a_tmpfs_mount_is_refused(workdir):
+    mnt = os.path.join(workdir, "mnt")
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", mnt], check=True, timeout=10)
+    try:
+        with open(os.path.join(mnt, "file"), "w") as f:
+            f.write("tmpfs content")
+        with no_stacked_mount(mnt):
+            status, out, err = run_mqfs(["-f", mnt])
+            count = mounts_at(mnt)
+        lines = err.splitlines()
+        assert status != 0
+        assert len(lines) == 1 and "already a mount" in lines[0] and "tmpfs" in lines[0], err
+        assert count == 1
+        assert os.listdir(mnt) == ["file"]
+    finally:
+        subprocess.run(["umount", "-l", mnt], timeout=10)
+
+
+def test_a_dead_fuse_mount_is_refused_with_how_to_clear_it(daemons):
+    m = daemons()
+    m.proc.kill()  # SIGKILL: the mount stays behind, every access fails with ENOTCONN
+    m.proc.wait(timeout=10)
+    assert errno_of(os.stat, m.path) == errno.ENOTCONN
+    with no_stacked_mount(m.path):
+        status, out, err = run_mqfs(["-f", m.path])
+        count = mounts_at(m.path)
+    lines = err.splitlines()
+    assert status != 0
+    assert len(lines) == 1, err
+    assert "already a mount" in lines[0] and f"fusermount3 -u {os.path.realpath(m.path)}" in lines[0], lines[0]
+    assert count == 1
+    # The advice works: then mqfs mounts there again.
+    subprocess.run(["fusermount3", "-u", m.path], check=True, timeout=10)
+    again = daemons.on(m.path)
+    assert again.sh("echo back > q && cat q").stdout == "back\n"
+    assert again.stop() == 0
 
 
 # -- logging -----------------------------------------------------------------------------------
