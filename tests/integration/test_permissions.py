@@ -5,6 +5,8 @@ import os
 import subprocess
 import tempfile
 
+import pytest
+
 from conftest import MQFS, is_mounted, wait_until
 
 NOBODY = 65534
@@ -69,6 +71,80 @@ def test_attributes_follow_the_file_mode(mount_mqfs):
         assert denied.returncode != 0
         assert m.getattr("q", "maxmsg") == "10"
         assert as_nobody("getfattr -n user.mq.maxmsg q", m.path).returncode == 0
+
+
+# -- purging takes messages: read permission as well as write (SPEC section 2) ------------------
+
+def as_nobody_python(script, cwd, groups=None, timeout=10):
+    """Runs a Python script as nobody; its stdout is the result."""
+    ids = ["--groups=" + ",".join(map(str, groups))] if groups else ["--clear-groups"]
+    return subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", *ids, "/usr/bin/python3", "-c", script],
+                          cwd=cwd, capture_output=True, text=True, timeout=timeout)
+
+
+def test_truncate_needs_read_permission_as_well_as_write(mount_mqfs):
+    with shared_mount(mount_mqfs) as m:
+        m.sh("echo a > q && echo b > q && chmod 622 q")  # others may send, not receive
+        denied = as_nobody("truncate -s 0 q", m.path)
+        assert denied.returncode != 0 and "Permission denied" in denied.stderr, denied.stderr
+        assert m.getattr("q", "curmsgs") == "2"  # nothing purged
+        m.sh("chmod 666 q")
+        assert as_nobody("truncate -s 0 q", m.path).returncode == 0
+        assert m.getattr("q", "curmsgs") == "0"
+        # Root passes, as the kernel lets it read any file.
+        m.sh("echo c > q && chmod 200 q && truncate -s 0 q")
+        assert m.getattr("q", "curmsgs") == "0"
+
+
+def test_truncate_read_permission_through_the_group_and_supplementary_groups(mount_mqfs):
+    users = 100  # Debian's group "users"
+    with shared_mount(mount_mqfs) as m:
+        m.sh(f"echo a > q && chgrp {users} q && chmod 062 q")  # the group may receive, others only send
+        assert as_nobody("truncate -s 0 q", m.path).returncode != 0
+        assert m.getattr("q", "curmsgs") == "1"
+        member = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", f"--groups={users}",
+                                 "truncate", "-s", "0", "q"], cwd=m.path, capture_output=True, text=True, timeout=10)
+        assert member.returncode == 0, member.stderr
+        assert m.getattr("q", "curmsgs") == "0"
+
+
+FTRUNCATE = """
+import errno, os, sys
+fd = os.open("q", os.O_WRONLY if sys.argv[1] == "wronly" else os.O_RDWR)
+os.fchmod(fd, 0o222)  # from now on nobody, the owner, may send but not receive
+try:
+    os.ftruncate(fd, 0)
+    print("purged")
+except OSError as e:
+    print(errno.errorcode[e.errno])
+"""
+
+
+def test_ftruncate_purges_through_a_descriptor_open_for_reading_or_with_read_permission(mount_mqfs):
+    """The kernel checks only that the descriptor is open for writing. A
+    purge also takes messages: allowed when the descriptor is open for
+    reading (it could take them all anyway) or its caller may read the queue."""
+    with shared_mount(mount_mqfs) as m:
+        def attempt(access):
+            m.sh("touch q && chown nobody q && chmod 666 q && echo a > q && echo b > q")
+            result = subprocess.run(
+                ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", "/usr/bin/python3", "-c",
+                 FTRUNCATE, access], cwd=m.path, capture_output=True, text=True, timeout=10)
+            assert result.returncode == 0, result.stderr
+            curmsgs = m.getattr("q", "curmsgs")
+            m.sh("rm q")
+            return result.stdout.strip(), curmsgs
+
+        assert attempt("wronly") == ("EACCES", "2")
+        assert attempt("rdwr") == ("purged", "0")
+        # With read permission, a write-only descriptor purges too.
+        m.sh("touch q && chmod 666 q && echo a > q")
+        fd = os.open(m / "q", os.O_WRONLY)
+        try:
+            os.ftruncate(fd, 0)
+        finally:
+            os.close(fd)
+        assert m.getattr("q", "curmsgs") == "0"
 
 
 def test_without_allow_other_other_users_are_kept_out(mount_mqfs):

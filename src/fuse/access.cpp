@@ -1,0 +1,25 @@
+#include "fuse/access.hpp"
+
+#include <algorithm>
+
+#include "fuse/filesystem.hpp"
+
+namespace mqfs::fuse {
+
+engine::Caller caller_of(fuse_req_t req, std::vector<gid_t>* groups) {
+  const fuse_ctx* ctx = fuse_req_ctx(req);
+  engine::Caller caller{ctx->uid, ctx->gid, {}};
+  if (!groups) return caller;
+  groups->resize(32);
+  int count = fuse_req_getgroups(req, static_cast<int>(groups->size()), groups->data());
+  if (count > static_cast<int>(groups->size())) {
+    groups->resize(static_cast<std::size_t>(count));
+    count = fuse_req_getgroups(req, count, groups->data());
+  }
+  // Unknown (no /proc, or the process is gone): the primary group alone.
+  groups->resize(count > 0 ? std::min(static_cast<std::size_t>(count), groups->size()) : 0);
+  caller.groups = *groups;
+  return caller;
+}
+
+}  // namespace mqfs::fuse
