@@ -15,4 +15,11 @@ bool may_read(const Node& node, const Caller& caller) {
   return node.mode & S_IROTH;
 }
 
+mode_t mode_after_write(mode_t mode, const Caller& caller) {
+  if (caller.privileged() || !S_ISREG(mode)) return mode;
+  mode &= ~S_ISUID;
+  if (mode & S_IXGRP) mode &= ~S_ISGID;
+  return mode;
+}
+
 }  // namespace mqfs::engine

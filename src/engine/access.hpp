@@ -16,8 +16,8 @@ struct Caller {
   gid_t gid = 0;
   std::span<const gid_t> groups;
 
-  // Root passes permission checks, as with the capability CAP_DAC_OVERRIDE
-  // that root holds.
+  // Root passes permission checks and keeps set-ID bits, as with the
+  // capabilities CAP_DAC_OVERRIDE and CAP_FSETID that root holds.
   bool privileged() const { return uid == 0; }
 };
 
@@ -25,5 +25,11 @@ struct Caller {
 // owner bits alone, a member of the node's group by the group bits, anyone
 // else by the other bits.
 bool may_read(const Node& node, const Caller& caller);
+
+// The mode a regular file keeps after a write by `caller` (the kernel's
+// should_remove_suid): an unprivileged writer, its owner too, clears
+// set-user-ID, and set-group-ID if group-execute is set (set-group-ID without
+// it marks mandatory locking, not a privilege).
+mode_t mode_after_write(mode_t mode, const Caller& caller);
 
 }  // namespace mqfs::engine

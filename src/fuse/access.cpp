@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "engine/queue.hpp"
 #include "fuse/filesystem.hpp"
 
 namespace mqfs::fuse {
@@ -20,6 +21,15 @@ engine::Caller caller_of(fuse_req_t req, std::vector<gid_t>* groups) {
   groups->resize(count > 0 ? std::min(static_cast<std::size_t>(count), groups->size()) : 0);
   caller.groups = *groups;
   return caller;
+}
+
+void clear_setid_bits_for_write(fuse_req_t req, fuse_ino_t ino) {
+  engine::Node* node = node_of(req, ino);
+  if (!node) return;
+  const mode_t mode = engine::mode_after_write(node->mode, caller_of(req));
+  if (mode == node->mode) return;
+  node->mode = mode;
+  node->times().ctime = engine::now_realtime();
 }
 
 }  // namespace mqfs::fuse

@@ -147,6 +147,67 @@ def test_ftruncate_purges_through_a_descriptor_open_for_reading_or_with_read_per
         assert m.getattr("q", "curmsgs") == "0"
 
 
+# -- a write clears set-user-ID and set-group-ID (SPEC section 1) -------------------------------
+
+def mode_of(path):
+    return os.stat(path).st_mode & 0o7777
+
+
+@pytest.mark.parametrize("before,after", [(0o4777, 0o777), (0o2777, 0o777), (0o6777, 0o777), (0o6767, 0o2767)],
+                         ids=["setuid", "setgid", "both", "setgid-without-group-execute"])
+def test_a_write_by_another_user_clears_the_set_id_bits(mount_mqfs, before, after):
+    """pjdfstest chmod/12.t; set-group-ID without group-execute is not a
+    privilege (it marks mandatory locking) and stays, as in Linux."""
+    with shared_mount(mount_mqfs) as m:
+        m.sh(f"touch q && chmod {before:o} q")
+        written = as_nobody_python("import os\nfd = os.open('q', os.O_RDWR)\nos.write(fd, b'x')\n"
+                                   "print(oct(os.fstat(fd).st_mode & 0o7777))", m.path)
+        assert written.returncode == 0, written.stderr
+        assert written.stdout.strip() == oct(after)
+        assert mode_of(m / "q") == after
+        assert m.getattr("q", "curmsgs") == "1"
+
+
+def test_root_keeps_the_set_id_bits_and_the_owner_does_not(mount_mqfs):
+    with shared_mount(mount_mqfs) as m:
+        m.sh("touch q && chmod 6777 q && echo by-root > q")
+        assert mode_of(m / "q") == 0o6777
+        m.sh("chown nobody q && chmod 6777 q")
+        # As on ext4: only the privilege to keep them (CAP_FSETID) counts, not ownership.
+        assert as_nobody("echo by-owner > q", m.path).returncode == 0
+        assert mode_of(m / "q") == 0o777
+
+
+def test_a_write_that_waits_for_room_clears_the_set_id_bits_at_once(mount_mqfs):
+    with shared_mount(mount_mqfs) as m:
+        m.sh("touch q && setfattr -n user.mq.maxmsg -v 1 q && echo first > q && chmod 6777 q")
+        writer = subprocess.Popen(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                                   "bash", "-c", "echo second > q"], cwd=m.path,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            wait_until(lambda: mode_of(m / "q") == 0o777, what="the waiting write to clear the set-ID bits")
+            assert writer.poll() is None  # still waiting for room
+            assert m.sh("cat q").stdout == "first\n"
+            writer.communicate(timeout=10)
+            assert writer.returncode == 0
+            assert m.sh("cat q").stdout == "second\n"
+        finally:
+            if writer.poll() is None:
+                writer.kill()
+                writer.communicate(timeout=10)
+
+
+@pytest.mark.parametrize("command,after", [("truncate -s 0 q", 0o777), ("chown nobody q", 0o777)],
+                         ids=["truncate", "chown"])
+def test_truncate_and_chown_clear_the_set_id_bits(mount_mqfs, command, after):
+    """The kernel asks for it in the setattr it sends."""
+    with shared_mount(mount_mqfs) as m:
+        m.sh("echo a > q && chmod 6777 q")
+        result = as_nobody(command, m.path) if command.startswith("truncate") else m.sh(command)
+        assert result.returncode == 0, result.stderr
+        assert mode_of(m / "q") == after
+
+
 def test_without_allow_other_other_users_are_kept_out(mount_mqfs):
     m = mount_mqfs()
     os.chmod(os.path.dirname(m.path), 0o755)

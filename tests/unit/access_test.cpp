@@ -58,5 +58,24 @@ TEST_F(AccessTest, RootReadsWhateverTheMode) {
   EXPECT_TRUE(may_read(queue(0000), kRoot));
 }
 
+TEST(ModeAfterWrite, AnUnprivilegedWriterClearsSetUidAndSetGidWithGroupExecute) {
+  EXPECT_EQ(mode_after_write(S_IFREG | 06777, kStranger), S_IFREG | 0777);
+  EXPECT_EQ(mode_after_write(S_IFREG | 04755, kStranger), S_IFREG | 0755);
+  EXPECT_EQ(mode_after_write(S_IFREG | 02775, kStranger), S_IFREG | 0775);
+  // The owner too, as on ext4: only the privilege to keep them matters.
+  EXPECT_EQ(mode_after_write(S_IFREG | 06777, kTheOwner), S_IFREG | 0777);
+}
+
+TEST(ModeAfterWrite, SetGidWithoutGroupExecuteStays) {
+  EXPECT_EQ(mode_after_write(S_IFREG | 06767, kStranger), S_IFREG | 02767);
+  EXPECT_EQ(mode_after_write(S_IFREG | 02666, kStranger), S_IFREG | 02666);
+}
+
+TEST(ModeAfterWrite, RootKeepsThemAndPlainModesAreUntouched) {
+  EXPECT_EQ(mode_after_write(S_IFREG | 06777, kRoot), S_IFREG | 06777);
+  EXPECT_EQ(mode_after_write(S_IFREG | 0777, kStranger), S_IFREG | 0777);
+  EXPECT_EQ(mode_after_write(S_IFDIR | 02775, kStranger), S_IFDIR | 02775);
+}
+
 }  // namespace
 }  // namespace mqfs::engine
