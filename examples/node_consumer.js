@@ -11,8 +11,11 @@
 //
 // The reads go through fs.promises, which runs them on libuv's thread pool:
 // a read waiting for a message leaves the event loop free for timers and
-// sockets. (fs.readSync would do as well for a consumer that does nothing
-// else, but would hold the whole event loop while the queue is empty.)
+// sockets, but holds one of the pool's threads (4 by default) until a message
+// comes. (fs.readSync would hold the whole event loop while the queue is
+// empty.) A consumer that runs for long reads in "stream" mode through one
+// fs.createReadStream instead, one message per "data" event (README, "Using
+// it from programs"); this one shows the default "message" mode.
 'use strict';
 
 const fs = require('fs');

@@ -10,11 +10,14 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DMQFS_TESTS=OFF >/dev/null
 cmake --build build -j "$(nproc)"
 cmake --install build >/dev/null   # /usr/local/bin/mqfs, mqfs.h, mount helpers
 
-mkdir -p "$mountpoint"
-if mountpoint -q "$mountpoint"; then
-  echo "Unmounting the mqfs already at $mountpoint"
-  umount "$mountpoint"
+# mqfs refuses a mount point that is already a mount. findmnt reads the mount
+# table without touching the directory, so it also sees a mount whose daemon
+# died (where every access fails); -l detaches one that a waiting reader keeps busy.
+if findmnt --mountpoint "$(realpath -m "$mountpoint")" >/dev/null; then
+  echo "Unmounting what is already mounted at $mountpoint"
+  umount "$mountpoint" 2>/dev/null || umount -l "$mountpoint"
 fi
+mkdir -p "$mountpoint"
 mqfs "$mountpoint"
 
 cat <<MSG

@@ -13,6 +13,7 @@
 #include <memory>
 
 #include "daemon/logging.hpp"
+#include "daemon/mountpoint.hpp"
 #include "daemon/options.hpp"
 #include "fuse/filesystem.hpp"
 
@@ -29,31 +30,39 @@ struct SessionDeleter {
   void operator()(fuse_session* se) const { fuse_session_destroy(se); }
 };
 
-void print_usage(const char* program) {
-  std::printf("usage: %s [options] MOUNTPOINT\n\n", program);
-  std::printf("Mounts a filesystem in which every file is a message queue.\n\n");
+void print_usage() {
+  std::printf(
+      "usage: mqfs [-f] [-d] [-o OPTION[,OPTION...]] MOUNTPOINT\n"
+      "       mqfs SOURCE MOUNTPOINT -o OPTIONS  (the form mount -t fuse.mqfs and fstab use)\n\n"
+      "Mounts a filesystem in which every file is a message queue. The mount\n"
+      "point must be a directory that is not already a mount.\n\n"
+      "general options:\n"
+      "    -h, --help           print this help and exit\n"
+      "    -V, --version        print the versions of mqfs and libfuse and exit\n"
+      "    -f                   stay in the foreground, logging to stderr\n"
+      "    -d, -o debug         log every request (implies -f)\n"
+      "    -o OPTION,...        the options below\n\n");
   mqfs::daemon::print_option_help();
-  std::printf("\n");
-  fuse_cmdline_help();
-  fuse_lowlevel_help();
+  std::printf(
+      "\nFUSE options:\n"
+      "    allow_other          let users other than the one who mounted reach the queues\n"
+      "    allow_root           let root reach them too\n"
+      "    auto_unmount         unmount when the daemon ends, even if it is killed\n"
+      "File modes and owners are always enforced (default_permissions is always on).\n");
 }
 
-// One clear line for the mistakes people make most.
-bool check_mountpoint(const std::string& path) {
-  struct stat st {};
-  if (stat(path.c_str(), &st) != 0) {
-    spdlog::error("mount point {}: {}", path, std::strerror(errno));
-    return false;
-  }
-  if (!S_ISDIR(st.st_mode)) {
-    spdlog::error("mount point {}: not a directory", path);
-    return false;
-  }
-  if (access("/dev/fuse", F_OK) != 0) {
-    spdlog::error("/dev/fuse: {} (is the fuse module loaded?)", std::strerror(errno));
-    return false;
-  }
-  return true;
+// mqfs's own version first; libfuse's and the kernel interface's after it.
+void print_version() {
+  std::printf("mqfs version %s\nlibfuse version %s\n", MQFS_VERSION, fuse_pkgversion());
+  std::fflush(stdout);  // fuse_lowlevel_version runs fusermount3, which writes directly
+  fuse_lowlevel_version();
+  std::fflush(stdout);
+}
+
+bool fuse_device_present() {
+  if (access("/dev/fuse", F_OK) == 0) return true;
+  spdlog::error("/dev/fuse: {} (is the fuse module loaded?)", std::strerror(errno));
+  return false;
 }
 
 }  // namespace
@@ -69,12 +78,11 @@ int main(int argc, char** argv) {
   if (fuse_parse_cmdline(&args.args, &cmdline) != 0) return 1;
   std::free(cmdline.mountpoint);  // positional arguments were taken above
   if (cmdline.show_help) {
-    print_usage(argv[0]);
+    print_usage();
     return 0;
   }
   if (cmdline.show_version) {
-    std::printf("mqfs version %s\n", MQFS_VERSION);
-    fuse_lowlevel_version();
+    print_version();
     return 0;
   }
   if (options->mountpoint.empty()) {
@@ -83,7 +91,7 @@ int main(int argc, char** argv) {
   }
   const std::string level = cmdline.debug ? "debug" : options->log_level;
   mqfs::daemon::log_to_stderr(level);
-  if (!check_mountpoint(options->mountpoint)) return 1;
+  if (!mqfs::daemon::usable_mountpoint(options->mountpoint) || !fuse_device_present()) return 1;
 
   // Modes and owners are always enforced by the kernel; the names show in mount(8).
   fuse_opt_insert_arg(&args.args, 1, "-odefault_permissions,fsname=mqfs,subtype=mqfs");

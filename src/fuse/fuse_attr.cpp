@@ -5,7 +5,9 @@
 #include <bit>
 #include <cerrno>
 #include <cstring>
+#include <vector>
 
+#include "fuse/access.hpp"
 #include "fuse/filesystem.hpp"
 
 namespace mqfs::fuse {
@@ -81,13 +83,19 @@ static timespec time_to_set(int to_set, int now_flag, const timespec& value) {
   return (to_set & now_flag) ? engine::now_realtime() : value;
 }
 
-void do_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info*) {
+void do_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi) {
   engine::Node* node = node_of(req, ino);
   if (!node) return reply_status(req, -ENOENT);
   // Check everything first: a refused request changes nothing.
   if (to_set & FUSE_SET_ATTR_SIZE) {
     if (node->is_directory()) return reply_status(req, -EISDIR);
     if (attr->st_size != 0) return reply_status(req, -EINVAL);  // only a purge is meaningful
+    // A purge takes messages, so it needs read permission as well as the
+    // write permission the kernel checked. ftruncate on a descriptor open
+    // for reading has it: that descriptor could take them all anyway.
+    std::vector<gid_t> groups;
+    const bool reads = fi && open_file_of(fi).reads();
+    if (!reads && !engine::may_read(*node, caller_of(req, &groups))) return reply_status(req, -EACCES);
   }
   if (to_set & FUSE_SET_ATTR_SIZE) node->queue->purge();
   if (to_set & FUSE_SET_ATTR_MODE) node->mode = (node->mode & S_IFMT) | (attr->st_mode & 07777);

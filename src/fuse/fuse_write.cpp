@@ -4,11 +4,13 @@
 #include <cerrno>
 #include <memory>
 
+#include "fuse/access.hpp"
 #include "fuse/waiters.hpp"
 
 namespace mqfs::fuse {
 
-void do_write(fuse_req_t req, fuse_ino_t, const char* buf, size_t size, off_t, fuse_file_info* fi) {
+void do_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t, fuse_file_info* fi) {
+  clear_setid_bits_for_write(req, ino);
   engine::OpenFile& file = open_file_of(fi);
   file.set_nonblocking(fi->flags & O_NONBLOCK);
   engine::Queue& queue = file.queue();

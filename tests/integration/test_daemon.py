@@ -11,7 +11,7 @@ import tempfile
 
 import pytest
 
-from helpers import MQFS, finish, is_mounted, program, read_sizes, wait_blocked, wait_until
+from helpers import MQFS, errno_of, finish, is_mounted, program, read_sizes, wait_blocked, wait_until
 from helpers import daemons, procs  # noqa: F401 (fixtures)
 
 
@@ -52,18 +52,31 @@ def workdir():
 def test_help_prints_usage_and_every_mqfs_option_and_exits_0(flag):
     result = subprocess.run([MQFS, flag], capture_output=True, text=True, timeout=10)
     assert result.returncode == 0, result.stderr
-    assert "usage:" in result.stdout and "MOUNTPOINT" in result.stdout
+    assert result.stdout.startswith("usage: mqfs ") and "MOUNTPOINT" in result.stdout
     for option in ("priority=", "maxmsg=", "msgsize=", "read_mode=", "recv_timeout_ms=", "send_timeout_ms=",
-                   "max_queues=", "max_bytes=", "log_level=", "log_file="):
+                   "framing=", "max_queues=", "max_bytes=", "max_open_files=", "max_waiters=", "log_level=",
+                   "log_file=", "-f ", "-d", "allow_other", "default_permissions"):
         assert option in result.stdout, option
     assert "-o opt" in result.stdout or "-o OPTIONS" in result.stdout or "-o NAME" in result.stdout
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_help_leaves_out_the_libfuse_thread_options_mqfs_ignores(flag):
+    """mqfs runs one event loop of its own: libfuse's thread and fd options
+    do nothing, so --help must not offer them."""
+    result = subprocess.run([MQFS, flag], capture_output=True, text=True, timeout=10)
+    assert result.returncode == 0, result.stderr
+    for ignored in ("clone_fd", "max_idle_threads", "max_threads", "multi-threaded", "-s "):
+        assert ignored not in result.stdout, f"--help offers {ignored!r}:\n{result.stdout}"
 
 
 @pytest.mark.parametrize("flag", ["--version", "-V"])
 def test_version_prints_the_version_and_exits_0(flag):
     result = subprocess.run([MQFS, flag], capture_output=True, text=True, timeout=10)
     assert result.returncode == 0, result.stderr
-    assert re.search(r"^mqfs version \d+\.\d+\.\d+$", result.stdout, re.M), result.stdout
+    lines = result.stdout.splitlines()
+    assert re.fullmatch(r"mqfs version \d+\.\d+\.\d+", lines[0]), result.stdout
+    assert any(re.fullmatch(r"libfuse version 3\.\d+\.\d+", line) for line in lines[1:]), result.stdout
 
 
 def test_help_with_a_mount_point_does_not_mount(workdir):
@@ -129,6 +142,79 @@ def test_missing_dev_fuse_is_one_clear_line(workdir):
     assert p.returncode != 0
     assert len(lines) == 1 and "/dev/fuse" in lines[0], p.stderr
     assert not is_mounted(mnt)
+
+
+# -- a mount point that is already a mount --------------------------------------------------------
+
+def mounts_at(path):
+    path = os.path.realpath(path)
+    with open("/proc/self/mountinfo") as f:
+        return sum(1 for line in f if line.split()[4] == path)
+
+
+@contextlib.contextmanager
+def no_stacked_mount(path):
+    """Lazily unmounts a second mount that a failing test stacked on `path`."""
+    try:
+        yield
+    finally:
+        while mounts_at(path) > 1:
+            subprocess.run(["umount", "-l", path], timeout=10)
+
+
+@pytest.mark.parametrize("foreground", [True, False], ids=["foreground", "daemonized"])
+def test_mounting_on_a_live_mqfs_is_refused_and_the_first_one_still_serves(daemons, foreground):
+    m = daemons()
+    m.sh("echo kept > q")
+    with no_stacked_mount(m.path):
+        status, out, err = run_mqfs((["-f"] if foreground else []) + [m.path])
+        count = mounts_at(m.path)
+    lines = err.splitlines()
+    assert status != 0
+    assert len(lines) == 1 and "already a mount" in lines[0] and "fuse.mqfs" in lines[0], err
+    assert out == ""
+    assert count == 1
+    assert m.proc.poll() is None
+    assert m.sh("cat q").stdout == "kept\n"
+    assert m.stop() == 0
+
+
+def test_mounting_on_a_tmpfs_mount_is_refused(workdir):
+    mnt = os.path.join(workdir, "mnt")
+    subprocess.run(["mount", "-t", "tmpfs", "tmpfs", mnt], check=True, timeout=10)
+    try:
+        with open(os.path.join(mnt, "file"), "w") as f:
+            f.write("tmpfs content")
+        with no_stacked_mount(mnt):
+            status, out, err = run_mqfs(["-f", mnt])
+            count = mounts_at(mnt)
+        lines = err.splitlines()
+        assert status != 0
+        assert len(lines) == 1 and "already a mount" in lines[0] and "tmpfs" in lines[0], err
+        assert count == 1
+        assert os.listdir(mnt) == ["file"]
+    finally:
+        subprocess.run(["umount", "-l", mnt], timeout=10)
+
+
+def test_a_dead_fuse_mount_is_refused_with_how_to_clear_it(daemons):
+    m = daemons()
+    m.proc.kill()  # SIGKILL: the mount stays behind, every access fails with ENOTCONN
+    m.proc.wait(timeout=10)
+    assert errno_of(os.stat, m.path) == errno.ENOTCONN
+    with no_stacked_mount(m.path):
+        status, out, err = run_mqfs(["-f", m.path])
+        count = mounts_at(m.path)
+    lines = err.splitlines()
+    assert status != 0
+    assert len(lines) == 1, err
+    assert "already a mount" in lines[0] and f"fusermount3 -u {os.path.realpath(m.path)}" in lines[0], lines[0]
+    assert count == 1
+    # The advice works: then mqfs mounts there again.
+    subprocess.run(["fusermount3", "-u", m.path], check=True, timeout=10)
+    again = daemons.on(m.path)
+    assert again.sh("echo back > q && cat q").stdout == "back\n"
+    assert again.stop() == 0
 
 
 # -- logging -----------------------------------------------------------------------------------

@@ -101,6 +101,43 @@ def test_a_bad_option_in_mount_fails_with_one_line():
         assert not is_mounted(path)
 
 
+def mounts_at(path):
+    with open("/proc/self/mountinfo") as f:
+        return sum(1 for line in f if line.split()[4] == os.path.realpath(path))
+
+
+def test_mount_t_fuse_mqfs_on_a_live_mount_is_refused_with_one_line():
+    with installed_daemon(), mount_point() as path:
+        first = run("mount", "-t", "fuse.mqfs", "mqfs", path, "-o", "maxmsg=100")
+        assert first.returncode == 0, first.stderr
+        try:
+            second = run("mount", "-t", "fuse.mqfs", "mqfs", path, "-o", "maxmsg=5")
+            count = mounts_at(path)
+            assert second.returncode != 0
+            lines = second.stderr.splitlines()
+            assert len(lines) == 1 and "already a mount" in lines[0], second.stderr
+            assert count == 1
+            check_serves(path, 100)  # the first mount, untouched
+            # The same through fstab: `mount MOUNTPOINT` again.
+            with open("/etc/fstab") as f:
+                original = f.read()
+            try:
+                with open("/etc/fstab", "a") as f:
+                    f.write(f"mqfs {path} fuse.mqfs maxmsg=5,nofail 0 0\n")
+                again = run("mount", path)
+                assert again.returncode != 0 and mounts_at(path) == 1, again.stderr
+                assert len(again.stderr.splitlines()) == 1 and "already a mount" in again.stderr, again.stderr
+            finally:
+                with open("/etc/fstab", "w") as f:
+                    f.write(original)
+            check_serves(path, 100)
+        finally:
+            while mounts_at(path) > 1:
+                run("umount", "-l", path)
+        assert run("umount", path).returncode == 0
+        daemon_ends(path)
+
+
 def test_systemd_unit_is_valid():
     if not shutil.which("systemd-analyze"):
         pytest.fail("systemd-analyze is needed to check the unit (package systemd)")
