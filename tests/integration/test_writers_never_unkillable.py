@@ -44,17 +44,19 @@ def blocked_writer(mq, procs, text, name="q"):
     return writer
 
 
-def run_promptly(args, what):
-    """Runs `args` (in a new process) and requires it to finish within PROMPT."""
+def run_promptly(procs, args, what):
+    """Runs `args` and requires it to finish, successfully, within PROMPT.
+    A process stuck in state D cannot be reaped before the daemon answers, so
+    on a timeout the test fails at once and teardown ends the daemon."""
     t0 = time.monotonic()
+    proc = procs.start([str(a) for a in args], text=True)
     try:
-        result = subprocess.run(args, capture_output=True, text=True, timeout=10)
+        _, err = proc.communicate(timeout=10)
     except subprocess.TimeoutExpired:
-        pytest.fail(f"{what} did not finish within 10 s while a writer waits")
+        pytest.fail(f"{what} did not finish within 10 s while a writer waits: state {task_state(proc.pid)}")
     elapsed = time.monotonic() - t0
-    assert result.returncode == 0, f"{what}: {result.stderr}"
+    assert proc.returncode == 0, f"{what}: {err}"
     assert elapsed < PROMPT, f"{what} took {elapsed:.2f}s while a writer waits"
-    return result
 
 
 def test_writers_behind_a_waiting_writer_wait_in_mqfs_and_die_at_once_on_sigkill(mq, procs):
@@ -92,10 +94,13 @@ def test_a_nonblocking_writer_behind_a_waiting_writer_gets_eagain_at_once(mq, pr
     full_queue(mq)
     waiting = blocked_writer(mq, procs, "waiting")
     t0 = time.monotonic()
-    eager = subprocess.run([program("write_sizes"), "-n", mq / "q", "eager"], capture_output=True, text=True,
-                           timeout=10)
+    eager = procs.start([program("write_sizes"), "-n", mq / "q", "eager"], text=True)
+    try:
+        out, _ = eager.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the O_NONBLOCK writer is stuck: state {task_state(eager.pid)}")
     assert time.monotonic() - t0 < PROMPT
-    assert (eager.returncode, eager.stdout) == (0, f"E:{errno.EAGAIN}\n")
+    assert (eager.returncode, out) == (0, f"E:{errno.EAGAIN}\n")
     assert_none_in_d_state([waiting])
     assert take(mq / "q") == b"first\n"
     assert finish(waiting)[:2] == (0, "7\n")
@@ -104,10 +109,14 @@ def test_a_nonblocking_writer_behind_a_waiting_writer_gets_eagain_at_once(mq, pr
 def test_a_writer_behind_a_waiting_writer_ends_at_its_send_timeout(mq, procs):
     full_queue(mq)
     waiting = blocked_writer(mq, procs, "waiting")
-    mq.setattr("q", "send_timeout_ms", 200)
+    run_promptly(procs, ["setfattr", "-n", "user.mq.send_timeout_ms", "-v", "200", mq / "q"], "setfattr")
     t0 = time.monotonic()
-    late = subprocess.run([program("write_sizes"), mq / "q", "late"], capture_output=True, text=True, timeout=10)
-    assert (late.returncode, late.stdout) == (0, f"E:{errno.ETIMEDOUT}\n")
+    late = procs.start([program("write_sizes"), mq / "q", "late"], text=True)
+    try:
+        out, _ = late.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the writer behind the waiting one is stuck: state {task_state(late.pid)}")
+    assert (late.returncode, out) == (0, f"E:{errno.ETIMEDOUT}\n")
     assert time.monotonic() - t0 < 0.2 + PROMPT
     assert_none_in_d_state([waiting])
     assert counters(mq / "q")["curmsgs"] == 1
@@ -123,7 +132,7 @@ def test_a_writer_behind_a_waiting_writer_ends_at_its_send_timeout(mq, procs):
 def test_changes_to_the_queue_finish_while_writers_wait(mq, procs, command):
     full_queue(mq)
     writers = [blocked_writer(mq, procs, f"w{i}") for i in range(2)]
-    run_promptly([arg.format(q=mq / "q") for arg in command], command[0])
+    run_promptly(procs, [arg.format(q=mq / "q") for arg in command], command[0])
     assert_none_in_d_state(writers)
     assert take(mq / "q") == b"first\n"
     assert finish(writers[0])[:2] == (0, "2\n")
@@ -132,7 +141,7 @@ def test_changes_to_the_queue_finish_while_writers_wait(mq, procs, command):
 def test_raising_maxmsg_while_writers_wait_lets_them_in_at_once(mq, procs):
     full_queue(mq)
     writers = [blocked_writer(mq, procs, f"w{i}") for i in range(3)]
-    run_promptly(["setfattr", "-n", "user.mq.maxmsg", "-v", "3", mq / "q"], "setfattr maxmsg")
+    run_promptly(procs, ["setfattr", "-n", "user.mq.maxmsg", "-v", "3", mq / "q"], "setfattr maxmsg")
     assert [finish(w)[:2] for w in writers[:2]] == [(0, "2\n"), (0, "2\n")]
     assert writers[2].poll() is None  # still waiting: the queue is full again
     assert drain(mq / "q") == ["first\n", "w0", "w1", "w2"]
@@ -142,7 +151,7 @@ def test_raising_maxmsg_while_writers_wait_lets_them_in_at_once(mq, procs):
 def test_truncate_while_a_writer_waits_purges_and_lets_it_in(mq, procs):
     full_queue(mq)
     writer = blocked_writer(mq, procs, "new")
-    run_promptly(["truncate", "-s", "0", mq / "q"], "truncate")
+    run_promptly(procs, ["truncate", "-s", "0", mq / "q"], "truncate")
     assert finish(writer)[:2] == (0, "3\n")
     assert drain(mq / "q") == ["new"]
 
@@ -150,7 +159,7 @@ def test_truncate_while_a_writer_waits_purges_and_lets_it_in(mq, procs):
 def test_mv_while_a_writer_waits_moves_the_queue_with_its_writer(mq, procs):
     full_queue(mq)
     writer = blocked_writer(mq, procs, "moved")
-    run_promptly(["mv", mq / "q", mq / "r"], "mv")
+    run_promptly(procs, ["mv", mq / "q", mq / "r"], "mv")
     assert take(mq / "r") == b"first\n"
     assert finish(writer)[:2] == (0, "5\n")
     assert drain(mq / "r") == ["moved"]
@@ -161,7 +170,7 @@ def test_rm_while_a_writer_waits_removes_the_name_and_the_writer_goes_on(mq, pro
     writer = blocked_writer(mq, procs, "orphan")
     reader = os.open(mq / "q", os.O_RDONLY | os.O_NONBLOCK)
     try:
-        run_promptly(["rm", mq / "q"], "rm")
+        run_promptly(procs, ["rm", mq / "q"], "rm")
         assert not os.path.exists(mq / "q")
         assert os.read(reader, 100) == b"first\n"  # the open file keeps the queue
         assert finish(writer)[:2] == (0, "6\n")
@@ -184,14 +193,21 @@ def test_a_queue_keeps_one_inode_number_across_opens(mq):
 # -- a removed queue stops counting ------------------------------------------------
 
 def test_rm_of_a_queue_no_file_has_open_counts_it_out_at_once(mount_mqfs):
+    """Even while the kernel still refers to the removed queue's inode (here
+    an O_PATH descriptor keeps it without opening the queue, as a busy
+    kernel may keep it until its FORGET)."""
     mq = mount_mqfs("max_queues=3")
-    mq.sh("touch a b c && stat a b c > /dev/null")
-    assert statfs(mq.path)["ffree"] == 0
-    assert errno_of(os.mknod, mq / "d") == errno.ENOSPC
-    mq.sh("rm a")
-    assert statfs(mq.path)["ffree"] == 1
-    mq.sh("touch d")  # at the cap, rm then create works at once
-    assert sorted(os.listdir(mq.path)) == ["b", "c", "d"]
+    mq.sh("touch a b c")
+    path_only = os.open(mq / "a", os.O_PATH)
+    try:
+        assert statfs(mq.path)["ffree"] == 0
+        assert errno_of(os.mknod, mq / "d") == errno.ENOSPC
+        mq.sh("rm a")
+        assert statfs(mq.path)["ffree"] == 1
+        mq.sh("touch d")  # at the cap, rm then create works at once
+        assert sorted(os.listdir(mq.path)) == ["b", "c", "d"]
+    finally:
+        os.close(path_only)
 
 
 def test_a_removed_queue_still_open_counts_until_its_last_close(mount_mqfs):
