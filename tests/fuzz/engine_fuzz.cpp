@@ -55,6 +55,7 @@
 #include "engine/framing.hpp"
 #include "engine/message.hpp"
 #include "engine/namespace.hpp"
+#include "engine/node_ids.hpp"
 #include "engine/open_file.hpp"
 #include "engine/queue.hpp"
 #include "engine/settings.hpp"
@@ -168,6 +169,7 @@ struct Direct {
 struct Slot {
   std::string name;
   Node* node = nullptr;  // while the kernel holds a reference to it
+  uint64_t id = 0;       // that reference's node id
   bool named = false;
   Queue* queue = nullptr;  // while it exists
   std::weak_ptr<Queue> alive;
@@ -649,11 +651,11 @@ class Harness {
     const int status = names_.make(names_.root(), s.name, S_IFREG | 0644, Owner{}, made);
     CHECK(status == (nodes < limits_.max_nodes ? 0 : -ENOSPC));
     if (status < 0) return;
-    names_.remember(*made);  // the kernel's reference, as for a create
     const std::string name = s.name;
     s = Slot{};
     s.name = name;
     s.node = made;
+    s.id = ids_.remember(*made);  // the kernel's reference, as for a create
     s.named = true;
     s.queue = made->queue.get();
     s.alive = made->queue;
@@ -673,7 +675,7 @@ class Harness {
   // The kernel drops its last reference: the queue ends with it, freeing its
   // messages and detached sends.
   void forget(Slot& s) {
-    names_.forget(*s.node, 1);
+    ids_.forget(s.id, 1);
     CHECK(s.alive.expired());
     const std::string name = s.name;
     s = Slot{};
@@ -1024,6 +1026,7 @@ class Harness {
   Budget budget_;
   Timeouts timeouts_;
   Namespace names_;
+  NodeIds ids_{names_.root(), 64};
   Slot slots_[2];
   std::vector<std::unique_ptr<File>> files_;
   Clock::time_point now_ = Clock::time_point{} + std::chrono::hours(1);
