@@ -28,14 +28,15 @@ queue is drained and removed, and the phase is checked:
   one priority come in the order written, and the drain only has messages
   newer than the ones consumed;
 - memory: the daemon's VmRSS is at most the baseline (taken after the first
-  phase) plus a margin (16 MiB; 96 MiB under AddressSanitizer, whose
-  quarantine keeps freed memory), and `df` shows 0 bytes in use;
+  phase) plus a margin (16 MiB; 32 MiB under AddressSanitizer, whose
+  quarantine is limited to 4 MiB here), and `df` shows 0 bytes in use;
 - all the while, a sampler looks at every process of the test and every
-  process with a file on the mount several times a second: one in state D
-  behind a lock (the inode lock a waiting writer would hold), or in state D
-  for a second or more anywhere, fails the test at once (SPEC 4: no waiter
-  sits in an unkillable wait). The run is then torn down by aborting the
-  FUSE connection, so nothing stays stuck.
+  process with a file on the mount several times a second: one seen in
+  state D at the same wchan for a second (three for disk waits) fails the
+  test at once, with its pid, wchan, system call, command line and kernel
+  stack (SPEC 4: no waiter sits in an unkillable wait, e.g. on the inode
+  lock a writer waiting in a full queue would hold). The run is then torn
+  down by aborting the FUSE connection, so nothing stays stuck.
 The daemon must serve a last message and exit 0 on SIGTERM (under the
 sanitizers a report makes it exit non-zero).
 
@@ -50,7 +51,8 @@ file, so a removed queue's messages are still counted.
 Environment: MQFS_SOAK_SECONDS (run length, default 60), MQFS_SOAK_SEED
 (default: random; printed at the start, set it to replay a run),
 MQFS_SOAK_MODE=nonblocking (every producer uses O_NONBLOCK, so that no
-writer ever waits behind another writer) for runs that must avoid that case.
+writer ever waits in a full queue and none waits behind another) for runs
+that must leave that case out. tests/README.md says more.
 """
 import collections
 import contextlib
