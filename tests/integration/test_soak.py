@@ -15,8 +15,9 @@ seeded controller loose on them:
 - attribute changes while writers wait: maxmsg up and down, msgsize (also
   below the size of the messages: EMSGSIZE), read_mode, both timeouts,
   priority; chmod;
-- mv of queues that are open, and rm of a queue that is open (at most one
-  per phase).
+- mv of queues that are open (sometimes over an existing queue holding a
+  message of its own, which the rename replaces), and rm of a queue that is
+  open (at most one per phase).
 At the end of each phase the producers stop, the consumers are killed, every
 queue is drained and removed, and the phase is checked:
 - exactly once: every message whose write returned success was received
@@ -434,6 +435,12 @@ class Soak:
         q = self.rng.choice(live)
         old = self.names[q]
         new = f"q{q}-{int(old.rsplit('-', 1)[1]) + 1}"
+        if self.rng.random() < 0.3:
+            # Over an existing queue, which it replaces: one that nobody opened
+            # and that holds a message nobody wrote as a producer, so the check
+            # would see it if it turned up anywhere.
+            self.run(["bash", "-c", f"echo replaced > {new}"])
+            self.stats["mv over a queue"] += 1
         r = self.run(["mv", old, new])
         if r is not None and r.returncode != 0:
             self.failure = self.failure or f"mv {old} {new} failed: {r.stderr.strip()}"
