@@ -35,14 +35,19 @@ bool Queue::readable(const OpenFile& file) const {
   return file.holds_rest() || file.at_end() || !store_.empty();
 }
 
-int Queue::receive(OpenFile& file, std::size_t size, pid_t pid, Receiver& to) {
+void Queue::receive(OpenFile& file, std::size_t size, pid_t pid, Clock::time_point now, ReadRequest& request) {
   const uint64_t taken_before = received_;
-  const int status = read_now(file, size, pid, to);
-  if (received_ != taken_before) {
-    settle();
-    notify_watchers();
+  const int status = read_now(file, size, pid, request);
+  if (status < 0) return request.fail(-status);
+  if (status > 0) {
+    if (received_ != taken_before) {
+      settle();
+      notify_watchers();
+    }
+    return;
   }
-  return status;
+  if (file.nonblocking()) return request.fail(EAGAIN);
+  wait(receivers_, request.park(file, pid, size), settings_.recv_timeout_ms, now);
 }
 
 int Queue::read_now(OpenFile& file, std::size_t size, pid_t pid, Receiver& to) {
@@ -123,36 +128,64 @@ void Queue::taken(OpenFile& file, std::size_t count, pid_t pid) {
   file.delivered_ = true;
 }
 
-int Queue::receive_later(std::unique_ptr<ReceiveWaiter> waiter, Clock::time_point now) {
-  if (!budget_->reserve_waiter()) return -EAGAIN;
-  waiter->queue_ = this;
-  if (settings_.recv_timeout_ms > 0)
-    timeouts_->add(*waiter, now + std::chrono::milliseconds(settings_.recv_timeout_ms));
-  receivers_.push_back(*waiter.release());
-  return 0;
+namespace {
+
+// A write reports the `used` bytes it consumed — all of them, or a short
+// write as a pipe makes when it stopped part way — unless it stopped with
+// `error` before consuming any.
+template <class Write>
+void accept_or_fail(Write& write, std::size_t used, int error) {
+  if (used > 0 || error == 0)
+    write.accept(used);
+  else
+    write.fail(error);
 }
 
-int Queue::send(OpenFile& file, std::span<const std::byte> bytes, pid_t pid, Sender& to) {
-  if (settings_.framing != Framing::none) {
-    if (!senders_.empty()) return -EAGAIN;  // behind the writers already waiting
-    const Progress progress = write_frames(file, settings_.framing, bytes, pid);
-    notify_watchers();
-    if (progress.error && progress.used == 0) return progress.error;
-    if (progress.full && !progress.error) return progress.used > 0 ? static_cast<int>(progress.used) : -EAGAIN;
-    to.accept(progress.used);  // all of it, or a short write before a refused message
-    return 0;
-  }
+}  // namespace
 
-  if (bytes.size() > static_cast<uint64_t>(settings_.msgsize)) return -EMSGSIZE;
-  if (!writable()) return -EAGAIN;
+void Queue::send(OpenFile& file, std::span<const std::byte> bytes, pid_t pid, Clock::time_point now,
+                 WriteRequest& request) {
+  if (settings_.framing != Framing::none) return send_frames(file, bytes, pid, now, request);
+
+  if (bytes.size() > static_cast<uint64_t>(settings_.msgsize)) return request.fail(EMSGSIZE);
+  if (!writable() && file.nonblocking()) return request.fail(EAGAIN);
+  // First allocate, then answer: once the writer has its answer, queueing
+  // the message cannot fail.
   MessagePtr message = Message::make(*budget_, bytes, file.priority());
-  if (!message) return -ENOSPC;
-  if (to.accept(bytes.size())) {
+  if (!message) return request.fail(ENOSPC);
+  if (!writable()) {
+    auto writer = request.park(file, pid);
+    writer->message_ = std::move(message);
+    wait(senders_, std::move(writer), settings_.send_timeout_ms, now);
+    return;
+  }
+  store_.reserve(message->priority());
+  if (request.accept(bytes.size())) {
     enqueue(std::move(message), pid);
     settle();
     notify_watchers();
   }
-  return 0;
+}
+
+void Queue::send_frames(OpenFile& file, std::span<const std::byte> bytes, pid_t pid, Clock::time_point now,
+                        WriteRequest& request) {
+  Progress progress;
+  if (senders_.empty())
+    progress = write_frames(file, settings_.framing, bytes, pid);
+  else
+    progress.full = true;  // behind the writers already waiting
+  notify_watchers();
+  if (progress.error || !progress.full) return accept_or_fail(request, progress.used, -progress.error);
+
+  // Full part way: a pipe's rules.
+  if (file.nonblocking()) return accept_or_fail(request, progress.used, EAGAIN);
+  auto rest = std::make_unique<HeldBytes>(*budget_);
+  if (!rest->append(bytes.subspan(progress.used))) return accept_or_fail(request, progress.used, ENOSPC);
+  auto writer = request.park(file, pid);
+  writer->rest_ = std::move(rest);
+  writer->framing_ = settings_.framing;
+  writer->consumed_ = progress.used;
+  wait(senders_, std::move(writer), settings_.send_timeout_ms, now);
 }
 
 // Turns `input` into messages while there is room. The start of a message
@@ -171,6 +204,7 @@ Queue::Progress Queue::write_frames(OpenFile& file, Framing framing, std::span<c
         progress.error = -ENOSPC;
         return progress;
       }
+      store_.reserve(message->priority());
       enqueue(std::move(message), pid);
       serve_receivers();
     }
@@ -209,6 +243,7 @@ Queue::Progress Queue::write_frames(OpenFile& file, Framing framing, std::span<c
       progress.error = -ENOSPC;
       return progress;
     }
+    store_.reserve(message->priority());
     file.pending_.clear();
     progress.used += next.used;
     enqueue(std::move(message), pid);
@@ -216,27 +251,18 @@ Queue::Progress Queue::write_frames(OpenFile& file, Framing framing, std::span<c
   }
 }
 
-int Queue::send_later(std::unique_ptr<SendWaiter> waiter, std::span<const std::byte> bytes, Clock::time_point now,
-                      std::size_t consumed) {
-  if (settings_.framing != Framing::none) {
-    waiter->rest_ = std::make_unique<HeldBytes>(*budget_);
-    if (!waiter->rest_->append(bytes)) return -ENOSPC;
-    waiter->framing_ = settings_.framing;
-    waiter->consumed_ = consumed;
-  } else {
-    waiter->message_ = Message::make(*budget_, bytes, waiter->file().priority());
-    if (!waiter->message_) return -ENOSPC;
+// Puts `waiter` at the end of `line`. When the mount's waiters are at their
+// cap it is answered at once (EAGAIN, or a framed write's short write).
+bool Queue::wait(List<Waiter>& line, std::unique_ptr<Waiter> waiter, int64_t timeout_ms, Clock::time_point now) {
+  if (timeout_ms > 0) timeouts_->add(*waiter, now + std::chrono::milliseconds(timeout_ms));
+  if (!budget_->reserve_waiter()) {
+    timeouts_->remove(*waiter);
+    waiter->cancelled(EAGAIN);
+    return false;
   }
-  return park(std::move(waiter), now);
-}
-
-int Queue::park(std::unique_ptr<SendWaiter> writer, Clock::time_point now) {
-  if (!budget_->reserve_waiter()) return -EAGAIN;
-  writer->queue_ = this;
-  if (settings_.send_timeout_ms > 0)
-    timeouts_->add(*writer, now + std::chrono::milliseconds(settings_.send_timeout_ms));
-  senders_.push_back(*writer.release());
-  return 0;
+  waiter->queue_ = this;
+  line.push_back(*waiter.release());
+  return true;
 }
 
 int Queue::flush(OpenFile& file, pid_t pid, Clock::time_point now) {
@@ -249,6 +275,7 @@ int Queue::flush(OpenFile& file, pid_t pid, Clock::time_point now) {
   file.pending_.clear();
   if (!message) return -ENOSPC;
   if (writable()) {
+    store_.reserve(message->priority());
     enqueue(std::move(message), pid);
     settle();
     notify_watchers();
@@ -256,11 +283,12 @@ int Queue::flush(OpenFile& file, pid_t pid, Clock::time_point now) {
   }
   auto detached = std::make_unique<DetachedSend>(pid);
   detached->message_ = std::move(message);
-  return park(std::move(detached), now);
+  return wait(senders_, std::move(detached), settings_.send_timeout_ms, now) ? 0 : -EAGAIN;
 }
 
-// Queues a message whose writer knows it was sent.
-void Queue::enqueue(MessagePtr message, pid_t pid) {
+// Queues a message whose writer knows it was sent; its priority's level was
+// reserved before that answer, so nothing here can fail.
+void Queue::enqueue(MessagePtr message, pid_t pid) noexcept {
   store_.push_back(std::move(message));
   ++sent_;
   lspid_ = pid;
@@ -287,6 +315,7 @@ void Queue::serve_receivers() {
 // Continues the blocked write at the head of the line; true when it is done.
 bool Queue::resume(SendWaiter& writer) {
   if (!writer.rest_) {  // one message
+    store_.reserve(writer.message_->priority());  // before the answer
     auto waiter = take_waiter(writer);
     if (writer.accept(writer.message_->size())) enqueue(std::move(writer.message_), writer.pid());
     return true;
@@ -296,10 +325,7 @@ bool Queue::resume(SendWaiter& writer) {
   writer.rest_->drop_front(progress.used);
   if (progress.full && !progress.error) return false;  // still waiting, at the head of the line
   auto waiter = take_waiter(writer);
-  if (progress.error && writer.consumed_ == 0)
-    writer.fail(-progress.error);
-  else
-    writer.accept(writer.consumed_);
+  accept_or_fail(writer, writer.consumed_, -progress.error);
   return true;
 }
 
@@ -313,12 +339,7 @@ void Queue::settle() {
   }
 }
 
-void SendWaiter::cancelled(int error) {
-  if (consumed_ > 0)
-    accept(consumed_);
-  else
-    fail(error);
-}
+void SendWaiter::cancelled(int error) { accept_or_fail(*this, consumed_, error); }
 
 void Queue::cancel(Waiter& waiter, int error) {
   if (waiter.queue_ != this) return;
