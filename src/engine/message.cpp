@@ -54,6 +54,10 @@ void HeldBytes::drop_front(std::size_t n) {
   bytes_.erase(bytes_.begin(), bytes_.begin() + static_cast<std::ptrdiff_t>(n));
 }
 
+void HeldBytes::truncate(std::size_t size) {
+  if (size < bytes_.size()) bytes_.resize(size);
+}
+
 void HeldBytes::clear() {
   budget_->release_bytes(charged_);
   charged_ = 0;

@@ -74,6 +74,9 @@ class HeldBytes {
   void clear();
   // Gives up the first `n` bytes (their memory stays until clear()).
   void drop_front(std::size_t n);
+  // Gives up the bytes after the first `size` (their memory stays until clear()).
+  void truncate(std::size_t size);
+  std::size_t size() const { return bytes_.size(); }
   std::span<const std::byte> bytes() const { return bytes_; }
   bool empty() const { return bytes_.empty(); }
 

@@ -145,6 +145,7 @@ void accept_or_fail(Write& write, std::size_t used, int error) {
 
 void Queue::send(OpenFile& file, std::span<const std::byte> bytes, pid_t pid, Clock::time_point now,
                  WriteRequest& request) {
+  if (settings_.framing == Framing::file) return append_to_message(file, bytes, request);
   if (settings_.framing != Framing::none) return send_frames(file, bytes, pid, now, request);
 
   if (bytes.size() > static_cast<uint64_t>(settings_.msgsize)) return request.fail(EMSGSIZE);
@@ -153,6 +154,14 @@ void Queue::send(OpenFile& file, std::span<const std::byte> bytes, pid_t pid, Cl
   // the message cannot fail.
   MessagePtr message = Message::make(*budget_, bytes, file.priority());
   if (!message) return request.fail(ENOSPC);
+  queue_or_wait(file, std::move(message), pid, now, bytes.size(), request);
+}
+
+// Queues `message` once `request` is answered (`n`: the byte count that
+// answer reports), or parks the request with it until there is room. The
+// message and its priority's level exist before the answer.
+void Queue::queue_or_wait(OpenFile& file, MessagePtr message, pid_t pid, Clock::time_point now, std::size_t n,
+                          WriteRequest& request) {
   if (!writable()) {
     auto writer = request.park(file, pid);
     writer->message_ = std::move(message);
@@ -160,11 +169,34 @@ void Queue::send(OpenFile& file, std::span<const std::byte> bytes, pid_t pid, Cl
     return;
   }
   store_.reserve(message->priority());
-  if (request.accept(bytes.size())) {
+  if (request.accept(n)) {
     enqueue(std::move(message), pid);
     settle();
     notify_watchers();
   }
+}
+
+// File framing: the write joins the file's message under way, which its
+// close sends. Bytes held under another framing join it too: they were
+// written by this file and not sent. Past msgsize (or the mount's byte
+// budget) the message is dropped, never sent in part, and the file's later
+// writes fail the same way until a close or fsync ends it.
+void Queue::append_to_message(OpenFile& file, std::span<const std::byte> bytes, WriteRequest& request) {
+  if (file.refused_) return request.fail(file.refused_);
+  file.pending_framing_ = Framing::file;
+  const std::size_t before = file.pending_.size();
+  int error = 0;
+  if (before + bytes.size() > static_cast<uint64_t>(settings_.msgsize))
+    error = EMSGSIZE;
+  else if (!file.pending_.append(bytes))
+    error = ENOSPC;
+  if (error) {
+    file.pending_.clear();
+    file.refused_ = error;
+    return request.fail(error);
+  }
+  // A writer that did not get the answer did not write these bytes.
+  if (!request.accept(bytes.size())) file.pending_.truncate(before);
 }
 
 void Queue::send_frames(OpenFile& file, std::span<const std::byte> bytes, pid_t pid, Clock::time_point now,
@@ -193,8 +225,9 @@ void Queue::send_frames(OpenFile& file, std::span<const std::byte> bytes, pid_t 
 Queue::Progress Queue::write_frames(OpenFile& file, Framing framing, std::span<const std::byte> input, pid_t pid) {
   Progress progress;
   if (!file.pending_.empty() && file.pending_framing_ != framing) {
-    // Held under a framing the queue has left: it ends as at close first.
-    if (file.pending_framing_ == Framing::line) {
+    // Held under a framing the queue has left: it ends as at close first
+    // (a line, or a whole-file message, is sent; an unfinished frame dropped).
+    if (file.pending_framing_ != Framing::u32) {
       if (!has_room()) {
         progress.full = true;
         return progress;
@@ -265,9 +298,34 @@ bool Queue::wait(List<Waiter>& line, std::unique_ptr<Waiter> waiter, int64_t tim
   return true;
 }
 
+void Queue::end_message(OpenFile& file, pid_t pid, Clock::time_point now, bool discard, WriteRequest& request) {
+  file.refused_ = 0;
+  if (!file.writing_message()) {
+    const int status = flush(file, pid, now);
+    return status < 0 ? request.fail(-status) : void(request.accept(0));
+  }
+  if (discard) {
+    file.pending_.clear();
+    return void(request.accept(0));
+  }
+  if (!writable() && file.nonblocking()) return request.fail(EAGAIN);
+  // The held bytes are charged already; when the budget cannot hold them
+  // twice, they give way to the message.
+  MessagePtr message = Message::make(*budget_, file.pending_.bytes(), file.priority());
+  if (!message) {
+    std::vector<std::byte> bytes(file.pending_.bytes().begin(), file.pending_.bytes().end());
+    file.pending_.clear();
+    message = Message::make(*budget_, bytes, file.priority());
+    if (!message) return request.fail(ENOSPC);
+  }
+  file.pending_.clear();
+  queue_or_wait(file, std::move(message), pid, now, 0, request);
+}
+
 int Queue::flush(OpenFile& file, pid_t pid, Clock::time_point now) {
+  file.refused_ = 0;
   if (file.pending_.empty()) return 0;
-  if (file.pending_framing_ != Framing::line) {  // an unfinished u32 frame is no message
+  if (file.pending_framing_ != Framing::line) {  // an unfinished u32 frame is no message; a whole-file one was sent
     file.pending_.clear();
     return 0;
   }

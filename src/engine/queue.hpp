@@ -84,9 +84,25 @@ class Queue {
   void send(OpenFile& file, std::span<const std::byte> bytes, pid_t pid, Clock::time_point now,
             WriteRequest& request);
 
-  // A close of `file`: the unfinished last line of a line-framed writer is
-  // sent as it is (when the queue is full, as soon as there is room). 0, or
-  // -ENOSPC / -EAGAIN when the mount's caps left no room to keep it.
+  // A close(2) or fsync(2) of `file` (FLUSH, FSYNC): ends the message under
+  // way, answering `request` once (accept(0): done).
+  //
+  // File framing (SPEC section 14): the bytes the file wrote since its last
+  // message are one message. It is queued when the request is answered 0;
+  // a full queue parks the request until there is room or send_timeout_ms
+  // passes, or fails it with EAGAIN when the file is O_NONBLOCK (the bytes
+  // stay for the next close of the open file). `discard` (the writer was
+  // killed by a signal) drops them instead. A close with nothing written
+  // since the last message sends nothing.
+  // Otherwise as flush().
+  void end_message(OpenFile& file, pid_t pid, Clock::time_point now, bool discard, WriteRequest& request);
+
+  // The unfinished last line of a line-framed writer is sent as it is (when
+  // the queue is full, as soon as there is room, with no one waiting for
+  // it). Bytes held under file framing, or an unfinished u32 frame, are
+  // dropped: this is the last close (RELEASE), whose FLUSH sent the message
+  // unless its writer was killed. 0, or -ENOSPC / -EAGAIN when the mount's
+  // caps left no room to keep the line.
   int flush(OpenFile& file, pid_t pid, Clock::time_point now);
 
   // Ends one wait with `error`; nothing is taken or queued for it.
@@ -104,6 +120,9 @@ class Queue {
   std::size_t senders_waiting() const { return senders_.size(); }
 
  private:
+  void queue_or_wait(OpenFile& file, MessagePtr message, pid_t pid, Clock::time_point now, std::size_t n,
+                     WriteRequest& request);
+  void append_to_message(OpenFile& file, std::span<const std::byte> bytes, WriteRequest& request);
   void send_frames(OpenFile& file, std::span<const std::byte> bytes, pid_t pid, Clock::time_point now,
                    WriteRequest& request);
   int read_now(OpenFile& file, std::size_t size, pid_t pid, Receiver& to);

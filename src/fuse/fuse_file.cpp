@@ -5,7 +5,8 @@
 #include <cerrno>
 #include <memory>
 
-#include "fuse/filesystem.hpp"
+#include "fuse/exit_status.hpp"
+#include "fuse/waiters.hpp"
 
 namespace mqfs::fuse {
 
@@ -70,14 +71,22 @@ void do_release(Reply& reply, fuse_ino_t, fuse_file_info* fi) {
   reply.status(0);
 }
 
-// close(2): the unfinished last line of a line-framed writer is sent now, so
-// that it is there for the next reader (release comes later, unawaited).
-// When the mount's caps leave no room to keep it, close(2) reports that.
-void do_flush(Reply& reply, fuse_ino_t, fuse_file_info* fi) {
+// close(2) and fsync(2) end the message under way. Line framing: the
+// unfinished last line is sent now, so that it is there for the next reader
+// (release comes later, unawaited); when the mount's caps leave no room to
+// keep it, close(2) reports that. File framing: the bytes written since the
+// last message are sent, and the close waits for room as a write would —
+// unless the closing task was killed by a signal: the kernel closes a dying
+// writer's files too, and that close must not send half a message.
+static void end_message(Reply& reply, fuse_file_info* fi, bool closing) {
   engine::OpenFile& file = open_file_of(fi);
-  reply.status(file.queue().flush(file, reply.pid(), engine::Clock::now()));
+  const bool discard = closing && file.writing_message() && killed_by_signal(reply.pid());
+  WriteRequest request(reply, Sent::status);
+  file.queue().end_message(file, reply.pid(), engine::Clock::now(), discard, request);
 }
 
-void do_fsync(Reply& reply, fuse_ino_t, int, fuse_file_info*) { reply.status(0); }
+void do_flush(Reply& reply, fuse_ino_t, fuse_file_info* fi) { end_message(reply, fi, true); }
+
+void do_fsync(Reply& reply, fuse_ino_t, int, fuse_file_info* fi) { end_message(reply, fi, false); }
 
 }  // namespace mqfs::fuse

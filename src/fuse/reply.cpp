@@ -30,6 +30,10 @@ void Reply::status(int status) {
   answer([&](fuse_req_t req) { return fuse_reply_err(req, -status); });
 }
 
+bool Reply::done() {
+  return answer([](fuse_req_t req) { return fuse_reply_err(req, 0); });
+}
+
 void Reply::none() {
   if (fuse_req_t req = take()) fuse_reply_none(req);
 }

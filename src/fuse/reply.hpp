@@ -41,6 +41,7 @@ class Reply {
   // nothing left to answer.
   void status(int status);  // 0 or -errno
   void error(int error) { status(-error); }
+  bool done();  // status 0
   void none();
   bool entry(const fuse_entry_param& entry);
   bool create(const fuse_entry_param& entry, const fuse_file_info& fi);

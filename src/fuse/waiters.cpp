@@ -7,7 +7,7 @@ std::unique_ptr<engine::ReceiveWaiter> ReadRequest::park(engine::OpenFile& file,
 }
 
 std::unique_ptr<engine::SendWaiter> WriteRequest::park(engine::OpenFile& file, pid_t pid) {
-  return std::make_unique<PendingWrite>(std::move(*reply_), file, pid);
+  return std::make_unique<PendingWrite>(std::move(*reply_), file, pid, sent_);
 }
 
 // An interrupt that came already is reported at once, and handled as soon as

@@ -19,16 +19,22 @@ class ReadRequest final : public engine::ReadRequest {
   Reply* reply_;
 };
 
-// A write(2): answered now, or handed to a PendingWrite.
+// How a request that sends is told it is done: a write(2) with its byte
+// count; a close(2) or fsync(2) that ended a message with 0.
+enum class Sent { bytes, status };
+
+// A write(2), or a close(2) or fsync(2) that ends a whole-file message:
+// answered now, or handed to a PendingWrite.
 class WriteRequest final : public engine::WriteRequest {
  public:
-  explicit WriteRequest(Reply& reply) : reply_(&reply) {}
-  bool accept(std::size_t n) override { return reply_->write(n); }
+  explicit WriteRequest(Reply& reply, Sent sent = Sent::bytes) : reply_(&reply), sent_(sent) {}
+  bool accept(std::size_t n) override { return sent_ == Sent::bytes ? reply_->write(n) : reply_->done(); }
   void fail(int error) override { reply_->error(error); }
   std::unique_ptr<engine::SendWaiter> park(engine::OpenFile& file, pid_t pid) override;
 
  private:
   Reply* reply_;
+  Sent sent_;
 };
 
 // A parked request: listens for interrupts from the moment it is parked and
@@ -62,13 +68,17 @@ class PendingRead final : public engine::ReceiveWaiter {
 
 class PendingWrite final : public engine::SendWaiter {
  public:
-  PendingWrite(Reply reply, engine::OpenFile& file, pid_t pid)
-      : SendWaiter(file, pid), request_(std::move(reply), *this) {}
-  bool accept(std::size_t n) override { return request_.take().write(n); }
+  PendingWrite(Reply reply, engine::OpenFile& file, pid_t pid, Sent sent)
+      : SendWaiter(file, pid), request_(std::move(reply), *this), sent_(sent) {}
+  bool accept(std::size_t n) override {
+    Reply& reply = request_.take();
+    return sent_ == Sent::bytes ? reply.write(n) : reply.done();
+  }
   void fail(int error) override { request_.take().error(error); }
 
  private:
   ParkedRequest request_;
+  Sent sent_;
 };
 
 }  // namespace mqfs::fuse
