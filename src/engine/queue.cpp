@@ -298,13 +298,13 @@ bool Queue::wait(List<Waiter>& line, std::unique_ptr<Waiter> waiter, int64_t tim
   return true;
 }
 
-void Queue::end_message(OpenFile& file, pid_t pid, Clock::time_point now, bool discard, WriteRequest& request) {
+void Queue::end_message(OpenFile& file, pid_t pid, Clock::time_point now, Ending ending, WriteRequest& request) {
   file.refused_ = 0;
   if (!file.writing_message()) {
-    const int status = flush(file, pid, now);
+    const int status = ending == Ending::fsync ? 0 : flush(file, pid, now);  // a held line waits for its close
     return status < 0 ? request.fail(-status) : void(request.accept(0));
   }
-  if (discard) {
+  if (ending == Ending::killed) {
     file.pending_.clear();
     return void(request.accept(0));
   }

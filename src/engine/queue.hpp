@@ -84,18 +84,22 @@ class Queue {
   void send(OpenFile& file, std::span<const std::byte> bytes, pid_t pid, Clock::time_point now,
             WriteRequest& request);
 
-  // A close(2) or fsync(2) of `file` (FLUSH, FSYNC): ends the message under
-  // way, answering `request` once (accept(0): done).
+  // What ends a message: a close(2) (FLUSH), an fsync(2), or the close the
+  // kernel makes for a writer that a signal killed.
+  enum class Ending { close, fsync, killed };
+
+  // Ends the message under way in `file`, answering `request` once
+  // (accept(0): done).
   //
   // File framing (SPEC section 14): the bytes the file wrote since its last
   // message are one message. It is queued when the request is answered 0;
   // a full queue parks the request until there is room or send_timeout_ms
   // passes, or fails it with EAGAIN when the file is O_NONBLOCK (the bytes
-  // stay for the next close of the open file). `discard` (the writer was
-  // killed by a signal) drops them instead. A close with nothing written
-  // since the last message sends nothing.
-  // Otherwise as flush().
-  void end_message(OpenFile& file, pid_t pid, Clock::time_point now, bool discard, WriteRequest& request);
+  // stay for the next close of the open file). A killed writer's bytes are
+  // dropped instead. A close with nothing written since the last message
+  // sends nothing.
+  // Other framings: a close is as flush(); an fsync changes nothing.
+  void end_message(OpenFile& file, pid_t pid, Clock::time_point now, Ending ending, WriteRequest& request);
 
   // The unfinished last line of a line-framed writer is sent as it is (when
   // the queue is full, as soon as there is room, with no one waiting for

@@ -78,15 +78,18 @@ void do_release(Reply& reply, fuse_ino_t, fuse_file_info* fi) {
 // last message are sent, and the close waits for room as a write would —
 // unless the closing task was killed by a signal: the kernel closes a dying
 // writer's files too, and that close must not send half a message.
-static void end_message(Reply& reply, fuse_file_info* fi, bool closing) {
+static void end_message(Reply& reply, fuse_file_info* fi, engine::Queue::Ending ending) {
   engine::OpenFile& file = open_file_of(fi);
-  const bool discard = closing && file.writing_message() && killed_by_signal(reply.pid());
+  using enum engine::Queue::Ending;
+  if (ending == close && file.writing_message() && killed_by_signal(reply.pid())) ending = killed;
   WriteRequest request(reply, Sent::status);
-  file.queue().end_message(file, reply.pid(), engine::Clock::now(), discard, request);
+  file.queue().end_message(file, reply.pid(), engine::Clock::now(), ending, request);
 }
 
-void do_flush(Reply& reply, fuse_ino_t, fuse_file_info* fi) { end_message(reply, fi, true); }
+void do_flush(Reply& reply, fuse_ino_t, fuse_file_info* fi) { end_message(reply, fi, engine::Queue::Ending::close); }
 
-void do_fsync(Reply& reply, fuse_ino_t, int, fuse_file_info* fi) { end_message(reply, fi, false); }
+void do_fsync(Reply& reply, fuse_ino_t, int, fuse_file_info* fi) {
+  end_message(reply, fi, engine::Queue::Ending::fsync);
+}
 
 }  // namespace mqfs::fuse

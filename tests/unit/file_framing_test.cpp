@@ -16,12 +16,14 @@ Settings whole_file(int64_t maxmsg = 10, int64_t msgsize = 100) {
   return s;
 }
 
-// A close(2) or fsync(2) of `file`, as the adapter makes it.
-Outcome& end_message(Rig& rig, OpenFile& file, bool discard = false, bool nonblocking = false,
+using Ending = Queue::Ending;
+
+// A close(2) (or fsync(2)) of `file`, as the adapter makes it.
+Outcome& end_message(Rig& rig, OpenFile& file, Ending ending = Ending::close, bool nonblocking = false,
                      Clock::time_point now = kT0) {
   Outcome& outcome = rig.outcomes.emplace_back();
   FakeWrite request(outcome);
-  with_nonblocking(file, nonblocking, [&] { rig.queue->end_message(file, kWriterPid, now, discard, request); });
+  with_nonblocking(file, nonblocking, [&] { rig.queue->end_message(file, kWriterPid, now, ending, request); });
   return outcome;
 }
 
@@ -100,7 +102,7 @@ TEST(FileFraming, RefusedWriteIsNotPartOfTheMessage) {
 TEST(FileFraming, DiscardDropsTheMessage) {
   Rig rig(whole_file());
   ASSERT_EQ(rig.send("half"), 0);
-  EXPECT_TRUE(done(end_message(rig, rig.writer, true)));
+  EXPECT_TRUE(done(end_message(rig, rig.writer, Ending::killed)));
   EXPECT_EQ(rig.queue->curmsgs(), 0u);
   EXPECT_EQ(rig.budget.bytes(), 0u);
 }
@@ -174,14 +176,30 @@ TEST(FileFraming, NonblockingCloseOfAFullQueueFailsWithEagain) {
   ASSERT_EQ(rig.send("a"), 0);
   ASSERT_TRUE(done(end_message(rig, rig.writer)));
   ASSERT_EQ(rig.send("b"), 0);
-  Outcome& close = end_message(rig, rig.writer, false, true);
+  Outcome& close = end_message(rig, rig.writer, Ending::close, true);
   EXPECT_EQ(close.answers, 1);
   EXPECT_EQ(close.error, EAGAIN);
   EXPECT_FALSE(close.parked);
   EXPECT_TRUE(rig.writer.writing_message());
   EXPECT_EQ(rig.receive(), "a");
-  EXPECT_TRUE(done(end_message(rig, rig.writer, false, true)));
+  EXPECT_TRUE(done(end_message(rig, rig.writer, Ending::close, true)));
   EXPECT_EQ(rig.drain(), (Order{"b"}));
+}
+
+TEST(FileFraming, FsyncEndsAMessageButNotAHeldLine) {
+  Rig rig(whole_file());
+  ASSERT_EQ(rig.send("a"), 0);
+  EXPECT_TRUE(done(end_message(rig, rig.writer, Ending::fsync)));
+  EXPECT_EQ(rig.queue->curmsgs(), 1u);
+
+  Settings line = whole_file();
+  line.framing = Framing::line;
+  rig.queue->configure(line);
+  ASSERT_EQ(rig.send("unfinished"), 0);
+  EXPECT_TRUE(done(end_message(rig, rig.writer, Ending::fsync)));
+  EXPECT_EQ(rig.queue->curmsgs(), 1u);  // a line waits for its newline or its close
+  EXPECT_TRUE(done(end_message(rig, rig.writer)));
+  EXPECT_EQ(rig.queue->curmsgs(), 2u);
 }
 
 // Reads are one message each, as without framing.
