@@ -71,8 +71,8 @@ void do_release(Reply& reply, fuse_ino_t, fuse_file_info* fi) {
   reply.status(0);
 }
 
-// close(2) and fsync(2) end the message under way. Line framing: the
-// unfinished last line is sent now, so that it is there for the next reader
+// close(2) ends the message under way; fsync(2) ends a whole-file one.
+// Line framing: at close the unfinished last line is sent now, so that it is there for the next reader
 // (release comes later, unawaited); when the mount's caps leave no room to
 // keep it, close(2) reports that. File framing: the bytes written since the
 // last message are sent, and the close waits for room as a write would —
