@@ -36,6 +36,7 @@ extern "C" {
 #define MQFS_FRAMING_NONE 0
 #define MQFS_FRAMING_LINE 1
 #define MQFS_FRAMING_U32 2
+#define MQFS_FRAMING_FILE 3
 
 /* The queue's attributes as seen through one descriptor (MQFS_IOC_GET_ATTR). */
 struct mqfs_attr {

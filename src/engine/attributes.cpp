@@ -23,6 +23,7 @@ std::string_view to_string(Framing framing) {
   switch (framing) {
     case Framing::line: return "line";
     case Framing::u32: return "u32";
+    case Framing::file: return "file";
     case Framing::none: break;
   }
   return "none";
@@ -45,6 +46,7 @@ std::optional<Framing> parse_framing(std::string_view text) {
   if (text == "none") return Framing::none;
   if (text == "line") return Framing::line;
   if (text == "u32") return Framing::u32;
+  if (text == "file") return Framing::file;
   return std::nullopt;
 }
 

@@ -1,6 +1,7 @@
 #include "engine/message.hpp"
 
 #include <algorithm>
+#include <cassert>
 #include <cstring>
 #include <new>
 
@@ -53,24 +54,34 @@ void HeldBytes::drop_front(std::size_t n) {
   bytes_.erase(bytes_.begin(), bytes_.begin() + static_cast<std::ptrdiff_t>(n));
 }
 
+void HeldBytes::truncate(std::size_t size) {
+  if (size < bytes_.size()) bytes_.resize(size);
+}
+
 void HeldBytes::clear() {
   budget_->release_bytes(charged_);
   charged_ = 0;
   std::vector<std::byte>().swap(bytes_);
 }
 
-MessageStore::Fifo& MessageStore::level(Priority priority) {
-  auto it = levels_.find(priority);
-  if (it != levels_.end()) return it->second;
-  if (spare_) {
-    spare_.key() = priority;
-    spare_.mapped() = Fifo{};
-    return levels_.insert(std::move(spare_)).position->second;
-  }
-  return levels_.emplace(priority, Fifo{}).first->second;
+void MessageStore::reserve(Priority priority) {
+  if (spare_ || levels_.contains(priority)) return;
+  Levels one;
+  one.emplace(priority, Fifo{});
+  spare_ = one.extract(one.begin());
 }
 
-void MessageStore::push_back(MessagePtr message) {
+// A new level takes the spare node that reserve() made sure of.
+MessageStore::Fifo& MessageStore::level(Priority priority) noexcept {
+  auto it = levels_.find(priority);
+  if (it != levels_.end()) return it->second;
+  assert(spare_ && "MessageStore::reserve() comes before a push");
+  spare_.key() = priority;
+  spare_.mapped() = Fifo{};
+  return levels_.insert(std::move(spare_)).position->second;
+}
+
+void MessageStore::push_back(MessagePtr message) noexcept {
   Message* m = message.release();
   Fifo& fifo = level(m->priority());
   m->next_ = nullptr;
@@ -83,7 +94,7 @@ void MessageStore::push_back(MessagePtr message) {
   bytes_ += m->size();
 }
 
-void MessageStore::push_front(MessagePtr message) {
+void MessageStore::push_front(MessagePtr message) noexcept {
   Message* m = message.release();
   Fifo& fifo = level(m->priority());
   m->next_ = fifo.head;

@@ -74,6 +74,9 @@ class HeldBytes {
   void clear();
   // Gives up the first `n` bytes (their memory stays until clear()).
   void drop_front(std::size_t n);
+  // Gives up the bytes after the first `size` (their memory stays until clear()).
+  void truncate(std::size_t size);
+  std::size_t size() const { return bytes_.size(); }
   std::span<const std::byte> bytes() const { return bytes_; }
   bool empty() const { return bytes_.empty(); }
 
@@ -100,9 +103,17 @@ class MessageStore {
   // The message a receive gets next: highest priority, oldest first.
   const Message* front() const { return empty() ? nullptr : levels_.begin()->second.head; }
 
-  void push_back(MessagePtr message);
+  // Makes sure a message of `priority` can be queued without allocating:
+  // its level exists, or the spare node is there for it. May throw; changes
+  // nothing that readers see. As the kernel's mqueue.c does, everything is
+  // allocated before the point of commit, so that once a writer has been
+  // answered, queueing its message cannot fail.
+  void reserve(Priority priority);
+  // Queue a message; reserve(its priority) must have come first, with no
+  // other push in between.
+  void push_back(MessagePtr message) noexcept;
   // Returns a message to the place it was taken from (the head of its priority).
-  void push_front(MessagePtr message);
+  void push_front(MessagePtr message) noexcept;
   MessagePtr pop_front();
   void clear();
 
@@ -121,7 +132,7 @@ class MessageStore {
   };
   using Levels = std::map<Priority, Fifo, std::greater<Priority>>;
 
-  Fifo& level(Priority priority);
+  Fifo& level(Priority priority) noexcept;
 
   Budget* budget_;
   Levels levels_;

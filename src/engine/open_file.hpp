@@ -49,6 +49,10 @@ class OpenFile : public ListNode<OpenFile> {
   // In message mode: the one message was delivered, reads return end of file.
   bool at_end() const { return delivered_ && !rest_ && read_mode() == ReadMode::message; }
 
+  // File framing: this file has written bytes of a message that its next
+  // close or fsync sends.
+  bool writing_message() const { return pending_framing_ == Framing::file && !pending_.empty(); }
+
  private:
   friend class Queue;
 
@@ -64,6 +68,7 @@ class OpenFile : public ListNode<OpenFile> {
   std::unique_ptr<Watch> watch_;
   HeldBytes pending_;  // framed writes: the start of an unfinished message
   Framing pending_framing_ = Framing::none;  // the framing `pending_` was written under
+  int refused_ = 0;  // file framing: why the message under way was dropped; its later writes fail so too
 };
 
 }  // namespace mqfs::engine

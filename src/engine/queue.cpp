@@ -35,14 +35,19 @@ bool Queue::readable(const OpenFile& file) const {
   return file.holds_rest() || file.at_end() || !store_.empty();
 }
 
-int Queue::receive(OpenFile& file, std::size_t size, pid_t pid, Receiver& to) {
+void Queue::receive(OpenFile& file, std::size_t size, pid_t pid, Clock::time_point now, ReadRequest& request) {
   const uint64_t taken_before = received_;
-  const int status = read_now(file, size, pid, to);
-  if (received_ != taken_before) {
-    settle();
-    notify_watchers();
+  const int status = read_now(file, size, pid, request);
+  if (status < 0) return request.fail(-status);
+  if (status > 0) {
+    if (received_ != taken_before) {
+      settle();
+      notify_watchers();
+    }
+    return;
   }
-  return status;
+  if (file.nonblocking()) return request.fail(EAGAIN);
+  wait(receivers_, request.park(file, pid, size), settings_.recv_timeout_ms, now);
 }
 
 int Queue::read_now(OpenFile& file, std::size_t size, pid_t pid, Receiver& to) {
@@ -123,36 +128,96 @@ void Queue::taken(OpenFile& file, std::size_t count, pid_t pid) {
   file.delivered_ = true;
 }
 
-int Queue::receive_later(std::unique_ptr<ReceiveWaiter> waiter, Clock::time_point now) {
-  if (!budget_->reserve_waiter()) return -EAGAIN;
-  waiter->queue_ = this;
-  if (settings_.recv_timeout_ms > 0)
-    timeouts_->add(*waiter, now + std::chrono::milliseconds(settings_.recv_timeout_ms));
-  receivers_.push_back(*waiter.release());
-  return 0;
+namespace {
+
+// A write reports the `used` bytes it consumed — all of them, or a short
+// write as a pipe makes when it stopped part way — unless it stopped with
+// `error` before consuming any.
+template <class Write>
+void accept_or_fail(Write& write, std::size_t used, int error) {
+  if (used > 0 || error == 0)
+    write.accept(used);
+  else
+    write.fail(error);
 }
 
-int Queue::send(OpenFile& file, std::span<const std::byte> bytes, pid_t pid, Sender& to) {
-  if (settings_.framing != Framing::none) {
-    if (!senders_.empty()) return -EAGAIN;  // behind the writers already waiting
-    const Progress progress = write_frames(file, settings_.framing, bytes, pid);
-    notify_watchers();
-    if (progress.error && progress.used == 0) return progress.error;
-    if (progress.full && !progress.error) return progress.used > 0 ? static_cast<int>(progress.used) : -EAGAIN;
-    to.accept(progress.used);  // all of it, or a short write before a refused message
-    return 0;
-  }
+}  // namespace
 
-  if (bytes.size() > static_cast<uint64_t>(settings_.msgsize)) return -EMSGSIZE;
-  if (!writable()) return -EAGAIN;
+void Queue::send(OpenFile& file, std::span<const std::byte> bytes, pid_t pid, Clock::time_point now,
+                 WriteRequest& request) {
+  if (settings_.framing == Framing::file) return append_to_message(file, bytes, request);
+  if (settings_.framing != Framing::none) return send_frames(file, bytes, pid, now, request);
+
+  if (bytes.size() > static_cast<uint64_t>(settings_.msgsize)) return request.fail(EMSGSIZE);
+  if (!writable() && file.nonblocking()) return request.fail(EAGAIN);
+  // First allocate, then answer: once the writer has its answer, queueing
+  // the message cannot fail.
   MessagePtr message = Message::make(*budget_, bytes, file.priority());
-  if (!message) return -ENOSPC;
-  if (to.accept(bytes.size())) {
+  if (!message) return request.fail(ENOSPC);
+  queue_or_wait(file, std::move(message), pid, now, bytes.size(), request);
+}
+
+// Queues `message` once `request` is answered (`n`: the byte count that
+// answer reports), or parks the request with it until there is room. The
+// message and its priority's level exist before the answer.
+void Queue::queue_or_wait(OpenFile& file, MessagePtr message, pid_t pid, Clock::time_point now, std::size_t n,
+                          WriteRequest& request) {
+  if (!writable()) {
+    auto writer = request.park(file, pid);
+    writer->message_ = std::move(message);
+    wait(senders_, std::move(writer), settings_.send_timeout_ms, now);
+    return;
+  }
+  store_.reserve(message->priority());
+  if (request.accept(n)) {
     enqueue(std::move(message), pid);
     settle();
     notify_watchers();
   }
-  return 0;
+}
+
+// File framing: the write joins the file's message under way, which its
+// close sends. Bytes held under another framing join it too: they were
+// written by this file and not sent. Past msgsize (or the mount's byte
+// budget) the message is dropped, never sent in part, and the file's later
+// writes fail the same way until a close or fsync ends it.
+void Queue::append_to_message(OpenFile& file, std::span<const std::byte> bytes, WriteRequest& request) {
+  if (file.refused_) return request.fail(file.refused_);
+  file.pending_framing_ = Framing::file;
+  const std::size_t before = file.pending_.size();
+  int error = 0;
+  if (before + bytes.size() > static_cast<uint64_t>(settings_.msgsize))
+    error = EMSGSIZE;
+  else if (!file.pending_.append(bytes))
+    error = ENOSPC;
+  if (error) {
+    file.pending_.clear();
+    file.refused_ = error;
+    return request.fail(error);
+  }
+  // A writer that did not get the answer did not write these bytes.
+  if (!request.accept(bytes.size())) file.pending_.truncate(before);
+}
+
+void Queue::send_frames(OpenFile& file, std::span<const std::byte> bytes, pid_t pid, Clock::time_point now,
+                        WriteRequest& request) {
+  Progress progress;
+  if (senders_.empty())
+    progress = write_frames(file, settings_.framing, bytes, pid);
+  else
+    progress.full = true;  // behind the writers already waiting
+  notify_watchers();
+  if (progress.error || !progress.full) return accept_or_fail(request, progress.used, -progress.error);
+
+  // Full part way: a pipe's rules.
+  if (file.nonblocking()) return accept_or_fail(request, progress.used, EAGAIN);
+  auto rest = std::make_unique<HeldBytes>(*budget_);
+  if (!rest->append(bytes.subspan(progress.used))) return accept_or_fail(request, progress.used, ENOSPC);
+  auto writer = request.park(file, pid);
+  writer->rest_ = std::move(rest);
+  writer->framing_ = settings_.framing;
+  writer->consumed_ = progress.used;
+  wait(senders_, std::move(writer), settings_.send_timeout_ms, now);
 }
 
 // Turns `input` into messages while there is room. The start of a message
@@ -160,8 +225,9 @@ int Queue::send(OpenFile& file, std::span<const std::byte> bytes, pid_t pid, Sen
 Queue::Progress Queue::write_frames(OpenFile& file, Framing framing, std::span<const std::byte> input, pid_t pid) {
   Progress progress;
   if (!file.pending_.empty() && file.pending_framing_ != framing) {
-    // Held under a framing the queue has left: it ends as at close first.
-    if (file.pending_framing_ == Framing::line) {
+    // Held under a framing the queue has left: it ends as at close first
+    // (a line, or a whole-file message, is sent; an unfinished frame dropped).
+    if (file.pending_framing_ != Framing::u32) {
       if (!has_room()) {
         progress.full = true;
         return progress;
@@ -171,6 +237,7 @@ Queue::Progress Queue::write_frames(OpenFile& file, Framing framing, std::span<c
         progress.error = -ENOSPC;
         return progress;
       }
+      store_.reserve(message->priority());
       enqueue(std::move(message), pid);
       serve_receivers();
     }
@@ -209,6 +276,7 @@ Queue::Progress Queue::write_frames(OpenFile& file, Framing framing, std::span<c
       progress.error = -ENOSPC;
       return progress;
     }
+    store_.reserve(message->priority());
     file.pending_.clear();
     progress.used += next.used;
     enqueue(std::move(message), pid);
@@ -216,32 +284,48 @@ Queue::Progress Queue::write_frames(OpenFile& file, Framing framing, std::span<c
   }
 }
 
-int Queue::send_later(std::unique_ptr<SendWaiter> waiter, std::span<const std::byte> bytes, Clock::time_point now,
-                      std::size_t consumed) {
-  if (settings_.framing != Framing::none) {
-    waiter->rest_ = std::make_unique<HeldBytes>(*budget_);
-    if (!waiter->rest_->append(bytes)) return -ENOSPC;
-    waiter->framing_ = settings_.framing;
-    waiter->consumed_ = consumed;
-  } else {
-    waiter->message_ = Message::make(*budget_, bytes, waiter->file().priority());
-    if (!waiter->message_) return -ENOSPC;
+// Puts `waiter` at the end of `line`. When the mount's waiters are at their
+// cap it is answered at once (EAGAIN, or a framed write's short write).
+bool Queue::wait(List<Waiter>& line, std::unique_ptr<Waiter> waiter, int64_t timeout_ms, Clock::time_point now) {
+  if (timeout_ms > 0) timeouts_->add(*waiter, now + std::chrono::milliseconds(timeout_ms));
+  if (!budget_->reserve_waiter()) {
+    timeouts_->remove(*waiter);
+    waiter->cancelled(EAGAIN);
+    return false;
   }
-  return park(std::move(waiter), now);
+  waiter->queue_ = this;
+  line.push_back(*waiter.release());
+  return true;
 }
 
-int Queue::park(std::unique_ptr<SendWaiter> writer, Clock::time_point now) {
-  if (!budget_->reserve_waiter()) return -EAGAIN;
-  writer->queue_ = this;
-  if (settings_.send_timeout_ms > 0)
-    timeouts_->add(*writer, now + std::chrono::milliseconds(settings_.send_timeout_ms));
-  senders_.push_back(*writer.release());
-  return 0;
+void Queue::end_message(OpenFile& file, pid_t pid, Clock::time_point now, Ending ending, WriteRequest& request) {
+  file.refused_ = 0;
+  if (!file.writing_message()) {
+    const int status = ending == Ending::fsync ? 0 : flush(file, pid, now);  // a held line waits for its close
+    return status < 0 ? request.fail(-status) : void(request.accept(0));
+  }
+  if (ending == Ending::killed) {
+    file.pending_.clear();
+    return void(request.accept(0));
+  }
+  if (!writable() && file.nonblocking()) return request.fail(EAGAIN);
+  // The held bytes are charged already; when the budget cannot hold them
+  // twice, they give way to the message.
+  MessagePtr message = Message::make(*budget_, file.pending_.bytes(), file.priority());
+  if (!message) {
+    std::vector<std::byte> bytes(file.pending_.bytes().begin(), file.pending_.bytes().end());
+    file.pending_.clear();
+    message = Message::make(*budget_, bytes, file.priority());
+    if (!message) return request.fail(ENOSPC);
+  }
+  file.pending_.clear();
+  queue_or_wait(file, std::move(message), pid, now, 0, request);
 }
 
 int Queue::flush(OpenFile& file, pid_t pid, Clock::time_point now) {
+  file.refused_ = 0;
   if (file.pending_.empty()) return 0;
-  if (file.pending_framing_ != Framing::line) {  // an unfinished u32 frame is no message
+  if (file.pending_framing_ != Framing::line) {  // an unfinished u32 frame is no message; a whole-file one was sent
     file.pending_.clear();
     return 0;
   }
@@ -249,6 +333,7 @@ int Queue::flush(OpenFile& file, pid_t pid, Clock::time_point now) {
   file.pending_.clear();
   if (!message) return -ENOSPC;
   if (writable()) {
+    store_.reserve(message->priority());
     enqueue(std::move(message), pid);
     settle();
     notify_watchers();
@@ -256,11 +341,12 @@ int Queue::flush(OpenFile& file, pid_t pid, Clock::time_point now) {
   }
   auto detached = std::make_unique<DetachedSend>(pid);
   detached->message_ = std::move(message);
-  return park(std::move(detached), now);
+  return wait(senders_, std::move(detached), settings_.send_timeout_ms, now) ? 0 : -EAGAIN;
 }
 
-// Queues a message whose writer knows it was sent.
-void Queue::enqueue(MessagePtr message, pid_t pid) {
+// Queues a message whose writer knows it was sent; its priority's level was
+// reserved before that answer, so nothing here can fail.
+void Queue::enqueue(MessagePtr message, pid_t pid) noexcept {
   store_.push_back(std::move(message));
   ++sent_;
   lspid_ = pid;
@@ -287,6 +373,7 @@ void Queue::serve_receivers() {
 // Continues the blocked write at the head of the line; true when it is done.
 bool Queue::resume(SendWaiter& writer) {
   if (!writer.rest_) {  // one message
+    store_.reserve(writer.message_->priority());  // before the answer
     auto waiter = take_waiter(writer);
     if (writer.accept(writer.message_->size())) enqueue(std::move(writer.message_), writer.pid());
     return true;
@@ -296,10 +383,7 @@ bool Queue::resume(SendWaiter& writer) {
   writer.rest_->drop_front(progress.used);
   if (progress.full && !progress.error) return false;  // still waiting, at the head of the line
   auto waiter = take_waiter(writer);
-  if (progress.error && writer.consumed_ == 0)
-    writer.fail(-progress.error);
-  else
-    writer.accept(writer.consumed_);
+  accept_or_fail(writer, writer.consumed_, -progress.error);
   return true;
 }
 
@@ -313,12 +397,7 @@ void Queue::settle() {
   }
 }
 
-void SendWaiter::cancelled(int error) {
-  if (consumed_ > 0)
-    accept(consumed_);
-  else
-    fail(error);
-}
+void SendWaiter::cancelled(int error) { accept_or_fail(*this, consumed_, error); }
 
 void Queue::cancel(Waiter& waiter, int error) {
   if (waiter.queue_ != this) return;

@@ -58,39 +58,55 @@ class Queue {
   // A write would not block.
   bool writable() const { return senders_.empty() && store_.count() < static_cast<uint64_t>(settings_.maxmsg); }
 
-  // Reads up to `size` bytes for `file` now. Returns 1 once `to` was
-  // answered; 0, answering nothing, when the queue is empty and the read must
-  // wait; -EMSGSIZE, answering and taking nothing, when the next u32 frame
-  // does not fit in `size`.
+  // A read(2) of up to `size` bytes for `file`. It is answered now — the
+  // bytes, or EMSGSIZE when the next u32 frame does not fit in `size`, or
+  // EAGAIN when the queue is empty and the file is O_NONBLOCK — or parked
+  // until a message comes for it or recv_timeout_ms passes (EAGAIN, answered
+  // at once, when the mount's waiters are at their cap).
   //
   // Framing (SPEC section 7): in stream mode a read carries as many whole
   // messages as fit (line: the messages' bytes; u32: each with its length);
   // in message mode, one.
-  int receive(OpenFile& file, std::size_t size, pid_t pid, Receiver& to);
-  // Keeps a read that found the queue empty until a message comes for it or
-  // recv_timeout_ms passes. 0, or -EAGAIN when the mount's waiters are at
-  // their cap.
-  int receive_later(std::unique_ptr<ReceiveWaiter> waiter, Clock::time_point now);
+  void receive(OpenFile& file, std::size_t size, pid_t pid, Clock::time_point now, ReadRequest& request);
 
-  // Sends `bytes` from `file` now. Returns 0 once `to` was answered;
-  // -EMSGSIZE, -ENOSPC (the mount's byte budget) or -EAGAIN (full) with
-  // nothing answered or queued.
+  // A write(2) of `bytes` from `file`, answered now or parked until there is
+  // room or send_timeout_ms passes. Refused with nothing queued: EMSGSIZE,
+  // ENOSPC (the mount's byte budget), EAGAIN (full and O_NONBLOCK, or the
+  // mount's waiters at their cap). Everything the write needs is allocated
+  // before it is answered, and its message is queued only once the writer
+  // got the answer.
   //
   // A framed write (SPEC section 7) is split into messages, queued one by
-  // one as a pipe takes bytes: when the queue fills part way it returns the
-  // number of bytes consumed so far (their messages are queued) with nothing
-  // answered; a bad message after some were queued answers a short write.
-  int send(OpenFile& file, std::span<const std::byte> bytes, pid_t pid, Sender& to);
-  // Keeps a write that found the queue full, with a copy of its bytes (for a
-  // framed write: of those after the first `consumed`), until there is room
-  // or send_timeout_ms passes. 0, or -ENOSPC (byte budget) or -EAGAIN
-  // (waiters at their cap) with nothing kept.
-  int send_later(std::unique_ptr<SendWaiter> waiter, std::span<const std::byte> bytes, Clock::time_point now,
-                 std::size_t consumed = 0);
+  // one as a pipe takes bytes: when the queue fills part way, an O_NONBLOCK
+  // write reports the bytes consumed so far (a short write) and a blocking
+  // one waits with the rest; a bad message after some were queued is
+  // reported as a short write too.
+  void send(OpenFile& file, std::span<const std::byte> bytes, pid_t pid, Clock::time_point now,
+            WriteRequest& request);
 
-  // A close of `file`: the unfinished last line of a line-framed writer is
-  // sent as it is (when the queue is full, as soon as there is room). 0, or
-  // -ENOSPC / -EAGAIN when the mount's caps left no room to keep it.
+  // What ends a message: a close(2) (FLUSH), an fsync(2), or the close the
+  // kernel makes for a writer that a signal killed.
+  enum class Ending { close, fsync, killed };
+
+  // Ends the message under way in `file`, answering `request` once
+  // (accept(0): done).
+  //
+  // File framing (SPEC section 14): the bytes the file wrote since its last
+  // message are one message. It is queued when the request is answered 0;
+  // a full queue parks the request until there is room or send_timeout_ms
+  // passes, or fails it with EAGAIN when the file is O_NONBLOCK (the bytes
+  // stay for the next close of the open file). A killed writer's bytes are
+  // dropped instead. A close with nothing written since the last message
+  // sends nothing.
+  // Other framings: a close is as flush(); an fsync changes nothing.
+  void end_message(OpenFile& file, pid_t pid, Clock::time_point now, Ending ending, WriteRequest& request);
+
+  // The unfinished last line of a line-framed writer is sent as it is (when
+  // the queue is full, as soon as there is room, with no one waiting for
+  // it). Bytes held under file framing, or an unfinished u32 frame, are
+  // dropped: this is the last close (RELEASE), whose FLUSH sent the message
+  // unless its writer was killed. 0, or -ENOSPC / -EAGAIN when the mount's
+  // caps left no room to keep the line.
   int flush(OpenFile& file, pid_t pid, Clock::time_point now);
 
   // Ends one wait with `error`; nothing is taken or queued for it.
@@ -112,11 +128,16 @@ class Queue {
   std::size_t senders_waiting() const { return senders_.size(); }
 
  private:
+  void queue_or_wait(OpenFile& file, MessagePtr message, pid_t pid, Clock::time_point now, std::size_t n,
+                     WriteRequest& request);
+  void append_to_message(OpenFile& file, std::span<const std::byte> bytes, WriteRequest& request);
+  void send_frames(OpenFile& file, std::span<const std::byte> bytes, pid_t pid, Clock::time_point now,
+                   WriteRequest& request);
   int read_now(OpenFile& file, std::size_t size, pid_t pid, Receiver& to);
   int read_message(OpenFile& file, std::size_t size, pid_t pid, Receiver& to);
   int read_batch(OpenFile& file, std::size_t size, pid_t pid, Receiver& to);
   void taken(OpenFile& file, std::size_t count, pid_t pid);
-  void enqueue(MessagePtr message, pid_t pid);
+  void enqueue(MessagePtr message, pid_t pid) noexcept;
   bool has_room() const { return store_.count() < static_cast<uint64_t>(settings_.maxmsg); }
 
   struct Progress {
@@ -126,7 +147,7 @@ class Queue {
   };
   Progress write_frames(OpenFile& file, Framing framing, std::span<const std::byte> input, pid_t pid);
   bool resume(SendWaiter& writer);
-  int park(std::unique_ptr<SendWaiter> writer, Clock::time_point now);
+  bool wait(List<Waiter>& line, std::unique_ptr<Waiter> waiter, int64_t timeout_ms, Clock::time_point now);
   void serve_receivers();
   std::unique_ptr<Waiter> take_waiter(Waiter& waiter);
   void settle();

@@ -12,7 +12,7 @@
 namespace mqfs::engine {
 
 enum class ReadMode { message, stream };
-enum class Framing { none, line, u32 };
+enum class Framing { none, line, u32, file };
 
 // Largest message: 1 MiB less one page, so that a write of up to msgsize bytes
 // always reaches the daemon as one FUSE request, whatever the alignment of the

@@ -8,6 +8,7 @@
 #include <chrono>
 #include <cstddef>
 #include <map>
+#include <memory>
 #include <optional>
 #include <span>
 
@@ -21,6 +22,9 @@ using Clock = std::chrono::steady_clock;  // monotonic: wall-clock changes move 
 class OpenFile;
 class Queue;
 class Timeouts;
+
+class ReceiveWaiter;
+class SendWaiter;
 
 // Where the bytes of a read go. deliver() answers the reader and says whether
 // the reader got them; when it did not (it was interrupted or is gone),
@@ -41,6 +45,32 @@ class Sender {
 
  protected:
   ~Sender() = default;
+};
+
+// A read(2) as the queue sees it: Queue::receive answers it exactly once,
+// by deliver() or fail(), or hands it to the waiter that park() returns,
+// which answers it later. Implemented by the FUSE adapter.
+class ReadRequest : public Receiver {
+ public:
+  virtual void fail(int error) = 0;
+  // The read must wait: a waiter for `size` bytes that owns the request from
+  // now on. The request itself is not answered again.
+  virtual std::unique_ptr<ReceiveWaiter> park(OpenFile& file, pid_t pid, std::size_t size) = 0;
+
+ protected:
+  ~ReadRequest() = default;
+};
+
+// A write(2) as the queue sees it: Queue::send answers it exactly once, by
+// accept() or fail(), or hands it to the waiter that park() returns.
+class WriteRequest : public Sender {
+ public:
+  virtual void fail(int error) = 0;
+  // The write must wait: a waiter that owns the request from now on.
+  virtual std::unique_ptr<SendWaiter> park(OpenFile& file, pid_t pid) = 0;
+
+ protected:
+  ~WriteRequest() = default;
 };
 
 // A read or write that found the queue empty or full.

@@ -7,10 +7,10 @@
 
 namespace mqfs::fuse {
 
-engine::Caller caller_of(fuse_req_t req, std::vector<gid_t>* groups) {
-  const fuse_ctx* ctx = fuse_req_ctx(req);
-  engine::Caller caller{ctx->uid, ctx->gid, {}};
-  if (!groups) return caller;
+engine::Caller caller_of(const Reply& reply, std::vector<gid_t>* groups) {
+  engine::Caller caller{reply.uid(), reply.gid(), {}};
+  fuse_req_t req = reply.request();
+  if (!groups || !req) return caller;
   groups->resize(32);
   int count = fuse_req_getgroups(req, static_cast<int>(groups->size()), groups->data());
   if (count > static_cast<int>(groups->size())) {
@@ -23,10 +23,10 @@ engine::Caller caller_of(fuse_req_t req, std::vector<gid_t>* groups) {
   return caller;
 }
 
-void clear_setid_bits_for_write(fuse_req_t req, fuse_ino_t ino) {
-  engine::Node* node = node_of(req, ino);
+void clear_setid_bits_for_write(const Reply& reply, fuse_ino_t ino) {
+  engine::Node* node = node_of(reply, ino);
   if (!node) return;
-  const mode_t mode = engine::mode_after_write(node->mode, caller_of(req));
+  const mode_t mode = engine::mode_after_write(node->mode, caller_of(reply));
   if (mode == node->mode) return;
   node->mode = mode;
   node->times().ctime = engine::now_realtime();

@@ -43,35 +43,33 @@ void Filesystem::cancel_all_waits(int error) {
   for (auto& [file, owned] : open_files_) file->queue().cancel_all(error);
 }
 
-Filesystem& filesystem(fuse_req_t req) { return *static_cast<Filesystem*>(fuse_req_userdata(req)); }
-
-engine::Node* node_of(fuse_req_t req, fuse_ino_t ino) { return filesystem(req).node_ids().find(ino); }
+engine::Node* node_of(const Reply& reply, fuse_ino_t ino) { return reply.filesystem().node_ids().find(ino); }
 
 engine::OpenFile& open_file_of(const fuse_file_info* fi) {
   return *reinterpret_cast<engine::OpenFile*>(static_cast<uintptr_t>(fi->fh));
 }
 
-void reply_status(fuse_req_t req, int status) { fuse_reply_err(req, -status); }
-
 namespace {
 
 // The one place where an unexpected failure of a handler becomes an errno:
-// ENOMEM for exhausted memory, EIO and a log line for anything else. Handlers
-// reply last, so a throwing handler has not replied yet.
+// ENOMEM for exhausted memory, EIO and a log line for anything else. The
+// request is answered so only if its Reply still owns it: a handler may
+// throw after it answered, or after a waiter took its request over.
 template <auto Handler>
 struct Guarded;
 
-template <class... Args, void (*Handler)(fuse_req_t, Args...)>
+template <class... Args, void (*Handler)(Reply&, Args...)>
 struct Guarded<Handler> {
   static void call(fuse_req_t req, Args... args) {
+    Reply reply(req);
     try {
-      Handler(req, args...);
+      Handler(reply, args...);
     } catch (const std::bad_alloc&) {
       spdlog::error("out of memory");
-      fuse_reply_err(req, ENOMEM);
+      if (reply.owns()) reply.error(ENOMEM);
     } catch (const std::exception& e) {
       spdlog::error("unexpected error: {}", e.what());
-      fuse_reply_err(req, EIO);
+      if (reply.owns()) reply.error(EIO);
     }
   }
 };
@@ -80,8 +78,8 @@ fuse_lowlevel_ops make_operations() {
   fuse_lowlevel_ops ops{};
   ops.init = do_init;
   ops.lookup = Guarded<do_lookup>::call;
-  ops.forget = do_forget;
-  ops.forget_multi = do_forget_multi;
+  ops.forget = Guarded<do_forget>::call;
+  ops.forget_multi = Guarded<do_forget_multi>::call;
   ops.getattr = Guarded<do_getattr>::call;
   ops.setattr = Guarded<do_setattr>::call;
   ops.statfs = Guarded<do_statfs>::call;

@@ -1,6 +1,7 @@
 // The FUSE adapter: translates low-level FUSE requests into engine calls and
-// replies. Every handler replies exactly once, now or (reads and writes that
-// wait) later through a waiter that owns the request.
+// replies. Every handler answers its request exactly once through its Reply,
+// now or (reads and writes that wait) later through a waiter that took the
+// Reply over.
 #pragma once
 
 #include <fuse_lowlevel.h>
@@ -16,6 +17,7 @@
 #include "engine/open_file.hpp"
 #include "engine/settings.hpp"
 #include "engine/waiter.hpp"
+#include "fuse/reply.hpp"
 
 namespace mqfs::fuse {
 
@@ -74,51 +76,49 @@ class Filesystem {
 int run_loop(fuse_session* session, Filesystem& fs);
 
 // Shared by the handlers.
-Filesystem& filesystem(fuse_req_t req);
-engine::Node* node_of(fuse_req_t req, fuse_ino_t ino);
+engine::Node* node_of(const Reply& reply, fuse_ino_t ino);
 engine::OpenFile& open_file_of(const fuse_file_info* fi);
 struct stat stat_of(const engine::Node& node);
 // The entry of a reply that hands the kernel a reference to `node` (its
 // node id counted in node_ids(): forget it if the reply fails).
 fuse_entry_param entry_of(Filesystem& fs, engine::Node& node);
 // Replies with the node's entry and takes the kernel's reference to it.
-void reply_entry(fuse_req_t req, engine::Node& node);
-void reply_status(fuse_req_t req, int status);  // status: 0 or -errno
+void reply_entry(Reply& reply, engine::Node& node);
 // Makes a queue or directory; on failure replies and sets `made` to null.
-void make_node(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, engine::Node*& made);
+void make_node(Reply& reply, fuse_ino_t parent, const char* name, mode_t mode, engine::Node*& made);
 
 // The handlers, by family (fuse_attr.cpp, fuse_dir.cpp, ...).
 void do_init(void* userdata, fuse_conn_info* conn);
-void do_lookup(fuse_req_t req, fuse_ino_t parent, const char* name);
-void do_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup);
-void do_forget_multi(fuse_req_t req, size_t count, fuse_forget_data* forgets);
-void do_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
-void do_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi);
-void do_statfs(fuse_req_t req, fuse_ino_t ino);
-void do_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode);
-void do_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name);
-void do_unlink(fuse_req_t req, fuse_ino_t parent, const char* name);
-void do_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent, const char* newname,
+void do_lookup(Reply& reply, fuse_ino_t parent, const char* name);
+void do_forget(Reply& reply, fuse_ino_t ino, uint64_t nlookup);
+void do_forget_multi(Reply& reply, size_t count, fuse_forget_data* forgets);
+void do_getattr(Reply& reply, fuse_ino_t ino, fuse_file_info* fi);
+void do_setattr(Reply& reply, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi);
+void do_statfs(Reply& reply, fuse_ino_t ino);
+void do_mkdir(Reply& reply, fuse_ino_t parent, const char* name, mode_t mode);
+void do_rmdir(Reply& reply, fuse_ino_t parent, const char* name);
+void do_unlink(Reply& reply, fuse_ino_t parent, const char* name);
+void do_rename(Reply& reply, fuse_ino_t parent, const char* name, fuse_ino_t newparent, const char* newname,
                unsigned flags);
-void do_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char* newname);
-void do_symlink(fuse_req_t req, const char* link, fuse_ino_t parent, const char* name);
-void do_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
-void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi);
-void do_releasedir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
-void do_mknod(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev);
-void do_create(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi);
-void do_open(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
-void do_release(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
-void do_flush(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi);
-void do_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, fuse_file_info* fi);
-void do_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi);
-void do_write(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off, fuse_file_info* fi);
-void do_poll(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi, fuse_pollhandle* ph);
-void do_ioctl(fuse_req_t req, fuse_ino_t ino, unsigned int cmd, void* arg, fuse_file_info* fi, unsigned flags,
+void do_link(Reply& reply, fuse_ino_t ino, fuse_ino_t newparent, const char* newname);
+void do_symlink(Reply& reply, const char* link, fuse_ino_t parent, const char* name);
+void do_opendir(Reply& reply, fuse_ino_t ino, fuse_file_info* fi);
+void do_readdir(Reply& reply, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi);
+void do_releasedir(Reply& reply, fuse_ino_t ino, fuse_file_info* fi);
+void do_mknod(Reply& reply, fuse_ino_t parent, const char* name, mode_t mode, dev_t rdev);
+void do_create(Reply& reply, fuse_ino_t parent, const char* name, mode_t mode, fuse_file_info* fi);
+void do_open(Reply& reply, fuse_ino_t ino, fuse_file_info* fi);
+void do_release(Reply& reply, fuse_ino_t ino, fuse_file_info* fi);
+void do_flush(Reply& reply, fuse_ino_t ino, fuse_file_info* fi);
+void do_fsync(Reply& reply, fuse_ino_t ino, int datasync, fuse_file_info* fi);
+void do_read(Reply& reply, fuse_ino_t ino, size_t size, off_t off, fuse_file_info* fi);
+void do_write(Reply& reply, fuse_ino_t ino, const char* buf, size_t size, off_t off, fuse_file_info* fi);
+void do_poll(Reply& reply, fuse_ino_t ino, fuse_file_info* fi, fuse_pollhandle* ph);
+void do_ioctl(Reply& reply, fuse_ino_t ino, unsigned int cmd, void* arg, fuse_file_info* fi, unsigned flags,
               const void* in_buf, size_t in_bufsz, size_t out_bufsz);
-void do_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags);
-void do_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size);
-void do_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size);
-void do_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name);
+void do_setxattr(Reply& reply, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags);
+void do_getxattr(Reply& reply, fuse_ino_t ino, const char* name, size_t size);
+void do_listxattr(Reply& reply, fuse_ino_t ino, size_t size);
+void do_removexattr(Reply& reply, fuse_ino_t ino, const char* name);
 
 }  // namespace mqfs::fuse

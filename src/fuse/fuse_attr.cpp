@@ -45,57 +45,57 @@ fuse_entry_param entry_of(Filesystem& fs, engine::Node& node) {
   return entry;
 }
 
-void reply_entry(fuse_req_t req, engine::Node& node) {
-  Filesystem& fs = filesystem(req);  // the reply ends the request
+void reply_entry(Reply& reply, engine::Node& node) {
+  Filesystem& fs = reply.filesystem();
   const fuse_entry_param entry = entry_of(fs, node);
-  if (fuse_reply_entry(req, &entry) != 0) fs.node_ids().forget(entry.ino, 1);
+  if (!reply.entry(entry)) fs.node_ids().forget(entry.ino, 1);
 }
 
-void do_lookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  engine::Node* dir = node_of(req, parent);
-  if (!dir) return reply_status(req, -ENOENT);
-  if (!dir->is_directory()) return reply_status(req, -ENOTDIR);
-  if (std::strlen(name) > engine::kNameMax) return reply_status(req, -ENAMETOOLONG);
-  engine::Node* node = filesystem(req).names().lookup(*dir, name);
-  if (!node) return reply_status(req, -ENOENT);
-  reply_entry(req, *node);
+void do_lookup(Reply& reply, fuse_ino_t parent, const char* name) {
+  engine::Node* dir = node_of(reply, parent);
+  if (!dir) return reply.status(-ENOENT);
+  if (!dir->is_directory()) return reply.status(-ENOTDIR);
+  if (std::strlen(name) > engine::kNameMax) return reply.status(-ENAMETOOLONG);
+  engine::Node* node = reply.filesystem().names().lookup(*dir, name);
+  if (!node) return reply.status(-ENOENT);
+  reply_entry(reply, *node);
 }
 
-void do_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup) {
-  filesystem(req).node_ids().forget(ino, nlookup);
-  fuse_reply_none(req);
+void do_forget(Reply& reply, fuse_ino_t ino, uint64_t nlookup) {
+  reply.filesystem().node_ids().forget(ino, nlookup);
+  reply.none();
 }
 
-void do_forget_multi(fuse_req_t req, size_t count, fuse_forget_data* forgets) {
-  auto& ids = filesystem(req).node_ids();
+void do_forget_multi(Reply& reply, size_t count, fuse_forget_data* forgets) {
+  auto& ids = reply.filesystem().node_ids();
   for (size_t i = 0; i < count; ++i) ids.forget(forgets[i].ino, forgets[i].nlookup);
-  fuse_reply_none(req);
+  reply.none();
 }
 
-void do_getattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
-  engine::Node* node = node_of(req, ino);
-  if (!node) return reply_status(req, -ENOENT);
+void do_getattr(Reply& reply, fuse_ino_t ino, fuse_file_info*) {
+  engine::Node* node = node_of(reply, ino);
+  if (!node) return reply.status(-ENOENT);
   struct stat st = stat_of(*node);
-  fuse_reply_attr(req, &st, 0);
+  reply.attr(st);
 }
 
 static timespec time_to_set(int to_set, int now_flag, const timespec& value) {
   return (to_set & now_flag) ? engine::now_realtime() : value;
 }
 
-void do_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi) {
-  engine::Node* node = node_of(req, ino);
-  if (!node) return reply_status(req, -ENOENT);
+void do_setattr(Reply& reply, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info* fi) {
+  engine::Node* node = node_of(reply, ino);
+  if (!node) return reply.status(-ENOENT);
   // Check everything first: a refused request changes nothing.
   if (to_set & FUSE_SET_ATTR_SIZE) {
-    if (node->is_directory()) return reply_status(req, -EISDIR);
-    if (attr->st_size != 0) return reply_status(req, -EINVAL);  // only a purge is meaningful
+    if (node->is_directory()) return reply.status(-EISDIR);
+    if (attr->st_size != 0) return reply.status(-EINVAL);  // only a purge is meaningful
     // A purge takes messages, so it needs read permission as well as the
     // write permission the kernel checked. ftruncate on a descriptor open
     // for reading has it: that descriptor could take them all anyway.
     std::vector<gid_t> groups;
     const bool reads = fi && open_file_of(fi).reads();
-    if (!reads && !engine::may_read(*node, caller_of(req, &groups))) return reply_status(req, -EACCES);
+    if (!reads && !engine::may_read(*node, caller_of(reply, &groups))) return reply.status(-EACCES);
   }
   if (to_set & FUSE_SET_ATTR_SIZE) node->queue->purge();
   if (to_set & FUSE_SET_ATTR_MODE) node->mode = (node->mode & S_IFMT) | (attr->st_mode & 07777);
@@ -108,13 +108,13 @@ void do_setattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, f
     times.mtime = time_to_set(to_set, FUSE_SET_ATTR_MTIME_NOW, attr->st_mtim);
   times.ctime = engine::now_realtime();
   struct stat st = stat_of(*node);
-  fuse_reply_attr(req, &st, 0);
+  reply.attr(st);
 }
 
 // df shows the byte budget (in 1-byte fragments, so exactly) and the node
 // cap as inodes.
-void do_statfs(fuse_req_t req, fuse_ino_t) {
-  const engine::Budget& budget = filesystem(req).budget();
+void do_statfs(Reply& reply, fuse_ino_t) {
+  const engine::Budget& budget = reply.filesystem().budget();
   struct statvfs st {};
   st.f_bsize = 4096;
   st.f_frsize = 1;
@@ -123,7 +123,7 @@ void do_statfs(fuse_req_t req, fuse_ino_t) {
   st.f_files = budget.max_nodes();
   st.f_ffree = st.f_favail = budget.max_nodes() - budget.nodes();
   st.f_namemax = engine::kNameMax;
-  fuse_reply_statfs(req, &st);
+  reply.statfs(st);
 }
 
 }  // namespace mqfs::fuse

@@ -8,64 +8,61 @@
 
 namespace mqfs::fuse {
 
-static engine::Owner owner_of(fuse_req_t req) {
-  const fuse_ctx* ctx = fuse_req_ctx(req);
-  return engine::Owner{ctx->uid, ctx->gid};
-}
+static engine::Owner owner_of(const Reply& reply) { return engine::Owner{reply.uid(), reply.gid()}; }
 
-void make_node(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode, engine::Node*& made) {
+void make_node(Reply& reply, fuse_ino_t parent, const char* name, mode_t mode, engine::Node*& made) {
   made = nullptr;
-  engine::Node* dir = node_of(req, parent);
-  if (!dir) return reply_status(req, -ENOENT);
-  int status = filesystem(req).names().make(*dir, name, mode, owner_of(req), made);
-  if (status < 0) return reply_status(req, status);
+  engine::Node* dir = node_of(reply, parent);
+  if (!dir) return reply.status(-ENOENT);
+  int status = reply.filesystem().names().make(*dir, name, mode, owner_of(reply), made);
+  if (status < 0) return reply.status(status);
 }
 
-void do_mkdir(fuse_req_t req, fuse_ino_t parent, const char* name, mode_t mode) {
+void do_mkdir(Reply& reply, fuse_ino_t parent, const char* name, mode_t mode) {
   engine::Node* made;
-  make_node(req, parent, name, S_IFDIR | (mode & 07777), made);
-  if (made) reply_entry(req, *made);
+  make_node(reply, parent, name, S_IFDIR | (mode & 07777), made);
+  if (made) reply_entry(reply, *made);
 }
 
-void do_rmdir(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  engine::Node* dir = node_of(req, parent);
-  if (!dir) return reply_status(req, -ENOENT);
-  reply_status(req, filesystem(req).names().rmdir(*dir, name));
+void do_rmdir(Reply& reply, fuse_ino_t parent, const char* name) {
+  engine::Node* dir = node_of(reply, parent);
+  if (!dir) return reply.status(-ENOENT);
+  reply.status(reply.filesystem().names().rmdir(*dir, name));
 }
 
-void do_unlink(fuse_req_t req, fuse_ino_t parent, const char* name) {
-  engine::Node* dir = node_of(req, parent);
-  if (!dir) return reply_status(req, -ENOENT);
-  reply_status(req, filesystem(req).names().unlink(*dir, name));
+void do_unlink(Reply& reply, fuse_ino_t parent, const char* name) {
+  engine::Node* dir = node_of(reply, parent);
+  if (!dir) return reply.status(-ENOENT);
+  reply.status(reply.filesystem().names().unlink(*dir, name));
 }
 
-void do_rename(fuse_req_t req, fuse_ino_t parent, const char* name, fuse_ino_t newparent, const char* newname,
+void do_rename(Reply& reply, fuse_ino_t parent, const char* name, fuse_ino_t newparent, const char* newname,
                unsigned flags) {
-  engine::Node* from = node_of(req, parent);
-  engine::Node* to = node_of(req, newparent);
-  if (!from || !to) return reply_status(req, -ENOENT);
-  reply_status(req, filesystem(req).names().rename(*from, name, *to, newname, flags));
+  engine::Node* from = node_of(reply, parent);
+  engine::Node* to = node_of(reply, newparent);
+  if (!from || !to) return reply.status(-ENOENT);
+  reply.status(reply.filesystem().names().rename(*from, name, *to, newname, flags));
 }
 
 // A queue has one name: hard links and symlinks are refused.
-void do_link(fuse_req_t req, fuse_ino_t, fuse_ino_t, const char*) { reply_status(req, -EPERM); }
-void do_symlink(fuse_req_t req, const char*, fuse_ino_t, const char*) { reply_status(req, -EPERM); }
+void do_link(Reply& reply, fuse_ino_t, fuse_ino_t, const char*) { reply.status(-EPERM); }
+void do_symlink(Reply& reply, const char*, fuse_ino_t, const char*) { reply.status(-EPERM); }
 
-void do_opendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
-  engine::Node* node = node_of(req, ino);
-  if (!node) return reply_status(req, -ENOENT);
-  if (!node->is_directory()) return reply_status(req, -ENOTDIR);
+void do_opendir(Reply& reply, fuse_ino_t ino, fuse_file_info* fi) {
+  engine::Node* node = node_of(reply, ino);
+  if (!node) return reply.status(-ENOENT);
+  if (!node->is_directory()) return reply.status(-ENOTDIR);
   fi->fh = 0;
-  fuse_reply_open(req, fi);
+  reply.open(*fi);
 }
 
 // Offsets: 1 and 2 follow "." and "..", then one per entry in name order. An
 // entry added or removed between two reads may be missed or seen once more,
 // as readdir(3) allows.
-void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
-  engine::Node* dir = node_of(req, ino);
-  if (!dir) return reply_status(req, -ENOENT);
-  if (!dir->is_directory()) return reply_status(req, -ENOTDIR);
+void do_readdir(Reply& reply, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  engine::Node* dir = node_of(reply, ino);
+  if (!dir) return reply.status(-ENOENT);
+  if (!dir->is_directory()) return reply.status(-ENOTDIR);
 
   std::vector<char> buf(size);
   size_t used = 0;
@@ -73,21 +70,21 @@ void do_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_fil
     struct stat st {};
     st.st_ino = node.ino;
     st.st_mode = node.mode;
-    size_t len = fuse_add_direntry(req, buf.data() + used, size - used, name, &st, next);
+    size_t len = fuse_add_direntry(reply.request(), buf.data() + used, size - used, name, &st, next);
     if (len > size - used) return false;
     used += len;
     return true;
   };
   off_t index = 0;
-  if (off <= index++ && !add(".", *dir, index)) return void(fuse_reply_buf(req, buf.data(), used));
+  if (off <= index++ && !add(".", *dir, index)) return void(reply.buf(buf.data(), used));
   if (off <= index++ && !add("..", dir->parent ? *dir->parent : *dir, index))
-    return void(fuse_reply_buf(req, buf.data(), used));
+    return void(reply.buf(buf.data(), used));
   for (const auto& [name, child] : dir->children) {
     if (off <= index++ && !add(name.c_str(), *child, index)) break;
   }
-  fuse_reply_buf(req, buf.data(), used);
+  reply.buf(buf.data(), used);
 }
 
-void do_releasedir(fuse_req_t req, fuse_ino_t, fuse_file_info*) { reply_status(req, 0); }
+void do_releasedir(Reply& reply, fuse_ino_t, fuse_file_info*) { reply.status(0); }
 
 }  // namespace mqfs::fuse

@@ -15,26 +15,26 @@ static bool read_int32(const void* in_buf, size_t in_bufsz, int32_t& value) {
   return true;
 }
 
-void do_ioctl(fuse_req_t req, fuse_ino_t, unsigned int cmd, void*, fuse_file_info* fi, unsigned flags,
+void do_ioctl(Reply& reply, fuse_ino_t, unsigned int cmd, void*, fuse_file_info* fi, unsigned flags,
               const void* in_buf, size_t in_bufsz, size_t out_bufsz) {
-  if (flags & FUSE_IOCTL_DIR) return reply_status(req, -ENOTTY);
+  if (flags & FUSE_IOCTL_DIR) return reply.status(-ENOTTY);
   engine::OpenFile& file = open_file_of(fi);
   int32_t value = 0;
 
   switch (cmd) {
     case MQFS_IOC_SET_PRIORITY:
-      if (!read_int32(in_buf, in_bufsz, value)) return reply_status(req, -EINVAL);
+      if (!read_int32(in_buf, in_bufsz, value)) return reply.status(-EINVAL);
       if (value == MQFS_PRIORITY_DEFAULT)
         file.set_priority(std::nullopt);
       else if (value >= 0 && value <= MQFS_PRIORITY_MAX)
         file.set_priority(static_cast<engine::Priority>(value));
       else
-        return reply_status(req, -EINVAL);
-      fuse_reply_ioctl(req, 0, nullptr, 0);
+        return reply.status(-EINVAL);
+      reply.ioctl(nullptr, 0);
       return;
 
     case MQFS_IOC_SET_READ_MODE:
-      if (!read_int32(in_buf, in_bufsz, value)) return reply_status(req, -EINVAL);
+      if (!read_int32(in_buf, in_bufsz, value)) return reply.status(-EINVAL);
       if (value == MQFS_READ_DEFAULT)
         file.set_read_mode(std::nullopt);
       else if (value == MQFS_READ_MESSAGE)
@@ -42,12 +42,12 @@ void do_ioctl(fuse_req_t req, fuse_ino_t, unsigned int cmd, void*, fuse_file_inf
       else if (value == MQFS_READ_STREAM)
         file.set_read_mode(engine::ReadMode::stream);
       else
-        return reply_status(req, -EINVAL);
-      fuse_reply_ioctl(req, 0, nullptr, 0);
+        return reply.status(-EINVAL);
+      reply.ioctl(nullptr, 0);
       return;
 
     case MQFS_IOC_GET_ATTR: {
-      if (out_bufsz < sizeof(mqfs_attr)) return reply_status(req, -EINVAL);
+      if (out_bufsz < sizeof(mqfs_attr)) return reply.status(-EINVAL);
       const engine::Queue& queue = file.queue();
       mqfs_attr attr{};
       // The ioctl request carries no file flags: O_NONBLOCK as of the file's
@@ -60,11 +60,11 @@ void do_ioctl(fuse_req_t req, fuse_ino_t, unsigned int cmd, void*, fuse_file_inf
       attr.priority = file.priority();
       attr.read_mode = file.read_mode() == engine::ReadMode::stream ? MQFS_READ_STREAM : MQFS_READ_MESSAGE;
       attr.framing = static_cast<int64_t>(queue.settings().framing);
-      fuse_reply_ioctl(req, 0, &attr, sizeof attr);
+      reply.ioctl(&attr, sizeof attr);
       return;
     }
   }
-  reply_status(req, -ENOTTY);
+  reply.status(-ENOTTY);
 }
 
 }  // namespace mqfs::fuse

@@ -24,14 +24,14 @@ class PollWatch final : public engine::Watch {
 
 // Readable: a read would not block (a message is queued, the file holds the
 // rest of one, or it is at end of file). Writable: a write would not block.
-void do_poll(fuse_req_t req, fuse_ino_t, fuse_file_info* fi, fuse_pollhandle* ph) {
+void do_poll(Reply& reply, fuse_ino_t, fuse_file_info* fi, fuse_pollhandle* ph) {
   engine::OpenFile& file = open_file_of(fi);
   engine::Queue& queue = file.queue();
   unsigned events = 0;
   if (file.reads() && queue.readable(file)) events |= POLLIN | POLLRDNORM;
   if (file.writes() && queue.writable()) events |= POLLOUT | POLLWRNORM;
   if (ph) queue.watch(file, std::make_unique<PollWatch>(ph));
-  fuse_reply_poll(req, events);
+  reply.poll(events);
 }
 
 }  // namespace mqfs::fuse

@@ -17,38 +17,38 @@ static const engine::Attribute* attribute_of(const engine::Node& node, std::stri
 }
 
 // Replies to a getxattr/listxattr with `value`, or its size when size is 0.
-static void reply_value(fuse_req_t req, const std::string& value, size_t size) {
-  if (size == 0) return void(fuse_reply_xattr(req, value.size()));
-  if (size < value.size()) return reply_status(req, -ERANGE);
-  fuse_reply_buf(req, value.data(), value.size());
+static void reply_value(Reply& reply, const std::string& value, size_t size) {
+  if (size == 0) return void(reply.xattr_size(value.size()));
+  if (size < value.size()) return reply.status(-ERANGE);
+  reply.buf(value.data(), value.size());
 }
 
-void do_setxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags) {
-  engine::Node* node = node_of(req, ino);
-  if (!node) return reply_status(req, -ENOENT);
+void do_setxattr(Reply& reply, fuse_ino_t ino, const char* name, const char* value, size_t size, int flags) {
+  engine::Node* node = node_of(reply, ino);
+  if (!node) return reply.status(-ENOENT);
   const engine::Attribute* attribute = attribute_of(*node, name);
-  if (!attribute) return reply_status(req, -ENOTSUP);
-  if (!attribute->writable()) return reply_status(req, -EPERM);
-  if (flags & XATTR_CREATE) return reply_status(req, -EEXIST);  // every attribute always exists
+  if (!attribute) return reply.status(-ENOTSUP);
+  if (!attribute->writable()) return reply.status(-EPERM);
+  if (flags & XATTR_CREATE) return reply.status(-EEXIST);  // every attribute always exists
 
   engine::Settings settings = node->queue->settings();
   int status = attribute->parse(settings, std::string_view(value, size));
-  if (status < 0) return reply_status(req, status);
+  if (status < 0) return reply.status(status);
   node->queue->configure(settings);
-  reply_status(req, 0);
+  reply.status(0);
 }
 
-void do_getxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
-  engine::Node* node = node_of(req, ino);
-  if (!node) return reply_status(req, -ENOENT);
+void do_getxattr(Reply& reply, fuse_ino_t ino, const char* name, size_t size) {
+  engine::Node* node = node_of(reply, ino);
+  if (!node) return reply.status(-ENOENT);
   const engine::Attribute* attribute = attribute_of(*node, name);
-  if (!attribute) return reply_status(req, -ENODATA);
-  reply_value(req, attribute->print(*node->queue), size);
+  if (!attribute) return reply.status(-ENODATA);
+  reply_value(reply, attribute->print(*node->queue), size);
 }
 
-void do_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
-  engine::Node* node = node_of(req, ino);
-  if (!node) return reply_status(req, -ENOENT);
+void do_listxattr(Reply& reply, fuse_ino_t ino, size_t size) {
+  engine::Node* node = node_of(reply, ino);
+  if (!node) return reply.status(-ENOENT);
   std::string names;
   if (!node->is_directory()) {
     for (const engine::Attribute& attribute : engine::attributes()) {
@@ -57,20 +57,20 @@ void do_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
       names += '\0';
     }
   }
-  reply_value(req, names, size);
+  reply_value(reply, names, size);
 }
 
 // Removing a writable attribute restores the mount's default.
-void do_removexattr(fuse_req_t req, fuse_ino_t ino, const char* name) {
-  engine::Node* node = node_of(req, ino);
-  if (!node) return reply_status(req, -ENOENT);
+void do_removexattr(Reply& reply, fuse_ino_t ino, const char* name) {
+  engine::Node* node = node_of(reply, ino);
+  if (!node) return reply.status(-ENOENT);
   const engine::Attribute* attribute = attribute_of(*node, name);
-  if (!attribute) return reply_status(req, -ENODATA);
-  if (!attribute->writable()) return reply_status(req, -EPERM);
+  if (!attribute) return reply.status(-ENODATA);
+  if (!attribute->writable()) return reply.status(-EPERM);
   engine::Settings settings = node->queue->settings();
-  attribute->copy(settings, filesystem(req).names().defaults());
+  attribute->copy(settings, reply.filesystem().names().defaults());
   node->queue->configure(settings);
-  reply_status(req, 0);
+  reply.status(0);
 }
 
 }  // namespace mqfs::fuse

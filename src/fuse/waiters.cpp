@@ -2,36 +2,33 @@
 
 namespace mqfs::fuse {
 
-// A reply fails when the kernel no longer waits for it (the caller was
-// interrupted or the connection is gone): then the engine takes nothing.
-static bool reply_data(fuse_req_t req, std::span<const iovec> data) {
-  if (data.empty()) return fuse_reply_buf(req, nullptr, 0) == 0;
-  return fuse_reply_iov(req, data.data(), static_cast<int>(data.size())) == 0;
+std::unique_ptr<engine::ReceiveWaiter> ReadRequest::park(engine::OpenFile& file, pid_t pid, std::size_t size) {
+  return std::make_unique<PendingRead>(std::move(*reply_), file, pid, size);
 }
 
-bool ReadReply::deliver(std::span<const iovec> data) { return reply_data(req_, data); }
+std::unique_ptr<engine::SendWaiter> WriteRequest::park(engine::OpenFile& file, pid_t pid) {
+  return std::make_unique<PendingWrite>(std::move(*reply_), file, pid, sent_);
+}
 
-bool WriteReply::accept(std::size_t n) { return fuse_reply_write(req_, n) == 0; }
+// An interrupt that came already is reported at once, and handled as soon as
+// the current request is done: by then the waiter is in its queue, or it has
+// answered and stopped listening.
+ParkedRequest::ParkedRequest(Reply reply, engine::Waiter& waiter)
+    : reply_(std::move(reply)), interrupted_(waiter) {
+  reply_.on_interrupt(on_interrupt, this);
+}
 
-void ParkedRequest::listen_for_interrupts() { fuse_req_interrupt_func(req_, on_interrupt, this); }
+ParkedRequest::~ParkedRequest() { take(); }
 
-void ParkedRequest::on_interrupt(fuse_req_t req, void* data) {
+void ParkedRequest::on_interrupt(fuse_req_t, void* data) {
   auto* parked = static_cast<ParkedRequest*>(data);
-  filesystem(req).interrupted(parked->interrupted_);
+  parked->reply_.filesystem().interrupted(parked->interrupted_);
 }
 
-fuse_req_t ParkedRequest::take() {
-  fuse_req_interrupt_func(req_, nullptr, nullptr);
+Reply& ParkedRequest::take() {
+  reply_.on_interrupt(nullptr, nullptr);
   interrupted_.unlink();
-  return req_;
+  return reply_;
 }
-
-bool PendingRead::deliver(std::span<const iovec> data) { return reply_data(request_.take(), data); }
-
-void PendingRead::fail(int error) { fuse_reply_err(request_.take(), error); }
-
-bool PendingWrite::accept(std::size_t n) { return fuse_reply_write(request_.take(), n) == 0; }
-
-void PendingWrite::fail(int error) { fuse_reply_err(request_.take(), error); }
 
 }  // namespace mqfs::fuse

@@ -1,56 +1,66 @@
-// Reads and writes whose reply is sent now (on the stack) or later (parked in
-// the queue, owning their request until they reply).
+// Reads and writes as the engine sees them (ReadRequest, WriteRequest):
+// answered now through the handler's Reply, or parked in the queue as a
+// waiter that owns the request until it answers it.
 #pragma once
 
 #include "fuse/filesystem.hpp"
 
 namespace mqfs::fuse {
 
-// A read answered at once.
-class ReadReply final : public engine::Receiver {
+// A read(2): answered now, or handed to a PendingRead.
+class ReadRequest final : public engine::ReadRequest {
  public:
-  explicit ReadReply(fuse_req_t req) : req_(req) {}
-  bool deliver(std::span<const iovec> data) override;
+  explicit ReadRequest(Reply& reply) : reply_(&reply) {}
+  bool deliver(std::span<const iovec> data) override { return reply_->iov(data); }
+  void fail(int error) override { reply_->error(error); }
+  std::unique_ptr<engine::ReceiveWaiter> park(engine::OpenFile& file, pid_t pid, std::size_t size) override;
 
  private:
-  fuse_req_t req_;
+  Reply* reply_;
 };
 
-// A write answered at once.
-class WriteReply final : public engine::Sender {
+// How a request that sends is told it is done: a write(2) with its byte
+// count; a close(2) or fsync(2) that ended a message with 0.
+enum class Sent { bytes, status };
+
+// A write(2), or a close(2) or fsync(2) that ends a whole-file message:
+// answered now, or handed to a PendingWrite.
+class WriteRequest final : public engine::WriteRequest {
  public:
-  explicit WriteReply(fuse_req_t req) : req_(req) {}
-  bool accept(std::size_t n) override;
+  explicit WriteRequest(Reply& reply, Sent sent = Sent::bytes) : reply_(&reply), sent_(sent) {}
+  bool accept(std::size_t n) override { return sent_ == Sent::bytes ? reply_->write(n) : reply_->done(); }
+  void fail(int error) override { reply_->error(error); }
+  std::unique_ptr<engine::SendWaiter> park(engine::OpenFile& file, pid_t pid) override;
 
  private:
-  fuse_req_t req_;
+  Reply* reply_;
+  Sent sent_;
 };
 
-// A parked request: registers for interrupts when parked and unregisters
-// before its one reply.
+// A parked request: listens for interrupts from the moment it is parked and
+// stops before its one answer.
 class ParkedRequest {
  public:
-  ParkedRequest(fuse_req_t req, engine::Waiter& waiter) : req_(req), interrupted_(waiter) {}
-  // Call once the waiter is in its queue. An interrupt that came already is
-  // handled as soon as the current request is done.
-  void listen_for_interrupts();
-  // Takes the request for its reply.
-  fuse_req_t take();
+  ParkedRequest(Reply reply, engine::Waiter& waiter);
+  ParkedRequest(const ParkedRequest&) = delete;
+  ParkedRequest& operator=(const ParkedRequest&) = delete;
+  ~ParkedRequest();
+  // The request, for its answer.
+  Reply& take();
 
  private:
   static void on_interrupt(fuse_req_t req, void* data);
 
-  fuse_req_t req_;
+  Reply reply_;
   Interrupted interrupted_;
 };
 
 class PendingRead final : public engine::ReceiveWaiter {
  public:
-  PendingRead(fuse_req_t req, engine::OpenFile& file, pid_t pid, std::size_t size)
-      : ReceiveWaiter(file, pid, size), request_(req, *this) {}
-  ParkedRequest& request() { return request_; }
-  bool deliver(std::span<const iovec> data) override;
-  void fail(int error) override;
+  PendingRead(Reply reply, engine::OpenFile& file, pid_t pid, std::size_t size)
+      : ReceiveWaiter(file, pid, size), request_(std::move(reply), *this) {}
+  bool deliver(std::span<const iovec> data) override { return request_.take().iov(data); }
+  void fail(int error) override { request_.take().error(error); }
 
  private:
   ParkedRequest request_;
@@ -58,13 +68,17 @@ class PendingRead final : public engine::ReceiveWaiter {
 
 class PendingWrite final : public engine::SendWaiter {
  public:
-  PendingWrite(fuse_req_t req, engine::OpenFile& file, pid_t pid) : SendWaiter(file, pid), request_(req, *this) {}
-  ParkedRequest& request() { return request_; }
-  bool accept(std::size_t n) override;
-  void fail(int error) override;
+  PendingWrite(Reply reply, engine::OpenFile& file, pid_t pid, Sent sent)
+      : SendWaiter(file, pid), request_(std::move(reply), *this), sent_(sent) {}
+  bool accept(std::size_t n) override {
+    Reply& reply = request_.take();
+    return sent_ == Sent::bytes ? reply.write(n) : reply.done();
+  }
+  void fail(int error) override { request_.take().error(error); }
 
  private:
   ParkedRequest request_;
+  Sent sent_;
 };
 
 }  // namespace mqfs::fuse

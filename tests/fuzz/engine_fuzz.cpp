@@ -195,33 +195,55 @@ struct Seen {
   bool full = false;
   std::size_t n = 0;
   int error = 0;
+  bool maybe_full = false;  // an answer: a full queue or a refused message, which look the same
 };
 
 class Harness;
 
 // --- The doubles: replies now, and parked requests ------------------------
 
-class DirectRead final : public Receiver {
+// A read or write made now. It is answered at once, or parked: then its
+// waiter answers it, through the request while the harness has not taken
+// the waiter on (a waiter the queue could not keep is answered at once).
+class DirectRead final : public ReadRequest {
  public:
-  DirectRead(Harness& h, File& f, std::size_t size, bool refuse) : h_(&h), f_(&f), size_(size), refuse_(refuse) {}
+  DirectRead(Harness& h, File& f, std::size_t size, bool refuse, bool refuse_later)
+      : h_(&h), f_(&f), size_(size), refuse_(refuse), refuse_later_(refuse_later) {}
   bool deliver(std::span<const iovec> data) override;
+  void fail(int e) override {
+    ++answers;
+    error = e;
+  }
+  std::unique_ptr<ReceiveWaiter> park(OpenFile& file, pid_t pid, std::size_t size) override;
   int answers = 0;
+  int error = 0;
+  const Waiter* parked = nullptr;
 
  private:
   Harness* h_;
   File* f_;
   std::size_t size_;
   bool refuse_;
+  bool refuse_later_;
 };
 
-class DirectWrite final : public Sender {
+class DirectWrite final : public WriteRequest {
  public:
   // `message`: an unframed write, queued once the writer got the answer.
-  DirectWrite(Harness& h, File& f, const std::string* message, Priority priority, bool refuse)
-      : h_(&h), f_(&f), message_(message), priority_(priority), refuse_(refuse) {}
+  DirectWrite(Harness& h, File& f, const std::string* message, Priority priority, bool refuse, bool refuse_later)
+      : h_(&h), f_(&f), message_(message), priority_(priority), refuse_(refuse), refuse_later_(refuse_later) {}
   bool accept(std::size_t n) override;
+  void fail(int e) override {
+    ++answers;
+    error = e;
+  }
+  std::unique_ptr<SendWaiter> park(OpenFile& file, pid_t pid) override;
   int answers = 0;
   std::size_t accepted = 0;
+  int error = 0;
+  const Waiter* parked = nullptr;
+
+  bool waiting() const { return parked && answers == 0; }
 
  private:
   Harness* h_;
@@ -229,31 +251,37 @@ class DirectWrite final : public Sender {
   const std::string* message_;
   Priority priority_;
   bool refuse_;
+  bool refuse_later_;
 };
 
 class ReadWaiter final : public ReceiveWaiter {
  public:
-  ReadWaiter(Harness& h, File& f, std::size_t size, bool refuse)
-      : ReceiveWaiter(*f.engine, kPid, size), h_(&h), f_(&f), refuse_(refuse) {}
+  ReadWaiter(Harness& h, File& f, std::size_t size, bool refuse, DirectRead& request)
+      : ReceiveWaiter(*f.engine, kPid, size), h_(&h), f_(&f), refuse_(refuse), request_(&request) {}
   bool deliver(std::span<const iovec> data) override;
   void fail(int error) override;
+  void taken_on() { request_ = nullptr; }
 
  private:
   Harness* h_;
   File* f_;
   bool refuse_;
+  DirectRead* request_;  // until the harness takes it on
 };
 
 class WriteWaiter final : public SendWaiter {
  public:
-  WriteWaiter(Harness& h, File& f, bool refuse) : SendWaiter(*f.engine, kPid), h_(&h), f_(&f), refuse_(refuse) {}
+  WriteWaiter(Harness& h, File& f, bool refuse, DirectWrite& request)
+      : SendWaiter(*f.engine, kPid), h_(&h), f_(&f), refuse_(refuse), request_(&request) {}
   bool accept(std::size_t n) override;
   void fail(int error) override;
+  void taken_on() { request_ = nullptr; }
 
  private:
   Harness* h_;
   File* f_;
   bool refuse_;
+  DirectWrite* request_;
 };
 
 class FlagWatch final : public Watch {
@@ -560,8 +588,9 @@ class Harness {
   }
 
   // A framed write stopped after `consumed` bytes became messages: checks how
-  // it ended against what the model sees next, and keeps the unfinished message.
-  void framed_end(Slot& s, File& f, Framing framing, const std::string& rest, std::size_t consumed,
+  // it ended against what the model sees next, and keeps the unfinished
+  // message. True when it stopped for want of room.
+  bool framed_end(Slot& s, File& f, Framing framing, const std::string& rest, std::size_t consumed,
                   const Seen& seen) {
     auto short_write = [&](int error) {  // the bytes consumed, or the error when none
       CHECK(!seen.full);
@@ -569,29 +598,29 @@ class Harness {
         CHECK(seen.error == error);
       else
         CHECK(seen.error == 0 && seen.n == consumed);
+      return false;
+    };
+    // Waiting for room; an answer's byte count or error is checked by the caller.
+    auto stopped_full = [&] {
+      CHECK(seen.maybe_full || (seen.full && seen.n == consumed));
+      return true;
     };
     if (held_line_first(f, framing)) {  // not queued: no room for it
-      if (!has_room(s)) {
-        CHECK(seen.full && seen.n == consumed);
-        return;
-      }
+      if (!has_room(s)) return stopped_full();
       CHECK(!fits(f.pending.size() + kOverhead));
       return short_write(ENOSPC);
     }
     const Parsed next = parse(framing, f.pending, rest, static_cast<std::size_t>(s.settings.msgsize));
     switch (next.kind) {
       case Parsed::message:
-        if (!has_room(s)) {
-          CHECK(seen.full && seen.n == consumed);
-          return;
-        }
+        if (!has_room(s)) return stopped_full();
         CHECK(!fits(next.text.size() + kOverhead));  // no room in the budget
         return short_write(ENOSPC);
       case Parsed::incomplete:
         if (!seen.full && seen.error == 0 && seen.n == consumed + rest.size()) {
           f.pending += rest;
           f.pending_framing = framing;
-          return;
+          return false;
         }
         CHECK(!fits(rest.size()));
         return short_write(ENOSPC);
@@ -748,62 +777,65 @@ class Harness {
     Slot& s = *f.slot;
     const Priority priority = priority_of(f);
     int expected = 0;
+    bool parks = false;
     if (input.size() > static_cast<std::size_t>(s.settings.msgsize))
-      expected = -EMSGSIZE;
-    else if (!writable(s))
-      expected = -EAGAIN;
+      expected = EMSGSIZE;
+    else if (!writable(s) && nonblocking)
+      expected = EAGAIN;
     else if (!fits(input.size() + kOverhead))
-      expected = -ENOSPC;
-    DirectWrite to(*this, f, &input, priority, refuse);
-    const int status = s.queue->send(*f.engine, bytes_of(input), kPid, to);
-    CHECK(status == expected);
-    CHECK(to.answers == (status == 0 ? 1 : 0));
-    if (status != -EAGAIN || nonblocking) return;
-
-    // A blocking write waits with its message.
-    expected = !fits(input.size() + kOverhead) ? -ENOSPC : waiter_room() ? 0 : -EAGAIN;
-    auto waiter = std::make_unique<WriteWaiter>(*this, f, refuse_later);
-    const Waiter* w = waiter.get();
-    CHECK(s.queue->send_later(std::move(waiter), bytes_of(input), now_) == expected);
-    if (expected < 0) return;
-    s.writers.push_back({w, &f, false, Framing::none, input, priority, 0, deadline(s.settings.send_timeout_ms)});
-    ++f.parked;
+      expected = ENOSPC;
+    else if (!writable(s))  // a blocking write waits with its message
+      parks = waiter_room(), expected = parks ? 0 : EAGAIN;
+    f.engine->set_nonblocking(nonblocking);
+    DirectWrite to(*this, f, &input, priority, refuse, refuse_later);
+    s.queue->send(*f.engine, bytes_of(input), kPid, now_, to);
+    CHECK(to.waiting() == parks);
+    if (parks) return take_on(s, f, to, {to.parked, &f, false, Framing::none, input, priority, 0,
+                                         deadline(s.settings.send_timeout_ms)});
+    CHECK(to.answers == 1 && to.error == expected);
+    if (expected == 0) CHECK(to.accepted == input.size());
   }
 
   void write_framed(File& f, const std::string& input, bool nonblocking, bool refuse, bool refuse_later) {
     Slot& s = *f.slot;
     const bool behind = !s.writers.empty();  // behind the writers already waiting
     Direct direct{&f, s.settings.framing, input};
-    DirectWrite to(*this, f, nullptr, 0, refuse);
+    f.engine->set_nonblocking(nonblocking);
+    DirectWrite to(*this, f, nullptr, 0, refuse, refuse_later);
     s.direct = &direct;
-    const int status = s.queue->send(*f.engine, bytes_of(input), kPid, to);
+    s.queue->send(*f.engine, bytes_of(input), kPid, now_, to);
     sync(s);
     s.direct = nullptr;
-    CHECK(to.answers == (status == 0 ? 1 : 0));
+    CHECK(to.answers == (to.waiting() ? 0 : 1));
+    bool full = true;
     if (behind) {
-      CHECK(status == -EAGAIN && direct.consumed == 0);
+      CHECK(direct.consumed == 0);
     } else {
-      Seen seen;
-      if (status > 0 || status == -EAGAIN)
-        seen = {true, status > 0 ? static_cast<std::size_t>(status) : 0, 0};
-      else if (status == 0)
-        seen.n = to.accepted;
-      else
-        seen.error = -status;
-      framed_end(s, f, direct.framing, direct.rest, direct.consumed, seen);
+      // An answer does not tell a write stopped by a full queue from one
+      // stopped by a refused message: both report what they consumed.
+      Seen seen{to.waiting(), to.waiting() ? direct.consumed : to.accepted, to.error, !to.waiting()};
+      full = framed_end(s, f, direct.framing, direct.rest, direct.consumed, seen);
     }
-    if (nonblocking || !(status > 0 || status == -EAGAIN)) return;
+    if (!full) return;
+    // Stopped for room: O_NONBLOCK reports what was consumed; a blocking
+    // write waits with the rest, when the mount can keep it.
+    CHECK(direct.rest == input.substr(direct.consumed));
+    if (to.waiting()) {
+      CHECK(!nonblocking);
+      return take_on(s, f, to, {to.parked, &f, true, direct.framing, direct.rest, 0, direct.consumed,
+                                deadline(s.settings.send_timeout_ms)});
+    }
+    const int why = nonblocking ? EAGAIN : !fits(direct.rest.size()) ? ENOSPC : EAGAIN;
+    CHECK(nonblocking || !fits(direct.rest.size()) || !waiter_room());
+    if (direct.consumed > 0)
+      CHECK(to.error == 0 && to.accepted == direct.consumed);
+    else
+      CHECK(to.error == why);
+  }
 
-    // A blocking write waits with the bytes it has not consumed.
-    const std::size_t consumed = status > 0 ? static_cast<std::size_t>(status) : 0;
-    CHECK(direct.rest == input.substr(consumed));
-    const int expected = !fits(direct.rest.size()) ? -ENOSPC : waiter_room() ? 0 : -EAGAIN;
-    auto waiter = std::make_unique<WriteWaiter>(*this, f, refuse_later);
-    const Waiter* w = waiter.get();
-    CHECK(s.queue->send_later(std::move(waiter), bytes_of(direct.rest), now_, consumed) == expected);
-    if (expected < 0) return;
-    s.writers.push_back(
-        {w, &f, true, direct.framing, direct.rest, 0, consumed, deadline(s.settings.send_timeout_ms)});
+  void take_on(Slot& s, File& f, DirectWrite& to, ParkedWrite parked) {
+    static_cast<WriteWaiter*>(const_cast<Waiter*>(to.parked))->taken_on();
+    s.writers.push_back(std::move(parked));
     ++f.parked;
   }
 
@@ -815,25 +847,31 @@ class Harness {
     const bool nonblocking = in_.ConsumeBool();
     const bool refuse = in_.ConsumeIntegralInRange(0, 7) == 0;
     const bool refuse_later = in_.ConsumeIntegralInRange(0, 7) == 0;
-    if (read_now(*f, size, refuse) != 0 || nonblocking) return;
-    // A blocking read that found nothing waits.
-    const int expected = waiter_room() ? 0 : -EAGAIN;
-    auto waiter = std::make_unique<ReadWaiter>(*this, *f, size, refuse_later);
-    const Waiter* w = waiter.get();
-    CHECK(s.queue->receive_later(std::move(waiter), now_) == expected);
-    if (expected < 0) return;
-    s.readers.push_back({w, f, deadline(s.settings.recv_timeout_ms)});
+    const Read::Kind kind = expect_read(*f, size).kind;
+    const bool parks = kind == Read::wait && !nonblocking && waiter_room();
+    f->engine->set_nonblocking(nonblocking);
+    DirectRead to(*this, *f, size, refuse, refuse_later);
+    s.queue->receive(*f->engine, size, kPid, now_, to);
+    CHECK(to.answers == (parks ? 0 : 1));
+    if (!parks) {
+      CHECK(to.error == (kind == Read::wait ? EAGAIN : kind == Read::too_small ? EMSGSIZE : 0));
+      return;
+    }
+    CHECK(to.parked);
+    static_cast<ReadWaiter*>(const_cast<Waiter*>(to.parked))->taken_on();
+    s.readers.push_back({to.parked, f, deadline(s.settings.recv_timeout_ms)});
     ++f->parked;
   }
 
-  // A read answered now: 1 (answered once), 0 (must wait) or -EMSGSIZE.
+  // A read that does not wait: 1 (answered with bytes), 0 (would wait) or -EMSGSIZE.
   int read_now(File& f, std::size_t size, bool refuse) {
     const Read::Kind kind = expect_read(f, size).kind;
-    DirectRead to(*this, f, size, refuse);
-    const int status = f.slot->queue->receive(*f.engine, size, kPid, to);
-    CHECK(status == (kind == Read::wait ? 0 : kind == Read::too_small ? -EMSGSIZE : 1));
-    CHECK(to.answers == (status == 1 ? 1 : 0));
-    return status;
+    f.engine->set_nonblocking(true);
+    DirectRead to(*this, f, size, refuse, false);
+    f.slot->queue->receive(*f.engine, size, kPid, now_, to);
+    CHECK(to.answers == 1 && !to.parked);
+    CHECK(to.error == (kind == Read::wait ? EAGAIN : kind == Read::too_small ? EMSGSIZE : 0));
+    return to.error == EAGAIN ? 0 : to.error ? -to.error : 1;
   }
 
   void configure(Slot& s) {
@@ -1119,16 +1157,42 @@ bool DirectRead::deliver(std::span<const iovec> data) {
   return h_->delivered(*f_, size_, data, refuse_, nullptr);
 }
 
+std::unique_ptr<ReceiveWaiter> DirectRead::park(OpenFile&, pid_t, std::size_t size) {
+  CHECK(size == size_ && !parked);
+  auto waiter = std::make_unique<ReadWaiter>(*h_, *f_, size, refuse_later_, *this);
+  parked = waiter.get();
+  return waiter;
+}
+
+std::unique_ptr<SendWaiter> DirectWrite::park(OpenFile&, pid_t) {
+  CHECK(!parked);
+  auto waiter = std::make_unique<WriteWaiter>(*h_, *f_, refuse_later_, *this);
+  parked = waiter.get();
+  return waiter;
+}
+
 bool DirectWrite::accept(std::size_t n) {
   ++answers;
   accepted = n;
   return h_->accepted_now(*f_, message_, priority_, refuse_, n);
 }
 
-bool ReadWaiter::deliver(std::span<const iovec> data) { return h_->delivered(*f_, size(), data, refuse_, this); }
-void ReadWaiter::fail(int error) { h_->read_failed(*f_, size(), this, error); }
-bool WriteWaiter::accept(std::size_t n) { return h_->write_accepted(*f_, this, n, refuse_); }
-void WriteWaiter::fail(int error) { h_->write_failed(*f_, this, error); }
+bool ReadWaiter::deliver(std::span<const iovec> data) {
+  CHECK(!request_);  // a waiter the queue could not keep is only ever failed
+  return h_->delivered(*f_, size(), data, refuse_, this);
+}
+void ReadWaiter::fail(int error) {
+  if (request_) return request_->fail(error);
+  h_->read_failed(*f_, size(), this, error);
+}
+bool WriteWaiter::accept(std::size_t n) {
+  if (request_) return request_->accept(n);
+  return h_->write_accepted(*f_, this, n, refuse_);
+}
+void WriteWaiter::fail(int error) {
+  if (request_) return request_->fail(error);
+  h_->write_failed(*f_, this, error);
+}
 
 }  // namespace
 }  // namespace mqfs::engine

@@ -17,7 +17,9 @@
  *   nonblock:0|1   fcntl(F_SETFL) O_NONBLOCK off or on
  *   catch:SIG      install a handler for SIG (a number) without SA_RESTART
  *   sleep:MS       sleep
- *   close          close the slot
+ *   close          close the slot (output: close OK or close ENAME)
+ *   fsync          fsync(2) the slot
+ *   dup:K          dup(2) the slot into slot K
  *   ready          print "ready" (to tell the test a point was reached)
  *   stdin          wait for a line on standard input
  *   kill:PID:SIG   send signal SIG to PID (no output)
@@ -275,8 +277,23 @@ int main(int argc, char** argv) {
       int pid = atoi(arg);
       const char* sig = strchr(arg, ':');
       kill(pid, sig ? atoi(sig + 1) : SIGTERM);
+    } else if (!strcmp(step, "fsync")) {
+      if (fsync(fd) == 0)
+        say("fsync OK");
+      else
+        say("fsync ERR %s", ename(errno));
+      report_signal();
+    } else if (!strncmp(step, "dup:", 4)) {
+      int k = atoi(arg);
+      if (k < 0 || k >= SLOTS) return 2;
+      fds[k] = dup(fd);
+      if (fds[k] < 0)
+        say("dup ERR %s", ename(errno));
+      else
+        say("dup OK");
     } else if (!strcmp(step, "close")) {
       say("close %s", close(fd) == 0 ? "OK" : ename(errno));
+      report_signal();
       fds[slot] = -1;
     } else {
       fprintf(stderr, "qio: unknown step %s\n", step);

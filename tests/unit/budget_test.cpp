@@ -51,8 +51,7 @@ TEST(QueueBudget, SendPastTheCapFailsWithEnospc) {
   Rig rig({}, 10);
   ASSERT_EQ(rig.send("123456"), 0);
   FakeSender to;
-  EXPECT_EQ(rig.queue->send(rig.writer, bytes_of("12345"), kWriterPid, to), -ENOSPC);
-  EXPECT_EQ(to.answers, 0);
+  EXPECT_EQ(send_now(*rig.queue, rig.writer, bytes_of("12345"), kWriterPid, to), -ENOSPC);
   EXPECT_EQ(rig.queue->curmsgs(), 1u);
   EXPECT_EQ(rig.queue->sent(), 1u);
   EXPECT_EQ(rig.budget.bytes(), 6u);
@@ -67,10 +66,10 @@ TEST(QueueBudget, CapIsSharedByAllQueues) {
   auto q2 = std::make_shared<Queue>(budget, timeouts, Settings{});
   OpenFile f1(q1, true, true);
   OpenFile f2(q2, true, true);
-  FakeSender to;
-  ASSERT_EQ(q1->send(f1, bytes_of("12345678"), kWriterPid, to), 0);
-  EXPECT_EQ(q2->send(f2, bytes_of("123"), kWriterPid, to), -ENOSPC);
-  EXPECT_EQ(q2->send(f2, bytes_of("12"), kWriterPid, to), 0);
+  FakeSender to1, to2, to3;
+  ASSERT_EQ(send_now(*q1, f1, bytes_of("12345678"), kWriterPid, to1), 0);
+  EXPECT_EQ(send_now(*q2, f2, bytes_of("123"), kWriterPid, to2), -ENOSPC);
+  EXPECT_EQ(send_now(*q2, f2, bytes_of("12"), kWriterPid, to3), 0);
 }
 
 TEST(QueueBudget, ReceivedMessagesGiveTheirBytesBack) {
@@ -118,18 +117,18 @@ TEST(QueueBudget, ParkedWriterHoldsItsMessageBytes) {
 }
 
 // A blocked write that cannot hold its message fails at once with ENOSPC and
-// keeps nothing: the caller answers it.
+// keeps nothing: it never waits.
 TEST(QueueBudget, ParkingAWriteThatPassesTheCapFailsWithEnospc) {
   Settings s;
   s.maxmsg = 1;
   Rig rig(s, 10);
   ASSERT_EQ(rig.send("12345"), 0);
-  Outcome& outcome = rig.outcomes.emplace_back();
-  EXPECT_EQ(rig.queue->send_later(std::make_unique<FakeSendWaiter>(rig.writer, kWriterPid, outcome),
-                                  bytes_of("123456"), kT0),
-            -ENOSPC);
-  EXPECT_EQ(outcome.answers, 0);
-  EXPECT_TRUE(outcome.destroyed);
+  Outcome outcome;
+  FakeWrite write(outcome);
+  rig.queue->send(rig.writer, bytes_of("123456"), kWriterPid, kT0, write);
+  EXPECT_EQ(outcome.answers, 1);
+  EXPECT_EQ(outcome.error, ENOSPC);
+  EXPECT_FALSE(outcome.parked);
   EXPECT_EQ(rig.queue->senders_waiting(), 0u);
   EXPECT_EQ(rig.budget.bytes(), 5u);
   ASSERT_EQ(rig.receive(), "12345");
@@ -142,7 +141,7 @@ TEST(QueueBudget, RefusedWritesGiveTheirBytesBack) {
   Rig rig(s, 10);
   FakeSender gone;
   gone.refuse = true;
-  ASSERT_EQ(rig.queue->send(rig.writer, bytes_of("1234567890"), kWriterPid, gone), 0);
+  ASSERT_EQ(send_now(*rig.queue, rig.writer, bytes_of("1234567890"), kWriterPid, gone), 0);
   EXPECT_EQ(rig.budget.bytes(), 0u);
 
   ASSERT_EQ(rig.send("1"), 0);
@@ -169,9 +168,9 @@ TEST(QueueBudget, FreedQueueGivesTheBytesBack) {
   {
     auto queue = std::make_shared<Queue>(budget, timeouts, Settings{});
     OpenFile file(queue, true, true);
-    FakeSender to;
-    ASSERT_EQ(queue->send(file, bytes_of("abc"), kWriterPid, to), 0);
-    ASSERT_EQ(queue->send(file, bytes_of("de"), kWriterPid, to), 0);
+    FakeSender to1, to2;
+    ASSERT_EQ(send_now(*queue, file, bytes_of("abc"), kWriterPid, to1), 0);
+    ASSERT_EQ(send_now(*queue, file, bytes_of("de"), kWriterPid, to2), 0);
     EXPECT_EQ(budget.bytes(), 5u);
   }
   EXPECT_EQ(budget.bytes(), 0u);
@@ -240,8 +239,8 @@ TEST(QueueBudget, OpenFilesAreCountedUntilClosed) {
   EXPECT_TRUE(rig.budget.may_open_file());
 }
 
-// Past max_waiters a read or write that must wait is refused with EAGAIN,
-// unanswered and holding nothing; a place frees when a waiter is answered.
+// Past max_waiters a read or write that must wait is answered EAGAIN at
+// once, holding nothing; a place frees when a waiter is answered.
 TEST(QueueBudget, WaitersUpToTheCap) {
   Settings settings;
   settings.maxmsg = 1;
@@ -249,9 +248,10 @@ TEST(QueueBudget, WaitersUpToTheCap) {
   Outcome& first = rig.park_reader();
   EXPECT_EQ(rig.budget.waiters(), 1u);
   Outcome refused;
-  EXPECT_EQ(rig.queue->receive_later(std::make_unique<FakeReceiveWaiter>(rig.reader, kReaderPid, 10, refused), kT0),
-            -EAGAIN);
-  EXPECT_EQ(refused.answers, 0);
+  FakeRead read(refused);
+  rig.queue->receive(rig.reader, 10, kReaderPid, kT0, read);
+  EXPECT_EQ(refused.answers, 1);
+  EXPECT_EQ(refused.error, EAGAIN);
   EXPECT_TRUE(refused.destroyed);
 
   ASSERT_EQ(rig.send("a"), 0);  // served to the first reader
@@ -263,10 +263,10 @@ TEST(QueueBudget, WaitersUpToTheCap) {
   EXPECT_EQ(rig.budget.waiters(), 1u);
   const uint64_t held = rig.budget.bytes();
   Outcome refused_writer;
-  EXPECT_EQ(rig.queue->send_later(std::make_unique<FakeSendWaiter>(rig.writer, kWriterPid, refused_writer),
-                                  bytes_of("d"), kT0),
-            -EAGAIN);
-  EXPECT_EQ(refused_writer.answers, 0);
+  FakeWrite write(refused_writer);
+  rig.queue->send(rig.writer, bytes_of("d"), kWriterPid, kT0, write);
+  EXPECT_EQ(refused_writer.answers, 1);
+  EXPECT_EQ(refused_writer.error, EAGAIN);
   EXPECT_EQ(rig.budget.bytes(), held);  // its copy of the message is gone
   EXPECT_EQ(rig.drain(), (Order{"b", "c"}));
   EXPECT_EQ(writer.accepted, 1u);

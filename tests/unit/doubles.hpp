@@ -1,4 +1,4 @@
-// Test doubles for the engine's Receiver, Sender, Waiter and Watch, and a rig
+// Test doubles for the engine's requests, waiters and Watch, and a rig
 // holding one queue in a mount, as the FUSE adapter would use them.
 #pragma once
 
@@ -42,47 +42,37 @@ inline std::string text_of(std::span<const iovec> data) {
   return text;
 }
 
-// A read answered at once. `refuse` plays a reader that was interrupted or
-// killed before the reply reached it: the reply fails.
-class FakeReceiver final : public Receiver {
- public:
-  bool deliver(std::span<const iovec> data) override {
+// What became of a read or write request: answered at once, or parked and
+// answered later by its waiter, which the queue frees once it has answered.
+// A request is answered exactly once.
+struct Outcome {
+  bool refuse = false;  // plays a caller interrupted or killed before the reply reached it: the reply fails
+  int answers = 0;
+  std::optional<std::string> got;         // a read's bytes
+  std::optional<std::size_t> accepted;    // a write's byte count
+  int error = 0;                          // fail(error)
+  bool parked = false;                    // handed to a waiter
+  Waiter* waiter = nullptr;               // that waiter, while it waits
+  bool destroyed = false;                 // its waiter is gone
+
+  bool waiting() const { return answers == 0 && !destroyed; }
+
+  // The answers, as a request or its waiter gives them.
+  bool record_delivery(std::span<const iovec> data) {
     ++answers;
     if (refuse) return false;
     got = text_of(data);
     return true;
   }
-
-  bool refuse = false;
-  int answers = 0;
-  std::optional<std::string> got;
-};
-
-// A write answered at once; `refuse` as for FakeReceiver.
-class FakeSender final : public Sender {
- public:
-  bool accept(std::size_t n) override {
+  bool record_accept(std::size_t n) {
     ++answers;
     accepted = n;
     return !refuse;
   }
-
-  bool refuse = false;
-  int answers = 0;
-  std::optional<std::size_t> accepted;
-};
-
-// What became of a parked read or write. It outlives the waiter, which the
-// queue frees once it has answered it.
-struct Outcome {
-  bool refuse = false;  // the reply fails, as for FakeReceiver
-  int answers = 0;      // a request is answered exactly once
-  std::optional<std::string> got;         // a read's bytes
-  std::optional<std::size_t> accepted;    // a write's byte count
-  int error = 0;                          // fail(error)
-  bool destroyed = false;
-
-  bool waiting() const { return answers == 0 && !destroyed; }
+  void record_failure(int e) {
+    ++answers;
+    error = e;
+  }
 };
 
 class FakeReceiveWaiter final : public ReceiveWaiter {
@@ -91,16 +81,8 @@ class FakeReceiveWaiter final : public ReceiveWaiter {
       : ReceiveWaiter(file, pid, size), outcome_(&outcome) {}
   ~FakeReceiveWaiter() override { outcome_->destroyed = true; }
 
-  bool deliver(std::span<const iovec> data) override {
-    ++outcome_->answers;
-    if (outcome_->refuse) return false;
-    outcome_->got = text_of(data);
-    return true;
-  }
-  void fail(int error) override {
-    ++outcome_->answers;
-    outcome_->error = error;
-  }
+  bool deliver(std::span<const iovec> data) override { return outcome_->record_delivery(data); }
+  void fail(int error) override { outcome_->record_failure(error); }
 
  private:
   Outcome* outcome_;
@@ -111,19 +93,83 @@ class FakeSendWaiter final : public SendWaiter {
   FakeSendWaiter(OpenFile& file, pid_t pid, Outcome& outcome) : SendWaiter(file, pid), outcome_(&outcome) {}
   ~FakeSendWaiter() override { outcome_->destroyed = true; }
 
-  bool accept(std::size_t n) override {
-    ++outcome_->answers;
-    outcome_->accepted = n;
-    return !outcome_->refuse;
-  }
-  void fail(int error) override {
-    ++outcome_->answers;
-    outcome_->error = error;
+  bool accept(std::size_t n) override { return outcome_->record_accept(n); }
+  void fail(int error) override { outcome_->record_failure(error); }
+
+ private:
+  Outcome* outcome_;
+};
+
+// A read(2) recording into `outcome`, as the FUSE adapter's would answer it.
+class FakeRead : public ReadRequest {
+ public:
+  explicit FakeRead(Outcome& outcome) : outcome_(&outcome) {}
+  bool deliver(std::span<const iovec> data) override { return outcome_->record_delivery(data); }
+  void fail(int error) override { outcome_->record_failure(error); }
+  std::unique_ptr<ReceiveWaiter> park(OpenFile& file, pid_t pid, std::size_t size) override {
+    outcome_->parked = true;
+    auto waiter = std::make_unique<FakeReceiveWaiter>(file, pid, size, *outcome_);
+    outcome_->waiter = waiter.get();
+    return waiter;
   }
 
  private:
   Outcome* outcome_;
 };
+
+// A write(2) recording into `outcome`.
+class FakeWrite : public WriteRequest {
+ public:
+  explicit FakeWrite(Outcome& outcome) : outcome_(&outcome) {}
+  bool accept(std::size_t n) override { return outcome_->record_accept(n); }
+  void fail(int error) override { outcome_->record_failure(error); }
+  std::unique_ptr<SendWaiter> park(OpenFile& file, pid_t pid) override {
+    outcome_->parked = true;
+    auto waiter = std::make_unique<FakeSendWaiter>(file, pid, *outcome_);
+    outcome_->waiter = waiter.get();
+    return waiter;
+  }
+
+ private:
+  Outcome* outcome_;
+};
+
+// A request with its own outcome, for one that is answered while it is in scope.
+class FakeReceiver final : public Outcome, public FakeRead {
+ public:
+  FakeReceiver() : FakeRead(static_cast<Outcome&>(*this)) {}
+};
+class FakeSender final : public Outcome, public FakeWrite {
+ public:
+  FakeSender() : FakeWrite(static_cast<Outcome&>(*this)) {}
+};
+
+// Runs `call` with `file` set to O_NONBLOCK (or not) and puts the flag back.
+template <class Call>
+void with_nonblocking(OpenFile& file, bool nonblocking, Call call) {
+  const bool was = file.nonblocking();
+  file.set_nonblocking(nonblocking);
+  call();
+  file.set_nonblocking(was);
+}
+
+// A write that does not wait (O_NONBLOCK): 0 once all of it was accepted,
+// the byte count of a short write, or -errno.
+inline int send_now(Queue& queue, OpenFile& file, std::span<const std::byte> bytes, pid_t pid, FakeSender& to) {
+  with_nonblocking(file, true, [&] { queue.send(file, bytes, pid, kT0, to); });
+  EXPECT_EQ(to.answers, 1) << "a write is answered exactly once";
+  if (to.error) return -to.error;
+  return to.accepted == bytes.size() ? 0 : static_cast<int>(*to.accepted);
+}
+
+// A read that does not wait (O_NONBLOCK): 1 once it was answered with bytes,
+// 0 when it would wait, or -errno.
+inline int receive_now(Queue& queue, OpenFile& file, std::size_t size, pid_t pid, FakeReceiver& to) {
+  with_nonblocking(file, true, [&] { queue.receive(file, size, pid, kT0, to); });
+  EXPECT_EQ(to.answers, 1) << "a read is answered exactly once";
+  if (to.error == EAGAIN) return 0;
+  return to.error ? -to.error : 1;
+}
 
 class CountingWatch final : public Watch {
  public:
@@ -162,20 +208,16 @@ struct Rig {
   int send(std::string_view text, pid_t pid = kWriterPid) { return send(writer, text, pid); }
   int send(OpenFile& file, std::string_view text, pid_t pid = kWriterPid) {
     FakeSender to;
-    return queue->send(file, bytes_of(text), pid, to);
+    return send_now(*queue, file, bytes_of(text), pid, to);
   }
 
   // A read that would not wait: the bytes it got, or nothing if it would block.
   std::optional<std::string> receive(std::size_t size = 1 << 16) { return receive(reader, size); }
   std::optional<std::string> receive(OpenFile& file, std::size_t size = 1 << 16, pid_t pid = kReaderPid) {
     FakeReceiver to;
-    const int status = queue->receive(file, size, pid, to);
-    if (status == 0) {
-      EXPECT_EQ(to.answers, 0) << "a read that must wait is not answered";
-      return std::nullopt;
-    }
+    const int status = receive_now(*queue, file, size, pid, to);
+    if (status == 0) return std::nullopt;
     EXPECT_EQ(status, 1);
-    EXPECT_EQ(to.answers, 1) << "a finished read is answered exactly once";
     return to.got;
   }
 
@@ -183,7 +225,9 @@ struct Rig {
   Outcome& park_reader(OpenFile& file, std::size_t size = 1 << 16, pid_t pid = kReaderPid,
                        Clock::time_point now = kT0) {
     Outcome& outcome = outcomes.emplace_back();
-    queue->receive_later(std::make_unique<FakeReceiveWaiter>(file, pid, size, outcome), now);
+    FakeRead read(outcome);
+    with_nonblocking(file, false, [&] { queue->receive(file, size, pid, now, read); });
+    EXPECT_TRUE(outcome.parked && outcome.waiting()) << "the read did not wait";
     return outcome;
   }
   Outcome& park_reader() { return park_reader(reader); }
@@ -194,7 +238,9 @@ struct Rig {
   }
   Outcome& park_writer(OpenFile& file, std::string_view text, pid_t pid = kWriterPid, Clock::time_point now = kT0) {
     Outcome& outcome = outcomes.emplace_back();
-    EXPECT_EQ(queue->send_later(std::make_unique<FakeSendWaiter>(file, pid, outcome), bytes_of(text), now), 0);
+    FakeWrite write(outcome);
+    with_nonblocking(file, false, [&] { queue->send(file, bytes_of(text), pid, now, write); });
+    EXPECT_TRUE(outcome.parked && outcome.waiting()) << "the write did not wait";
     return outcome;
   }
 

@@ -143,42 +143,6 @@ class Model {
   uint64_t sent_ = 0;
 };
 
-class ModelReceiver final : public Receiver {
- public:
-  ModelReceiver(Model& model, bool refuse) : model_(&model), refuse_(refuse) {}
-  bool deliver(std::span<const iovec> data) override {
-    ++answers;
-    if (refuse_) return false;
-    model_->delivered(text_of(data));
-    return true;
-  }
-  int answers = 0;
-
- private:
-  Model* model_;
-  bool refuse_;
-};
-
-class ModelSender final : public Sender {
- public:
-  ModelSender(Model& model, std::string text, Priority priority, bool refuse)
-      : model_(&model), text_(std::move(text)), priority_(priority), refuse_(refuse) {}
-  bool accept(std::size_t n) override {
-    ++answers;
-    EXPECT_EQ(n, text_.size());
-    if (refuse_) return false;
-    model_->accepted(text_, priority_);
-    return true;
-  }
-  int answers = 0;
-
- private:
-  Model* model_;
-  std::string text_;
-  Priority priority_;
-  bool refuse_;
-};
-
 class ModelReceiveWaiter final : public ReceiveWaiter {
  public:
   ModelReceiveWaiter(OpenFile& file, Model& model, bool refuse)
@@ -215,6 +179,71 @@ class ModelSendWaiter final : public SendWaiter {
   std::string text_;
   Priority priority_;
   bool refuse_;
+};
+
+// A read answered at once, or parked as a ModelReceiveWaiter.
+class ModelReceiver final : public ReadRequest {
+ public:
+  ModelReceiver(Model& model, bool refuse, bool refuse_later = false)
+      : model_(&model), refuse_(refuse), refuse_later_(refuse_later) {}
+  bool deliver(std::span<const iovec> data) override {
+    ++answers;
+    if (refuse_) return false;
+    model_->delivered(text_of(data));
+    return true;
+  }
+  void fail(int e) override {
+    ++answers;
+    error = e;
+  }
+  std::unique_ptr<ReceiveWaiter> park(OpenFile& file, pid_t, std::size_t) override {
+    ++parked;
+    auto waiter = std::make_unique<ModelReceiveWaiter>(file, *model_, refuse_later_);
+    model_->parked(waiter.get(), true, model_->now + std::chrono::milliseconds(kRecvTimeoutMs), 0);
+    return waiter;
+  }
+  int answers = 0;
+  int parked = 0;
+  int error = 0;
+
+ private:
+  Model* model_;
+  bool refuse_;
+  bool refuse_later_;
+};
+
+// A write answered at once, or parked as a ModelSendWaiter.
+class ModelSender final : public WriteRequest {
+ public:
+  ModelSender(Model& model, std::string text, Priority priority, bool refuse, bool refuse_later)
+      : model_(&model), text_(std::move(text)), priority_(priority), refuse_(refuse), refuse_later_(refuse_later) {}
+  bool accept(std::size_t n) override {
+    ++answers;
+    EXPECT_EQ(n, text_.size());
+    if (refuse_) return false;
+    model_->accepted(text_, priority_);
+    return true;
+  }
+  void fail(int e) override {
+    ++answers;
+    error = e;
+  }
+  std::unique_ptr<SendWaiter> park(OpenFile& file, pid_t) override {
+    ++parked;
+    auto waiter = std::make_unique<ModelSendWaiter>(file, *model_, text_, refuse_later_);
+    model_->parked(waiter.get(), false, model_->now + std::chrono::milliseconds(kSendTimeoutMs), text_.size());
+    return waiter;
+  }
+  int answers = 0;
+  int parked = 0;
+  int error = 0;
+
+ private:
+  Model* model_;
+  std::string text_;
+  Priority priority_;
+  bool refuse_;
+  bool refuse_later_;
 };
 
 // Three writers and three `stream` readers on one queue with timeouts.
@@ -268,37 +297,35 @@ class Mix {
     OpenFile& file = *w.writers[writer];
     file.set_priority(static_cast<Priority>(next(4)));
     const std::string text = "w" + std::to_string(writer) + "-" + std::to_string(written_[writer]++);
-    ModelSender to(w.model, text, file.priority(), next(10) == 0);
-    const int status = w.queue->send(file, bytes_of(text), kWriterPid, to);
-    EXPECT_EQ(to.answers, status == 0 ? 1 : 0);
-    if (status == -EAGAIN) {
-      EXPECT_GE(w.model.curmsgs() + w.model.waiting(false), 1u);
-      if (next(2) == 0) return;  // O_NONBLOCK: gives up
-      auto waiter = std::make_unique<ModelSendWaiter>(file, w.model, text, next(8) == 0);
-      w.model.parked(waiter.get(), false, w.model.now + std::chrono::milliseconds(kSendTimeoutMs), text.size());
-      EXPECT_EQ(w.queue->send_later(std::move(waiter), bytes_of(text), w.model.now), 0);
-    } else {
-      EXPECT_EQ(status, 0);
+    const bool must_wait = w.model.curmsgs() >= static_cast<uint64_t>(w.queue->settings().maxmsg) ||
+                           w.model.waiting(false) > 0;  // full, or behind writers already waiting
+    file.set_nonblocking(next(2) == 0);
+    ModelSender to(w.model, text, file.priority(), next(10) == 0, next(8) == 0);
+    w.queue->send(file, bytes_of(text), kWriterPid, w.model.now, to);
+    EXPECT_EQ(to.answers + to.parked, 1) << "answered now or parked, once";
+    if (to.error) {
+      EXPECT_EQ(to.error, EAGAIN);
+      EXPECT_TRUE(file.nonblocking());
     }
+    EXPECT_EQ(to.answers == 0 || to.error != 0, must_wait) << "a write waits exactly when the queue is full";
   }
 
   void read(World& w) {
     OpenFile& file = *w.readers[next(3)];
     const bool was_empty = w.model.curmsgs() == 0;
-    ModelReceiver to(w.model, next(10) == 0);
-    const int status = w.queue->receive(file, 1 << 16, kReaderPid, to);
-    if (status != 0) {
-      EXPECT_EQ(status, 1);
-      EXPECT_FALSE(was_empty) << "a read finished on an empty queue";
-      EXPECT_EQ(to.answers, 1);
+    file.set_nonblocking(next(2) == 0);
+    ModelReceiver to(w.model, next(10) == 0, next(6) == 0);
+    w.queue->receive(file, 1 << 16, kReaderPid, w.model.now, to);
+    EXPECT_EQ(to.answers + to.parked, 1) << "answered now or parked, once";
+    if (!was_empty) {
+      EXPECT_EQ(to.answers, 1) << "a read would wait while a message is queued";
+      EXPECT_EQ(to.error, 0);
       return;
     }
-    EXPECT_TRUE(was_empty) << "a read would wait while a message is queued";
-    EXPECT_EQ(to.answers, 0);
-    if (next(2) == 0) return;  // O_NONBLOCK: EAGAIN
-    auto waiter = std::make_unique<ModelReceiveWaiter>(file, w.model, next(6) == 0);
-    w.model.parked(waiter.get(), true, w.model.now + std::chrono::milliseconds(kRecvTimeoutMs), 0);
-    w.queue->receive_later(std::move(waiter), w.model.now);
+    if (to.answers == 1) {
+      EXPECT_EQ(to.error, EAGAIN) << "a read finished on an empty queue";
+      EXPECT_TRUE(file.nonblocking());
+    }
   }
 
   void pass_time(World& w) {
@@ -363,7 +390,9 @@ TEST_P(ExactlyOnce, EveryMessageIsReceivedOnceInOrderOrStillQueued) {
   EXPECT_TRUE(w.model.parked().empty());
   while (true) {
     ModelReceiver to(w.model, false);
-    if (w.queue->receive(*w.readers[0], 1 << 16, kReaderPid, to) != 1) break;
+    w.readers[0]->set_nonblocking(true);
+    w.queue->receive(*w.readers[0], 1 << 16, kReaderPid, w.model.now, to);
+    if (to.error) break;
   }
   EXPECT_EQ(w.model.curmsgs(), 0u);
   EXPECT_EQ(w.budget.bytes(), 0u);

@@ -21,7 +21,10 @@ class MessageStoreTest : public ::testing::Test {
     EXPECT_NE(message, nullptr);
     return message;
   }
-  void push(std::string_view bytes, Priority priority = 0) { store.push_back(make(bytes, priority)); }
+  void push(std::string_view bytes, Priority priority = 0) {
+    store.reserve(priority);
+    store.push_back(make(bytes, priority));
+  }
 
   // Pops every message, in the order a receive gets them.
   std::vector<std::string> pop_all() {
@@ -144,6 +147,7 @@ TEST_F(MessageStoreTest, PushFrontReturnsAMessageToTheHeadOfItsPriority) {
   push("h", 3);
   MessagePtr h = store.pop_front();
   MessagePtr a = store.pop_front();
+  store.reserve(a->priority());
   store.push_front(std::move(a));
   EXPECT_EQ(store.count(), 2u);
   EXPECT_EQ(store.bytes(), 2u);
@@ -152,6 +156,7 @@ TEST_F(MessageStoreTest, PushFrontReturnsAMessageToTheHeadOfItsPriority) {
 }
 
 TEST_F(MessageStoreTest, PushFrontIntoAnEmptyPriorityKeepsLaterPushesBehindIt) {
+  store.reserve(4);
   store.push_front(make("a", 4));
   push("b", 4);
   push("c", 4);
@@ -194,7 +199,9 @@ TEST(MessageStore, DestructionGivesTheBytesBack) {
   Budget budget(10, 100);
   {
     MessageStore store(budget);
+    store.reserve(0);
     store.push_back(Message::make(budget, bytes_of("abc"), 0));
+    store.reserve(3);
     store.push_back(Message::make(budget, bytes_of("de"), 3));
     EXPECT_EQ(budget.bytes(), 5u);
   }

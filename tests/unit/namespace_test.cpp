@@ -59,12 +59,12 @@ class SmallNamespaceTest : public NamespaceTest {
 
 int send(Queue& queue, OpenFile& file, std::string_view text) {
   FakeSender to;
-  return queue.send(file, bytes_of(text), kWriterPid, to);
+  return send_now(queue, file, bytes_of(text), kWriterPid, to);
 }
 
 std::optional<std::string> receive(Queue& queue, OpenFile& file) {
   FakeReceiver to;
-  if (queue.receive(file, 1 << 16, kReaderPid, to) != 1) return std::nullopt;
+  if (receive_now(queue, file, 1 << 16, kReaderPid, to) != 1) return std::nullopt;
   return to.got;
 }
 

@@ -170,7 +170,7 @@ TEST(OpenFile, RefusedReadOfTheRestKeepsIt) {
   ASSERT_EQ(rig.receive(rig.reader, 1), "a");
   FakeReceiver gone;
   gone.refuse = true;
-  EXPECT_EQ(rig.queue->receive(rig.reader, 2, kReaderPid, gone), 1);
+  EXPECT_EQ(receive_now(*rig.queue, rig.reader, 2, kReaderPid, gone), 1);
   EXPECT_EQ(rig.receive(rig.reader, 100), "bcd");
 }
 

@@ -24,7 +24,7 @@ Settings with_limits(int64_t maxmsg, int64_t msgsize) {
 TEST(Queue, SendQueuesOneMessageAndAnswersTheWriterWithItsSize) {
   Rig rig;
   FakeSender to;
-  EXPECT_EQ(rig.queue->send(rig.writer, bytes_of("hello"), kWriterPid, to), 0);
+  EXPECT_EQ(send_now(*rig.queue, rig.writer, bytes_of("hello"), kWriterPid, to), 0);
   EXPECT_EQ(to.answers, 1);
   EXPECT_EQ(to.accepted, 5u);
   EXPECT_EQ(rig.queue->curmsgs(), 1u);
@@ -34,11 +34,13 @@ TEST(Queue, SendQueuesOneMessageAndAnswersTheWriterWithItsSize) {
   EXPECT_EQ(rig.queue->curbytes(), 0u);
 }
 
-TEST(Queue, ReceiveOnAnEmptyQueueAnswersNothing) {
+TEST(Queue, NonblockingReceiveOnAnEmptyQueueFailsWithEagain) {
   Rig rig;
   FakeReceiver to;
-  EXPECT_EQ(rig.queue->receive(rig.reader, 100, kReaderPid, to), 0);
-  EXPECT_EQ(to.answers, 0);
+  EXPECT_EQ(receive_now(*rig.queue, rig.reader, 100, kReaderPid, to), 0);
+  EXPECT_EQ(to.answers, 1);
+  EXPECT_EQ(to.error, EAGAIN);
+  EXPECT_FALSE(to.parked);
 }
 
 TEST(Queue, ReadNeverReturnsBytesOfTwoMessages) {
@@ -98,8 +100,7 @@ TEST(Queue, PriorityComesFromTheFileElseFromTheQueueWhenSent) {
 TEST(Queue, MessageLargerThanMsgsizeIsRefusedWithEmsgsize) {
   Rig rig(with_limits(10, 4));
   FakeSender to;
-  EXPECT_EQ(rig.queue->send(rig.writer, bytes_of("12345"), kWriterPid, to), -EMSGSIZE);
-  EXPECT_EQ(to.answers, 0);
+  EXPECT_EQ(send_now(*rig.queue, rig.writer, bytes_of("12345"), kWriterPid, to), -EMSGSIZE);
   EXPECT_EQ(rig.queue->curmsgs(), 0u);
   EXPECT_EQ(rig.queue->sent(), 0u);
   EXPECT_EQ(rig.budget.bytes(), 0u);
@@ -111,8 +112,7 @@ TEST(Queue, FullQueueRefusesWithEagain) {
   ASSERT_EQ(rig.send("a"), 0);
   ASSERT_EQ(rig.send("b"), 0);
   FakeSender to;
-  EXPECT_EQ(rig.queue->send(rig.writer, bytes_of("c"), kWriterPid, to), -EAGAIN);
-  EXPECT_EQ(to.answers, 0);
+  EXPECT_EQ(send_now(*rig.queue, rig.writer, bytes_of("c"), kWriterPid, to), -EAGAIN);
   EXPECT_EQ(rig.queue->curmsgs(), 2u);
   EXPECT_EQ(rig.budget.bytes(), 2u);  // the refused message holds nothing
   ASSERT_EQ(rig.receive(), "a");
@@ -132,7 +132,7 @@ TEST(Queue, RefusedSendQueuesNothing) {
   Rig rig;
   FakeSender to;
   to.refuse = true;
-  EXPECT_EQ(rig.queue->send(rig.writer, bytes_of("lost"), kWriterPid, to), 0);
+  EXPECT_EQ(send_now(*rig.queue, rig.writer, bytes_of("lost"), kWriterPid, to), 0);
   EXPECT_EQ(to.answers, 1);
   EXPECT_EQ(rig.queue->curmsgs(), 0u);
   EXPECT_EQ(rig.queue->sent(), 0u);
@@ -148,7 +148,7 @@ TEST(Queue, RefusedReceiveLeavesTheMessageAtItsPlace) {
   ASSERT_EQ(rig.send("second"), 0);
   FakeReceiver gone;
   gone.refuse = true;
-  EXPECT_EQ(rig.queue->receive(rig.reader, 100, kReaderPid, gone), 1);
+  EXPECT_EQ(receive_now(*rig.queue, rig.reader, 100, kReaderPid, gone), 1);
   EXPECT_EQ(gone.answers, 1);
   EXPECT_EQ(rig.queue->curmsgs(), 2u);
   EXPECT_EQ(rig.queue->received(), 0u);
@@ -164,7 +164,7 @@ TEST(Queue, RefusedReceiveDoesNotEndAMessageModeFile) {
   ASSERT_EQ(rig.send("m"), 0);
   FakeReceiver gone;
   gone.refuse = true;
-  rig.queue->receive(cat, 100, kReaderPid, gone);
+  receive_now(*rig.queue, cat, 100, kReaderPid, gone);
   EXPECT_FALSE(cat.at_end());
   EXPECT_EQ(rig.receive(cat), "m");
   EXPECT_TRUE(cat.at_end());
@@ -413,13 +413,13 @@ TEST(Queue, RefusedRepliesLeaveTheTimesAlone) {
   t = Times{};
   FakeSender gone_writer;
   gone_writer.refuse = true;
-  ASSERT_EQ(rig.queue->send(rig.writer, bytes_of("m"), kWriterPid, gone_writer), 0);
+  ASSERT_EQ(send_now(*rig.queue, rig.writer, bytes_of("m"), kWriterPid, gone_writer), 0);
   EXPECT_TRUE(t.mtime == epoch);
   ASSERT_EQ(rig.send("m"), 0);
   t = Times{};
   FakeReceiver gone_reader;
   gone_reader.refuse = true;
-  rig.queue->receive(rig.reader, 10, kReaderPid, gone_reader);
+  receive_now(*rig.queue, rig.reader, 10, kReaderPid, gone_reader);
   EXPECT_TRUE(t.atime == epoch);
 }
 
@@ -443,7 +443,7 @@ TEST(Queue, LastOpenFileFreesTheQueueAndItsMessages) {
   auto file = std::make_unique<OpenFile>(queue, true, true);
   queue.reset();
   FakeSender to;
-  ASSERT_EQ(file->queue().send(*file, bytes_of("abc"), kWriterPid, to), 0);
+  ASSERT_EQ(send_now(file->queue(), *file, bytes_of("abc"), kWriterPid, to), 0);
   EXPECT_EQ(budget.bytes(), 3u);
   EXPECT_FALSE(alive.expired());
   file.reset();

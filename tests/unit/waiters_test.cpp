@@ -363,8 +363,9 @@ TEST(Timeouts, OneTimeoutsListServesSeveralQueues) {
   auto q2 = std::make_shared<Queue>(budget, timeouts, with_timeouts(20, 0));
   OpenFile f1(q1, true, false);
   OpenFile f2(q2, true, false);
-  q1->receive_later(std::make_unique<FakeReceiveWaiter>(f1, kReaderPid, 10, o1), kT0);
-  q2->receive_later(std::make_unique<FakeReceiveWaiter>(f2, kReaderPid, 10, o2), kT0);
+  FakeRead r1(o1), r2(o2);
+  q1->receive(f1, 10, kReaderPid, kT0, r1);
+  q2->receive(f2, 10, kReaderPid, kT0, r2);
   EXPECT_EQ(timeouts.size(), 2u);
   timeouts.expire(kT0 + 15ms);
   EXPECT_EQ(o1.error, ETIMEDOUT);
@@ -382,12 +383,9 @@ TEST(Cancel, InterruptedWaitFailsWithItsErrorAndLeavesTheOthers) {
   Rig rig(with_timeouts(100, 0));
   OpenFile& f1 = rig.open(true, false);
   OpenFile& f2 = rig.open(true, false);
-  Outcome& o1 = rig.outcomes.emplace_back();
-  Outcome& o2 = rig.outcomes.emplace_back();
-  auto w1 = std::make_unique<FakeReceiveWaiter>(f1, kReaderPid, 10, o1);
-  Waiter* interrupted = w1.get();
-  rig.queue->receive_later(std::move(w1), kT0);
-  rig.queue->receive_later(std::make_unique<FakeReceiveWaiter>(f2, kReaderPid, 10, o2), kT0);
+  Outcome& o1 = rig.park_reader(f1, 10);
+  Outcome& o2 = rig.park_reader(f2, 10);
+  Waiter* interrupted = o1.waiter;
   EXPECT_EQ(interrupted->queue(), rig.queue.get());
 
   rig.queue->cancel(*interrupted, EINTR);
@@ -405,10 +403,8 @@ TEST(Cancel, InterruptedWaitFailsWithItsErrorAndLeavesTheOthers) {
 TEST(Cancel, InterruptedWriteQueuesNothingAndGivesItsBytesBack) {
   Rig rig(with_maxmsg(1));
   ASSERT_EQ(rig.send("a"), 0);
-  Outcome& o = rig.outcomes.emplace_back();
-  auto w = std::make_unique<FakeSendWaiter>(rig.writer, kWriterPid, o);
-  Waiter* interrupted = w.get();
-  ASSERT_EQ(rig.queue->send_later(std::move(w), bytes_of("bcd"), kT0), 0);
+  Outcome& o = rig.park_writer("bcd");
+  Waiter* interrupted = o.waiter;
   EXPECT_EQ(rig.budget.bytes(), 4u);
   rig.queue->cancel(*interrupted, EINTR);
   EXPECT_EQ(o.answers, 1);
@@ -425,10 +421,8 @@ TEST(Cancel, InterruptedWriteQueuesNothingAndGivesItsBytesBack) {
 TEST(Cancel, WaiterOfAnotherQueueIsLeftAlone) {
   Rig rig;
   Rig other;
-  Outcome& o = rig.outcomes.emplace_back();
-  auto w = std::make_unique<FakeReceiveWaiter>(rig.reader, kReaderPid, 10, o);
-  Waiter* waiter = w.get();
-  rig.queue->receive_later(std::move(w), kT0);
+  Outcome& o = rig.park_reader(rig.reader, 10);
+  Waiter* waiter = o.waiter;
   other.queue->cancel(*waiter, EINTR);
   EXPECT_TRUE(o.waiting());
   EXPECT_EQ(rig.queue->receivers_waiting(), 1u);
