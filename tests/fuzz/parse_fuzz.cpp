@@ -87,7 +87,7 @@ std::optional<bool> documented(std::string_view name, std::string_view text) {
     if (r.name == name) return reference_integer(text, r.min, r.max).has_value();
   const std::string_view word = without_newline(text);
   if (name == "read_mode") return word == "message" || word == "stream";
-  if (name == "framing") return word == "none" || word == "line" || word == "u32";
+  if (name == "framing") return word == "none" || word == "line" || word == "u32" || word == "file";
   return std::nullopt;
 }
 
@@ -144,7 +144,7 @@ void check_value(std::string_view text) {
   CHECK(mode.has_value() == (word == "message" || word == "stream"));
   if (mode) CHECK(to_string(*mode) == word);
   const auto framing = parse_framing(text);
-  CHECK(framing.has_value() == (word == "none" || word == "line" || word == "u32"));
+  CHECK(framing.has_value() == (word == "none" || word == "line" || word == "u32" || word == "file"));
   if (framing) CHECK(to_string(*framing) == word);
 }
 
