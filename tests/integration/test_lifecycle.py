@@ -215,10 +215,10 @@ def test_sigkill_fails_blocked_reader_and_writer_with_econnaborted(start, procs)
     assert failed_with(writer) == ECONNABORTED
     assert failed_with(queued_writer) == ECONNABORTED
     status, out, err = finish(cat, timeout=5)
-    # cat reports its read, then its close (FUSE_FLUSH), which the dead connection fails too.
+    # cat reports its read; its close sends no request (a file open only for
+    # reading has nothing to flush), so it succeeds.
     assert (status, out) == (1, "")
-    assert err.splitlines() == [f"cat: {m / 'empty'}: {os.strerror(errno.ECONNABORTED)}",
-                                f"cat: {m / 'empty'}: {os.strerror(errno.ENOTCONN)}"]
+    assert err.splitlines() == [f"cat: {m / 'empty'}: {os.strerror(errno.ECONNABORTED)}"]
     assert is_mounted(m.path), "the stale mount stays until someone unmounts it"
 
 
