@@ -80,13 +80,6 @@ class Namespace {
   // Named nodes, the root included.
   std::size_t size() const { return nodes_.size(); }
 
-  // Every queue that has a name.
-  template <class Visit>
-  void for_each_queue(Visit visit) {
-    for (auto& [ino, node] : nodes_)
-      if (node->queue) visit(*node->queue);
-  }
-
  private:
   void detach(Node& node);
   void attach(Node& dir, std::string_view name, Node& node);

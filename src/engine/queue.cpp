@@ -237,8 +237,7 @@ Queue::Progress Queue::write_frames(OpenFile& file, Framing framing, std::span<c
         progress.error = -ENOSPC;
         return progress;
       }
-      store_.reserve(message->priority());
-      enqueue(std::move(message), pid);
+      enqueue_now(std::move(message), pid);
       serve_receivers();
     }
     file.pending_.clear();
@@ -276,10 +275,9 @@ Queue::Progress Queue::write_frames(OpenFile& file, Framing framing, std::span<c
       progress.error = -ENOSPC;
       return progress;
     }
-    store_.reserve(message->priority());
+    enqueue_now(std::move(message), pid);
     file.pending_.clear();
     progress.used += next.used;
-    enqueue(std::move(message), pid);
     serve_receivers();
   }
 }
@@ -333,8 +331,7 @@ int Queue::flush(OpenFile& file, pid_t pid, Clock::time_point now) {
   file.pending_.clear();
   if (!message) return -ENOSPC;
   if (writable()) {
-    store_.reserve(message->priority());
-    enqueue(std::move(message), pid);
+    enqueue_now(std::move(message), pid);
     settle();
     notify_watchers();
     return 0;
@@ -342,6 +339,14 @@ int Queue::flush(OpenFile& file, pid_t pid, Clock::time_point now) {
   auto detached = std::make_unique<DetachedSend>(pid);
   detached->message_ = std::move(message);
   return wait(senders_, std::move(detached), settings_.send_timeout_ms, now) ? 0 : -EAGAIN;
+}
+
+// Queues a message whose writer is answered later, or not at all (the
+// messages of a framed write, a line at close): nothing was answered yet if
+// making room for its priority throws.
+void Queue::enqueue_now(MessagePtr message, pid_t pid) {
+  store_.reserve(message->priority());
+  enqueue(std::move(message), pid);
 }
 
 // Queues a message whose writer knows it was sent; its priority's level was

@@ -138,6 +138,7 @@ class Queue {
   int read_batch(OpenFile& file, std::size_t size, pid_t pid, Receiver& to);
   void taken(OpenFile& file, std::size_t count, pid_t pid);
   void enqueue(MessagePtr message, pid_t pid) noexcept;
+  void enqueue_now(MessagePtr message, pid_t pid);
   bool has_room() const { return store_.count() < static_cast<uint64_t>(settings_.maxmsg); }
 
   struct Progress {

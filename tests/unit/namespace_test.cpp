@@ -8,7 +8,6 @@
 #include <cerrno>
 #include <cstdio>
 #include <memory>
-#include <set>
 #include <string>
 
 #include "doubles.hpp"
@@ -576,19 +575,6 @@ TEST_F(NamespaceTest, RenameTouchesBothDirectoriesAndTheNode) {
   EXPECT_TRUE(is_epoch(q->times().mtime));  // no message was queued
   EXPECT_FALSE(is_epoch(to->times().mtime)) << "the directory that gained a name was not touched";
   EXPECT_FALSE(is_epoch(to->times().ctime)) << "the directory that gained a name was not touched";
-}
-
-// --- shutdown ---
-
-TEST_F(NamespaceTest, ForEachQueueVisitsNamedQueues) {
-  Node* d = dir("d");
-  Node* a = queue("a");
-  Node* b = queue(*d, "b");
-  queue("c");
-  ASSERT_EQ(names.unlink(names.root(), "c"), 0);
-  std::set<const Queue*> seen;
-  names.for_each_queue([&](Queue& q) { seen.insert(&q); });
-  EXPECT_EQ(seen, (std::set<const Queue*>{a->queue.get(), b->queue.get()}));
 }
 
 }  // namespace
