@@ -7,6 +7,8 @@ packages=(
   build-essential cmake pkg-config    # toolchain
   libfuse3-dev fuse3                  # libfuse3 low-level API, fusermount3, mount.fuse3
   libspdlog-dev                       # logging
+  zlib1g-dev                         # the durable store's record checksums (CRC-32)
+  e2fsprogs                          # tests: a small full ext4 for the store
   libgtest-dev                        # engine unit tests
   python3 python3-pytest attr         # integration tests: pytest, getfattr/setfattr
   util-linux procps psmisc coreutils  # mount, setpriv, ps, timeout

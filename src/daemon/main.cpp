@@ -16,6 +16,8 @@
 #include "daemon/mountpoint.hpp"
 #include "daemon/options.hpp"
 #include "fuse/filesystem.hpp"
+#include "store/disk.hpp"
+#include "store/journal.hpp"
 
 namespace {
 
@@ -96,7 +98,19 @@ int main(int argc, char** argv) {
   // Modes and owners are always enforced by the kernel; the names show in mount(8).
   fuse_opt_insert_arg(&args.args, 1, "-odefault_permissions,fsname=mqfs,subtype=mqfs");
 
-  mqfs::fuse::Filesystem fs(options->config);
+  // The store is opened, locked and read before the mount, so that its
+  // errors reach the terminal and a refused store leaves nothing mounted.
+  std::unique_ptr<mqfs::store::PosixDisk> disk;
+  std::unique_ptr<mqfs::store::Store> store;
+  if (options->store_dir.empty()) {
+    store = std::make_unique<mqfs::store::MemoryStore>();
+  } else {
+    disk = mqfs::store::PosixDisk::open_directory(options->store_dir);
+    if (!disk) return 1;
+    store = std::make_unique<mqfs::store::Journal>(*disk, mqfs::store::JournalOptions{.sync_disk = options->sync_disk});
+  }
+  mqfs::fuse::Filesystem fs(options->config, *store);
+  if (fs.restore() < 0) return 1;
   std::unique_ptr<fuse_session, SessionDeleter> session(
       fuse_session_new(&args.args, &mqfs::fuse::Filesystem::operations(), sizeof(fuse_lowlevel_ops), &fs));
   if (!session) return 1;
@@ -106,6 +120,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (!cmdline.foreground) mqfs::daemon::log_in_background(level, options->log_file);
+  if (disk) disk->write_owner();  // the daemon's pid after the fork
   spdlog::info("mounted at {}", options->mountpoint);
 
   int status = mqfs::fuse::run_loop(session.get(), fs);

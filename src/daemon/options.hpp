@@ -16,6 +16,8 @@ struct Options {
   std::string log_level = "info";
   std::string log_file;        // empty: stderr in the foreground, syslog when daemonized
   std::string mountpoint;      // the last positional argument; empty if none
+  std::string store_dir;       // empty: in memory
+  bool sync_disk = false;
 };
 
 // Takes mqfs's own options and positional arguments out of `args`, leaving

@@ -17,7 +17,7 @@ inline constexpr Priority kMaxPriority = 32767;
 
 class Message;
 
-// What holding a message costs besides its bytes, at most: its 16-byte
+// What holding a message costs besides its bytes, at most: its 32-byte
 // header, the allocator's header and rounding (up to 23 bytes), and a 64-byte
 // entry for its priority when it is alone there. The mount charges this to
 // max_bytes with every message, so that max_bytes bounds the memory messages
@@ -47,6 +47,14 @@ class Message {
   uint32_t size() const { return size_; }
   Priority priority() const { return priority_; }
 
+  // The identity its store gave it when it was queued: later messages have
+  // larger ids, so a priority's FIFO order is the order of its ids.
+  uint64_t id() const { return id_; }
+  void set_id(uint64_t id) { id_ = id; }
+  // Where the journal store keeps its record (a segment's number).
+  uint32_t segment() const { return segment_; }
+  void set_segment(uint32_t segment) { segment_ = segment; }
+
  private:
   friend class MessageStore;
   friend struct MessageDeleter;
@@ -56,8 +64,10 @@ class Message {
   const std::byte* payload() const { return reinterpret_cast<const std::byte*>(this + 1); }
 
   Message* next_ = nullptr;  // the next message of the same priority
+  uint64_t id_ = 0;
   uint32_t size_;
   Priority priority_;
+  uint32_t segment_ = 0;
 };
 
 // Bytes held outside messages — the unfinished message of a framed write, the
@@ -123,6 +133,12 @@ class MessageStore {
     for (const auto& [priority, fifo] : levels_)
       for (const Message* m = fifo.head; m; m = m->next_)
         if (!visit(*m)) return;
+  }
+  // Calls `visit(Message&)` for every message, front to back.
+  template <class Visit>
+  void for_each_mutable(Visit visit) {
+    for (auto& [priority, fifo] : levels_)
+      for (Message* m = fifo.head; m; m = m->next_) visit(*m);
   }
 
  private:

@@ -16,8 +16,8 @@ uint32_t Node::nlink() const {
 }
 
 Namespace::Namespace(Budget& budget, Timeouts& timeouts, const Settings& defaults, mode_t root_mode,
-                     Owner root_owner)
-    : budget_(&budget), timeouts_(&timeouts), defaults_(defaults) {
+                     Owner root_owner, store::Store* store)
+    : budget_(&budget), timeouts_(&timeouts), defaults_(defaults), store_(store) {
   auto root = std::shared_ptr<Node>(new Node(kRootIno, S_IFDIR | (root_mode & 07777), root_owner));
   root->times_.atime = root->times_.mtime = root->times_.ctime = now_realtime();
   root_ = root.get();
@@ -41,26 +41,109 @@ static void touch_directory(Node& dir) {
   dir.times().mtime = dir.times().ctime = now;
 }
 
-int Namespace::make(Node& dir, std::string_view name, mode_t mode, Owner owner, Node*& made) {
-  if (!dir.is_directory()) return -ENOTDIR;
-  if (name.size() > kNameMax) return -ENAMETOOLONG;
-  if (lookup(dir, name)) return -EEXIST;
-  if (!budget_->reserve_node()) return -ENOSPC;
-  NodeCharge charge(*budget_);
-
-  const uint64_t ino = next_ino_++;
+std::shared_ptr<Node> Namespace::new_node(uint64_t ino, mode_t mode, Owner owner, NodeCharge charge) {
   auto node = std::shared_ptr<Node>(new Node(ino, mode, owner));
   node->charge_ = std::move(charge);
   if (S_ISDIR(mode)) {
+    node->mode = S_IFDIR | (mode & 07777);
     auto now = now_realtime();
     node->times_.atime = node->times_.mtime = node->times_.ctime = now;
   } else {
     node->mode = S_IFREG | (mode & 07777);
-    node->queue = std::make_shared<Queue>(*budget_, *timeouts_, defaults_);
+    node->queue = std::make_shared<Queue>(*budget_, *timeouts_, defaults_, store_, ino);
   }
+  return node;
+}
+
+int Namespace::make(Node& dir, std::string_view name, mode_t mode, Owner owner, Node*& made) {
+  if (!dir.is_directory()) return -ENOTDIR;
+  if (name.size() > kNameMax) return -ENAMETOOLONG;
+  if (lookup(dir, name)) return -EEXIST;
+  if (store_)
+    if (int status = store_->prepare(name.size() + 64); status < 0) return status;
+  if (!budget_->reserve_node()) return -ENOSPC;
+  NodeCharge charge(*budget_);
+
+  const uint64_t ino = next_ino_++;
+  auto node = new_node(ino, mode, owner, std::move(charge));
   made = node.get();
   nodes_.emplace(ino, std::move(node));
   attach(dir, name, *made);
+  record(*made);
+  if (made->queue && store_) store_->put_settings(ino, made->queue->settings());
+  return 0;
+}
+
+static store::NodeState state_of(const Node& node) {
+  return store::NodeState{.ino = node.ino,
+                          .parent = node.parent ? node.parent->ino : 0,
+                          .name = node.name,
+                          .mode = node.mode,
+                          .uid = node.owner.uid,
+                          .gid = node.owner.gid};
+}
+
+void Namespace::record(const Node& node) {
+  if (store_) store_->put_node(state_of(node));
+}
+
+void Namespace::changed(const Node& node) {
+  if (!node.removed()) record(node);
+}
+
+// Parents before children, so that a snapshot restores in one pass.
+void Namespace::visit_nodes(NodeVisitor& visitor) const {
+  std::vector<const Node*> pending{root_};
+  while (!pending.empty()) {
+    const Node* node = pending.back();
+    pending.pop_back();
+    if (node->queue) {
+      const store::QueueState queue{node->queue->settings(), node->queue->sent(), node->queue->received()};
+      visitor.node(state_of(*node), &queue);
+    } else {
+      visitor.node(state_of(*node), nullptr);
+    }
+    for (const auto& [name, child] : node->children) pending.push_back(child);
+  }
+}
+
+void Namespace::visit_messages(MessageVisitor& visitor) {
+  for (auto& [ino, node] : nodes_)
+    if (node->queue) node->queue->for_each_message([&](Message& m) { visitor.message(ino, m); });
+}
+
+int Namespace::restore(store::Contents& contents) {
+  std::unordered_map<uint64_t, std::pair<Node*, uint64_t>> parents;  // node and its parent's ino
+  for (store::Contents::Node& kept : contents.nodes) {
+    const store::NodeState& state = kept.node;
+    next_ino_ = std::max(next_ino_, state.ino + 1);
+    if (state.ino == kRootIno) {
+      root_->mode = S_IFDIR | (state.mode & 07777);
+      root_->owner = Owner{state.uid, state.gid};
+      continue;
+    }
+    if (!budget_->reserve_node()) return -ENOSPC;
+    auto node = new_node(state.ino, state.mode, Owner{state.uid, state.gid}, NodeCharge(*budget_));
+    if (node->queue && kept.queue) {
+      auto it = contents.messages.find(state.ino);
+      std::vector<MessagePtr> messages;
+      if (it != contents.messages.end()) messages = std::move(it->second);
+      node->queue->restore(*kept.queue, std::move(messages));
+    }
+    parents.emplace(state.ino, std::pair{node.get(), state.parent});
+    node->name = state.name;
+    nodes_.emplace(state.ino, std::move(node));
+  }
+  // A node whose parent is gone (never the case in a store written by
+  // mqfs) is dropped rather than left unreachable.
+  for (auto& [ino, entry] : parents) {
+    auto [node, parent_ino] = entry;
+    Node* parent = find(parent_ino);
+    if (!parent || !parent->is_directory() || parent->children.contains(node->name)) continue;
+    node->parent = parent;
+    parent->children.emplace(node->name, node);
+  }
+  std::erase_if(nodes_, [](const auto& entry) { return entry.second->removed(); });
   return 0;
 }
 
@@ -82,6 +165,10 @@ void Namespace::detach(Node& node) {
 // Ends a node's name. The kernel's references (NodeIds) keep the node, open
 // files its queue; it counts against max_nodes only while a file is open.
 void Namespace::remove(Node& node) {
+  if (store_) {
+    if (node.queue) store_->purged(node.ino, node.queue->curmsgs(), node.queue->curbytes());
+    store_->remove_node(node.ino);
+  }
   detach(node);
   if (node.queue) node.queue->unlinked(std::move(node.charge_));
   node.charge_.release();
@@ -131,6 +218,8 @@ int Namespace::rename(Node& from_dir, std::string_view from, Node& to_dir, std::
     detach(*target);
     attach(to_dir, to, *source);
     attach(from_dir, from, *target);
+    record(*source);
+    record(*target);
     return 0;
   }
   if (target) {
@@ -142,6 +231,7 @@ int Namespace::rename(Node& from_dir, std::string_view from, Node& to_dir, std::
   }
   detach(*source);
   attach(to_dir, to, *source);
+  record(*source);
   return 0;
 }
 

@@ -19,6 +19,7 @@
 #include "engine/queue.hpp"
 #include "engine/settings.hpp"
 #include "engine/waiter.hpp"
+#include "store/store.hpp"
 
 namespace mqfs::engine {
 
@@ -53,13 +54,20 @@ class Node : public std::enable_shared_from_this<Node> {
   NodeCharge charge_;  // while it has a name
 };
 
-class Namespace {
+// The names, and what a store copies of them (store::Source).
+class Namespace final : public store::Source {
  public:
-  // `defaults` are the settings of new queues (the mount options).
-  Namespace(Budget& budget, Timeouts& timeouts, const Settings& defaults, mode_t root_mode, Owner root_owner);
+  // `defaults` are the settings of new queues (the mount options); `store`
+  // records every change (none: the mount lives in memory).
+  Namespace(Budget& budget, Timeouts& timeouts, const Settings& defaults, mode_t root_mode, Owner root_owner,
+            store::Store* store = nullptr);
   Namespace(const Namespace&) = delete;
   Namespace& operator=(const Namespace&) = delete;
-  ~Namespace();
+  ~Namespace() override;
+
+  // Builds the names and queues its store kept: 0, or -ENOSPC when they pass
+  // the mount's max_queues.
+  int restore(store::Contents& contents);
 
   Node& root() { return *root_; }
   // The node of that inode number while it has a name (or is the root).
@@ -76,6 +84,11 @@ class Namespace {
   int rmdir(Node& dir, std::string_view name);
   // rename(2), with RENAME_NOREPLACE and RENAME_EXCHANGE.
   int rename(Node& from_dir, std::string_view from, Node& to_dir, std::string_view to, unsigned flags);
+  // The node's mode or owner changed (chmod, chown, a write clearing set-ID bits).
+  void changed(const Node& node);
+
+  void visit_nodes(NodeVisitor& visitor) const override;
+  void visit_messages(MessageVisitor& visitor) override;
 
   // Named nodes, the root included.
   std::size_t size() const { return nodes_.size(); }
@@ -85,10 +98,13 @@ class Namespace {
   void attach(Node& dir, std::string_view name, Node& node);
   void remove(Node& node);
   bool is_within(const Node& node, const Node& dir) const;
+  void record(const Node& node);
+  std::shared_ptr<Node> new_node(uint64_t ino, mode_t mode, Owner owner, NodeCharge charge);
 
   Budget* budget_;
   Timeouts* timeouts_;
   Settings defaults_;
+  store::Store* store_;
   uint64_t next_ino_ = kRootIno + 1;
   std::unordered_map<uint64_t, std::shared_ptr<Node>> nodes_;  // by inode number
   Node* root_;

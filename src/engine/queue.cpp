@@ -15,8 +15,13 @@ timespec now_realtime() {
   return now;
 }
 
-Queue::Queue(Budget& budget, Timeouts& timeouts, const Settings& settings)
-    : budget_(&budget), timeouts_(&timeouts), settings_(settings), store_(budget) {
+Queue::Queue(Budget& budget, Timeouts& timeouts, const Settings& settings, store::Store* store, uint64_t ino)
+    : budget_(&budget),
+      timeouts_(&timeouts),
+      settings_(settings),
+      store_(budget),
+      backing_(store),
+      ino_(ino) {
   times_.atime = times_.mtime = times_.ctime = now_realtime();
 }
 
@@ -26,6 +31,7 @@ Queue::~Queue() { cancel_all(ENOTCONN); }
 
 void Queue::configure(const Settings& settings) {
   settings_ = settings;
+  if (backing_) backing_->put_settings(ino_, settings_);
   times_.ctime = now_realtime();
   settle();
   notify_watchers();
@@ -78,6 +84,7 @@ int Queue::read_message(OpenFile& file, std::size_t size, pid_t pid, Receiver& t
   if (!to.deliver({&part, 1})) return 1;  // the reader is gone: the message stays
 
   MessagePtr message = store_.pop_front();
+  dequeued(*message);
   taken(file, 1, pid);
   if (part.iov_len < message->size()) {
     file.rest_ = std::move(message);
@@ -115,7 +122,7 @@ int Queue::read_batch(OpenFile& file, std::size_t size, pid_t pid, Receiver& to)
   }
   const iovec all{gather.data(), gather.size()};
   if (!to.deliver({&all, 1})) return 1;
-  for (std::size_t i = 0; i < count; ++i) store_.pop_front();
+  for (std::size_t i = 0; i < count; ++i) dequeued(*store_.pop_front());
   taken(file, count, pid);
   return 1;
 }
@@ -168,12 +175,12 @@ void Queue::queue_or_wait(OpenFile& file, MessagePtr message, pid_t pid, Clock::
     wait(senders_, std::move(writer), settings_.send_timeout_ms, now);
     return;
   }
-  store_.reserve(message->priority());
-  if (request.accept(n)) {
-    enqueue(std::move(message), pid);
-    settle();
-    notify_watchers();
-  }
+  if (int status = prepare(*message); status < 0) return request.fail(-status);
+  record(*message);
+  if (!request.accept(n)) return withdraw(*message);
+  enqueue(std::move(message), pid);
+  settle();
+  notify_watchers();
 }
 
 // File framing: the write joins the file's message under way, which its
@@ -237,7 +244,10 @@ Queue::Progress Queue::write_frames(OpenFile& file, Framing framing, std::span<c
         progress.error = -ENOSPC;
         return progress;
       }
-      enqueue_now(std::move(message), pid);
+      if (int status = enqueue_now(std::move(message), pid); status < 0) {
+        progress.error = status;
+        return progress;
+      }
       serve_receivers();
     }
     file.pending_.clear();
@@ -275,7 +285,10 @@ Queue::Progress Queue::write_frames(OpenFile& file, Framing framing, std::span<c
       progress.error = -ENOSPC;
       return progress;
     }
-    enqueue_now(std::move(message), pid);
+    if (int status = enqueue_now(std::move(message), pid); status < 0) {
+      progress.error = status;
+      return progress;
+    }
     file.pending_.clear();
     progress.used += next.used;
     serve_receivers();
@@ -331,7 +344,7 @@ int Queue::flush(OpenFile& file, pid_t pid, Clock::time_point now) {
   file.pending_.clear();
   if (!message) return -ENOSPC;
   if (writable()) {
-    enqueue_now(std::move(message), pid);
+    if (int status = enqueue_now(std::move(message), pid); status < 0) return status;
     settle();
     notify_watchers();
     return 0;
@@ -341,16 +354,41 @@ int Queue::flush(OpenFile& file, pid_t pid, Clock::time_point now) {
   return wait(senders_, std::move(detached), settings_.send_timeout_ms, now) ? 0 : -EAGAIN;
 }
 
-// Queues a message whose writer is answered later, or not at all (the
-// messages of a framed write, a line at close): nothing was answered yet if
-// making room for its priority throws.
-void Queue::enqueue_now(MessagePtr message, pid_t pid) {
-  store_.reserve(message->priority());
-  enqueue(std::move(message), pid);
+// Makes sure `message` can be queued without failing: its priority's level
+// exists (or may throw), and its store has room for its record (or
+// -ENOSPC / -EIO, with nothing changed).
+int Queue::prepare(const Message& message) {
+  store_.reserve(message.priority());
+  return backing_ ? backing_->prepare(message.size()) : 0;
 }
 
-// Queues a message whose writer knows it was sent; its priority's level was
-// reserved before that answer, so nothing here can fail.
+// Queues a message whose writer is answered later, or not at all (the
+// messages of a framed write, a line at close): nothing was answered yet if
+// there is no room for it. 0 or -errno.
+int Queue::enqueue_now(MessagePtr message, pid_t pid) {
+  if (int status = prepare(*message); status < 0) return status;
+  record(*message);
+  enqueue(std::move(message), pid);
+  return 0;
+}
+
+// Gives `message` its id and records it in the store: before its writer is
+// answered, so that an answered write is in the store.
+void Queue::record(Message& message) {
+  if (backing_)
+    backing_->enqueued(ino_, message);
+  else
+    message.set_id(last_id_ + 1);
+  last_id_ = message.id();
+}
+
+// A recorded message whose writer did not get the answer is not sent.
+void Queue::withdraw(const Message& message) {
+  if (backing_) backing_->withdrawn(ino_, message);
+}
+
+// Queues a recorded message whose writer knows it was sent; prepare() made
+// room for it before that answer, so nothing here can fail.
 void Queue::enqueue(MessagePtr message, pid_t pid) noexcept {
   store_.push_back(std::move(message));
   ++sent_;
@@ -378,9 +416,17 @@ void Queue::serve_receivers() {
 // Continues the blocked write at the head of the line; true when it is done.
 bool Queue::resume(SendWaiter& writer) {
   if (!writer.rest_) {  // one message
-    store_.reserve(writer.message_->priority());  // before the answer
+    const int status = prepare(*writer.message_);  // before the answer
     auto waiter = take_waiter(writer);
-    if (writer.accept(writer.message_->size())) enqueue(std::move(writer.message_), writer.pid());
+    if (status < 0) {
+      writer.fail(-status);
+      return true;
+    }
+    record(*writer.message_);
+    if (writer.accept(writer.message_->size()))
+      enqueue(std::move(writer.message_), writer.pid());
+    else
+      withdraw(*writer.message_);
     return true;
   }
   const Progress progress = write_frames(writer.file(), writer.framing_, writer.rest_->bytes(), writer.pid());
@@ -420,6 +466,7 @@ void Queue::cancel_all(int error) {
 }
 
 void Queue::purge() {
+  if (backing_ && !store_.empty()) backing_->purged(ino_, store_.count(), store_.bytes());
   store_.clear();
   times_.mtime = times_.ctime = now_realtime();
   settle();
@@ -428,6 +475,22 @@ void Queue::purge() {
 
 void Queue::unlinked(NodeCharge charge) {
   if (open_files_ > 0) unlinked_charge_ = std::move(charge);
+  backing_ = nullptr;
+}
+
+void Queue::dequeued(const Message& message) {
+  if (backing_) backing_->dequeued(ino_, message);
+}
+
+void Queue::restore(const store::QueueState& state, std::vector<MessagePtr> messages) {
+  settings_ = state.settings;
+  sent_ = state.sent;
+  received_ = state.received;
+  for (MessagePtr& message : messages) {
+    store_.reserve(message->priority());
+    last_id_ = std::max(last_id_, message->id());
+    store_.push_back(std::move(message));
+  }
 }
 
 void Queue::closed() {

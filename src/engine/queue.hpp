@@ -18,6 +18,7 @@
 #include "engine/open_file.hpp"
 #include "engine/settings.hpp"
 #include "engine/waiter.hpp"
+#include "store/store.hpp"
 
 namespace mqfs::engine {
 
@@ -33,7 +34,9 @@ timespec now_realtime();
 
 class Queue {
  public:
-  Queue(Budget& budget, Timeouts& timeouts, const Settings& settings);
+  // `store` records the queue's changes under `ino` (none: memory only).
+  Queue(Budget& budget, Timeouts& timeouts, const Settings& settings, store::Store* store = nullptr,
+        uint64_t ino = 0);
   Queue(const Queue&) = delete;
   Queue& operator=(const Queue&) = delete;
   ~Queue();
@@ -121,8 +124,17 @@ class Queue {
   void watch(OpenFile& file, std::unique_ptr<Watch> watch);
 
   // The queue's name was removed (rm, or mv over it). It keeps counting
-  // against max_nodes while an open file holds it, and no longer.
+  // against max_nodes while an open file holds it, and no longer; its store
+  // no longer records it.
   void unlinked(NodeCharge charge);
+
+  // The queue as its store kept it: counters, and messages in queue order.
+  void restore(const store::QueueState& state, std::vector<MessagePtr> messages);
+  // Calls `visit(Message&)` for every queued message (the store's compaction).
+  template <class Visit>
+  void for_each_message(Visit visit) {
+    store_.for_each_mutable(visit);
+  }
 
   std::size_t receivers_waiting() const { return receivers_.size(); }
   std::size_t senders_waiting() const { return senders_.size(); }
@@ -137,8 +149,12 @@ class Queue {
   int read_message(OpenFile& file, std::size_t size, pid_t pid, Receiver& to);
   int read_batch(OpenFile& file, std::size_t size, pid_t pid, Receiver& to);
   void taken(OpenFile& file, std::size_t count, pid_t pid);
+  int prepare(const Message& message);
+  void record(Message& message);
+  void withdraw(const Message& message);
   void enqueue(MessagePtr message, pid_t pid) noexcept;
-  void enqueue_now(MessagePtr message, pid_t pid);
+  int enqueue_now(MessagePtr message, pid_t pid);
+  void dequeued(const Message& message);
   bool has_room() const { return store_.count() < static_cast<uint64_t>(settings_.maxmsg); }
 
   struct Progress {
@@ -162,6 +178,9 @@ class Queue {
   Timeouts* timeouts_;
   Settings settings_;
   MessageStore store_;
+  store::Store* backing_;  // where changes are recorded; null once the name is gone
+  uint64_t ino_;
+  uint64_t last_id_ = 0;
   List<Waiter> receivers_;  // ReceiveWaiters, in arrival order
   List<Waiter> senders_;    // SendWaiters, in arrival order
   List<OpenFile> watchers_;

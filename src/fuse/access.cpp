@@ -30,6 +30,7 @@ void clear_setid_bits_for_write(const Reply& reply, fuse_ino_t ino) {
   if (mode == node->mode) return;
   node->mode = mode;
   node->times().ctime = engine::now_realtime();
+  reply.filesystem().names().changed(*node);
 }
 
 }  // namespace mqfs::fuse

@@ -14,16 +14,83 @@ namespace mqfs::fuse {
 // about 100 bytes each here (the kernel's inode for each is larger).
 constexpr std::size_t kMaxNodeIds = 1 << 20;
 
-Filesystem::Filesystem(const Config& config)
+Filesystem::Filesystem(const Config& config, store::Store& store)
     : config_(config),
+      store_(&store),
       budget_(engine::Limits{.max_nodes = config.max_queues,
                              .max_bytes = config.max_bytes,
                              .max_open_files = config.max_open_files,
                              .max_waiters = config.max_waiters,
                              .message_overhead = engine::kMessageOverhead}),
       timeouts_(),
-      names_(budget_, timeouts_, config.defaults, 0755, engine::Owner{getuid(), getgid()}),
-      node_ids_(names_.root(), kMaxNodeIds) {}
+      names_(budget_, timeouts_, config.defaults, 0755, engine::Owner{getuid(), getgid()}, &store),
+      node_ids_(names_.root(), kMaxNodeIds) {
+  store.set_source(names_);
+}
+
+int Filesystem::restore() {
+  store::Contents contents;
+  if (int status = store_->load(budget_, contents); status < 0) return status;
+  if (names_.restore(contents) < 0) {
+    spdlog::error("the store holds more queues and directories than max_queues={}; mount with a larger max_queues",
+                  config_.max_queues);
+    return -ENOSPC;
+  }
+  return 0;
+}
+
+bool Filesystem::answer_write(Reply& reply, std::size_t written, bool status) {
+  if (!store_->syncs_writes() || store_->synced() >= store_->position())
+    return status ? reply.done() : reply.write(written);
+  // The writer learns that its message was sent once it is on disk; the
+  // message is queued now, as if the writer had been answered.
+  durable_replies_.push_back(DurableReply{std::move(reply), store_->position(), written, status});
+  return true;
+}
+
+void Filesystem::answer_fsync(Reply& reply) {
+  if (store_->synced() >= store_->position()) return reply.status(store_->failed() ? -EIO : 0);
+  durable_replies_.push_back(DurableReply{std::move(reply), store_->position(), 0, true});
+}
+
+void Filesystem::end_turn() {
+  store_->write_out();
+  if (!durable_replies_.empty()) {
+    store_->start_sync();
+    answer_durable();
+  }
+  store_->idle();
+}
+
+void Filesystem::sync_completed() {
+  store_->sync_completed();
+  answer_durable();
+  if (!durable_replies_.empty()) store_->start_sync();
+}
+
+void Filesystem::finish() {
+  store_->close();
+  answer_durable();
+  cancel_all_waits(ENOTCONN);
+}
+
+// Answers the replies whose changes are durable now — or, when the store
+// failed to sync, all of them with EIO: whether their changes reached the
+// disk is unknown.
+void Filesystem::answer_durable() {
+  while (!durable_replies_.empty()) {
+    DurableReply& waiting = durable_replies_.front();
+    if (store_->failed())
+      waiting.reply.error(EIO);
+    else if (waiting.position > store_->synced())
+      return;
+    else if (waiting.status)
+      waiting.reply.done();
+    else
+      waiting.reply.write(waiting.written);
+    durable_replies_.pop_front();
+  }
+}
 
 engine::OpenFile& Filesystem::keep_open(std::unique_ptr<engine::OpenFile> file) {
   engine::OpenFile& kept = *file;

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <deque>
 #include <unordered_map>
 
 #include "engine/budget.hpp"
@@ -18,6 +19,7 @@
 #include "engine/settings.hpp"
 #include "engine/waiter.hpp"
 #include "fuse/reply.hpp"
+#include "store/store.hpp"
 
 namespace mqfs::fuse {
 
@@ -37,9 +39,21 @@ struct Interrupted : engine::ListNode<Interrupted> {
   engine::Waiter* waiter;
 };
 
+// A reply that waits until the store has made its request's change durable
+// (sync=disk): a write(2) that queued messages, an fsync(2).
+struct DurableReply {
+  Reply reply;
+  uint64_t position;    // the store's position after the change
+  std::size_t written;  // a write's byte count
+  bool status;          // answered with a status (0), not a byte count
+};
+
 class Filesystem {
  public:
-  explicit Filesystem(const Config& config);
+  // `store` keeps the mount's state (it outlives the filesystem).
+  Filesystem(const Config& config, store::Store& store);
+  // Builds the mount from what the store kept: 0 or -errno, logged.
+  int restore();
 
   static const fuse_lowlevel_ops& operations();
 
@@ -48,6 +62,21 @@ class Filesystem {
   engine::Timeouts& timeouts() { return timeouts_; }
   engine::Namespace& names() { return names_; }
   engine::NodeIds& node_ids() { return node_ids_; }
+  store::Store& store() { return *store_; }
+
+  // Answers a write now, or once its change is durable (sync=disk).
+  bool answer_write(Reply& reply, std::size_t written, bool status);
+  // Answers an fsync(2) once everything recorded so far is durable.
+  void answer_fsync(Reply& reply);
+  // Runs at the end of each loop turn: hands the turn's records to the
+  // store, starts a sync for the replies waiting for one, and lets the store
+  // compact itself.
+  void end_turn();
+  // The store finished a sync: answers the replies it made durable.
+  void sync_completed();
+  // At unmount: the store writes and syncs everything, then every waiting
+  // request is answered.
+  void finish();
 
   // Open files live from open until the kernel releases them; those still
   // open when the daemon stops are freed with it.
@@ -61,13 +90,17 @@ class Filesystem {
   void cancel_all_waits(int error);
 
  private:
+  void answer_durable();
+
   Config config_;
+  store::Store* store_;
   engine::Budget budget_;
   engine::Timeouts timeouts_;
   engine::Namespace names_;
   engine::NodeIds node_ids_;
   engine::List<Interrupted> interrupted_;
   std::unordered_map<engine::OpenFile*, std::unique_ptr<engine::OpenFile>> open_files_;
+  std::deque<DurableReply> durable_replies_;  // in position order
 };
 
 // Runs the session on one thread: requests, timeouts and signals from one

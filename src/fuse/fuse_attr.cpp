@@ -101,6 +101,7 @@ void do_setattr(Reply& reply, fuse_ino_t ino, struct stat* attr, int to_set, fus
   if (to_set & FUSE_SET_ATTR_MODE) node->mode = (node->mode & S_IFMT) | (attr->st_mode & 07777);
   if (to_set & FUSE_SET_ATTR_UID) node->owner.uid = attr->st_uid;
   if (to_set & FUSE_SET_ATTR_GID) node->owner.gid = attr->st_gid;
+  if (to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) reply.filesystem().names().changed(*node);
   auto& times = node->times();
   if (to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_ATIME_NOW))
     times.atime = time_to_set(to_set, FUSE_SET_ATTR_ATIME_NOW, attr->st_atim);

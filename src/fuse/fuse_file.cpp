@@ -86,7 +86,7 @@ static void end_message(Reply& reply, fuse_file_info* fi, engine::Queue::Ending 
   engine::OpenFile& file = open_file_of(fi);
   using enum engine::Queue::Ending;
   if (ending == close && file.writing_message() && killed_by_signal(reply.pid())) ending = killed;
-  WriteRequest request(reply, Sent::status);
+  WriteRequest request(reply, ending == fsync ? Sent::synced : Sent::status);
   file.queue().end_message(file, reply.pid(), engine::Clock::now(), ending, request);
 }
 

@@ -1,5 +1,6 @@
 // The session loop: one thread, one epoll set with the FUSE device, a timerfd
-// for the earliest wait deadline and a signalfd for SIGINT, SIGTERM, SIGHUP.
+// for the earliest wait deadline, a signalfd for SIGINT, SIGTERM, SIGHUP, and
+// (sync=disk) the eventfd of the store's sync thread.
 // Waiting requests cost no thread: they are answered from here when a queue's
 // state, a deadline or an interrupt ends their wait.
 #include <fcntl.h>
@@ -111,6 +112,7 @@ int run_loop(fuse_session* session, Filesystem& fs) {
   DeadlineTimer timer(timer_fd.get());
   MemoryTrimmer trimmer;
   fuse_buf buf{};
+  int sync_fd = -1;
   int status = 0;
   bool stop = false;
   while (!stop && !fuse_session_exited(session)) {
@@ -132,11 +134,19 @@ int run_loop(fuse_session* session, Filesystem& fs) {
     }
     if (fs.timeouts().size() > 0) fs.timeouts().expire(engine::Clock::now());
     timer.arm(fs.timeouts().next());
+    fs.end_turn();
+    if (sync_fd < 0 && fs.store().completion_fd() >= 0) {  // the store's sync thread started
+      sync_fd = fs.store().completion_fd();
+      epoll_event event{};
+      event.events = EPOLLIN;
+      event.data.fd = sync_fd;
+      epoll_ctl(epoll_fd.get(), EPOLL_CTL_ADD, sync_fd, &event);
+    }
     if (stop || !idle) continue;
     trimmer.on_idle(fs.budget().bytes());
 
-    epoll_event events[3];
-    int ready = epoll_wait(epoll_fd.get(), events, 3, -1);
+    epoll_event events[4];
+    int ready = epoll_wait(epoll_fd.get(), events, 4, -1);
     if (ready < 0 && errno != EINTR) {
       spdlog::error("epoll_wait: {}", std::strerror(errno));
       status = 1;
@@ -148,6 +158,8 @@ int run_loop(fuse_session* session, Filesystem& fs) {
         if (read(signal_fd.get(), &info, sizeof info) == sizeof info)
           spdlog::info("{} received, unmounting", strsignal(static_cast<int>(info.ssi_signo)));
         stop = true;
+      } else if (events[i].data.fd == sync_fd) {
+        fs.sync_completed();
       } else if (events[i].data.fd == timer_fd.get()) {
         uint64_t expirations;
         [[maybe_unused]] auto n = read(timer_fd.get(), &expirations, sizeof expirations);
@@ -156,8 +168,9 @@ int run_loop(fuse_session* session, Filesystem& fs) {
     }
   }
   free(buf.mem);
-  // Every waiting request gets its answer before the session goes away.
-  fs.cancel_all_waits(ENOTCONN);
+  // Every waiting request gets its answer before the session goes away,
+  // after the store has everything.
+  fs.finish();
   return status;
 }
 

@@ -1,5 +1,7 @@
 #include "fuse/reply.hpp"
 
+#include "fuse/filesystem.hpp"
+
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -21,8 +23,14 @@ Reply::~Reply() {
   error(EIO);
 }
 
+// Every answer leaves after the store has handed the changes made so far to
+// the kernel (sync=os): a change a caller has heard of survives the daemon.
 fuse_req_t Reply::take() {
-  if (!req_) spdlog::error("a second answer to one request was refused");
+  if (!req_) {
+    spdlog::error("a second answer to one request was refused");
+    return nullptr;
+  }
+  fs_->store().write_out();
   return std::exchange(req_, nullptr);
 }
 

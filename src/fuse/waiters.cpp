@@ -2,6 +2,16 @@
 
 namespace mqfs::fuse {
 
+bool answer_sent(Reply& reply, Sent sent, std::size_t n) {
+  Filesystem& fs = reply.filesystem();
+  switch (sent) {
+    case Sent::bytes: return fs.answer_write(reply, n, false);
+    case Sent::status: return fs.answer_write(reply, 0, true);
+    case Sent::synced: fs.answer_fsync(reply); return true;
+  }
+  return false;
+}
+
 std::unique_ptr<engine::ReceiveWaiter> ReadRequest::park(engine::OpenFile& file, pid_t pid, std::size_t size) {
   return std::make_unique<PendingRead>(std::move(*reply_), file, pid, size);
 }

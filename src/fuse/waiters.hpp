@@ -20,15 +20,20 @@ class ReadRequest final : public engine::ReadRequest {
 };
 
 // How a request that sends is told it is done: a write(2) with its byte
-// count; a close(2) or fsync(2) that ended a message with 0.
-enum class Sent { bytes, status };
+// count; a close(2) that ended a message with 0; an fsync(2) with 0 once
+// everything recorded is durable.
+enum class Sent { bytes, status, synced };
+
+// Answers a request that sent: through the filesystem, which holds the
+// answer until the store made it durable when the mount asks for that.
+bool answer_sent(Reply& reply, Sent sent, std::size_t n);
 
 // A write(2), or a close(2) or fsync(2) that ends a whole-file message:
 // answered now, or handed to a PendingWrite.
 class WriteRequest final : public engine::WriteRequest {
  public:
   explicit WriteRequest(Reply& reply, Sent sent = Sent::bytes) : reply_(&reply), sent_(sent) {}
-  bool accept(std::size_t n) override { return sent_ == Sent::bytes ? reply_->write(n) : reply_->done(); }
+  bool accept(std::size_t n) override { return answer_sent(*reply_, sent_, n); }
   void fail(int error) override { reply_->error(error); }
   std::unique_ptr<engine::SendWaiter> park(engine::OpenFile& file, pid_t pid) override;
 
@@ -70,10 +75,7 @@ class PendingWrite final : public engine::SendWaiter {
  public:
   PendingWrite(Reply reply, engine::OpenFile& file, pid_t pid, Sent sent)
       : SendWaiter(file, pid), request_(std::move(reply), *this), sent_(sent) {}
-  bool accept(std::size_t n) override {
-    Reply& reply = request_.take();
-    return sent_ == Sent::bytes ? reply.write(n) : reply.done();
-  }
+  bool accept(std::size_t n) override { return answer_sent(request_.take(), sent_, n); }
   void fail(int error) override { request_.take().error(error); }
 
  private:

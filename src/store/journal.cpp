@@ -1,0 +1,663 @@
+#include "store/journal.hpp"
+
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstring>
+#include <map>
+#include <unordered_map>
+
+namespace mqfs::store {
+
+namespace {
+
+// A segment starts with its magic and its number, checked by a CRC-32.
+constexpr char kMagic[8] = {'m', 'q', 'f', 's', 'j', 'n', 'l', '1'};
+constexpr std::size_t kSegmentHeader = 16;
+// Room each segment keeps for records that cannot be refused (a message
+// taken, a name removed), so that a disk too full for new messages still
+// records what leaves.
+constexpr uint64_t kSegmentReserve = 64 << 10;
+
+enum Type : uint8_t {
+  kNode = 1,           // ino, parent, mode, uid, gid, name
+  kRemove = 2,         // ino
+  kSettings = 3,       // queue, priority, maxmsg, msgsize, recv and send timeouts, read mode, framing
+  kEnqueue = 4,        // queue, id, priority, bytes
+  kMove = 5,           // as kEnqueue: a live message copied forward, not sent again
+  kDequeue = 6,        // queue, id
+  kPurge = 7,          // queue
+  kSnapshotBegin = 8,  // the names, settings and counters that follow replace all before
+  kSnapshotEnd = 9,    // next message id
+  kCounters = 10,      // queue, sent, received (in snapshots)
+  kWithdraw = 11,      // queue, id: a message whose writer was not answered
+};
+
+uint32_t checksum(const std::byte* data, std::size_t size) {
+  return static_cast<uint32_t>(crc32_z(0, reinterpret_cast<const Bytef*>(data), size));
+}
+
+std::string segment_name(uint32_t number) {
+  char name[32];
+  std::snprintf(name, sizeof name, "journal-%08x", number);
+  return name;
+}
+
+std::optional<uint32_t> segment_number(const std::string& name) {
+  constexpr std::string_view prefix = "journal-";
+  if (name.size() != prefix.size() + 8 || name.compare(0, prefix.size(), prefix) != 0) return std::nullopt;
+  uint32_t number = 0;
+  auto [end, error] = std::from_chars(name.data() + prefix.size(), name.data() + name.size(), number, 16);
+  if (error != std::errc() || end != name.data() + name.size()) return std::nullopt;
+  return number;
+}
+
+// Reads the fields of one record's payload in order; `ok` turns false when
+// the payload is shorter than its fields.
+class Reader {
+ public:
+  explicit Reader(std::span<const std::byte> data) : data_(data) {}
+  template <class T>
+  T get() {
+    T value{};
+    if (data_.size() < sizeof value) {
+      ok_ = false;
+      return value;
+    }
+    std::memcpy(&value, data_.data(), sizeof value);
+    data_ = data_.subspan(sizeof value);
+    return value;
+  }
+  std::span<const std::byte> rest() {
+    auto rest = data_;
+    data_ = {};
+    return rest;
+  }
+  bool ok() const { return ok_; }
+
+ private:
+  std::span<const std::byte> data_;
+  bool ok_ = true;
+};
+
+}  // namespace
+
+// One record being built at the end of the journal's buffer.
+class Journal::Record {
+ public:
+  Record(std::vector<std::byte>& buffer, uint8_t type) : buffer_(&buffer), start_(buffer.size()) {
+    buffer.resize(start_ + 8);
+    put(type);
+  }
+  template <class T>
+  Record& put(T value) {
+    const std::size_t at = buffer_->size();
+    buffer_->resize(at + sizeof value);
+    std::memcpy(buffer_->data() + at, &value, sizeof value);
+    return *this;
+  }
+  Record& put(std::span<const std::byte> bytes) {
+    buffer_->insert(buffer_->end(), bytes.begin(), bytes.end());
+    return *this;
+  }
+  // Fills in the length and checksum; the record's size in all.
+  std::size_t finish() {
+    std::byte* start = buffer_->data() + start_;
+    const auto length = static_cast<uint32_t>(buffer_->size() - start_ - 8);
+    const uint32_t crc = checksum(start + 8, length);
+    std::memcpy(start, &length, 4);
+    std::memcpy(start + 4, &crc, 4);
+    return buffer_->size() - start_;
+  }
+
+ private:
+  std::vector<std::byte>* buffer_;
+  std::size_t start_;
+};
+
+Journal::Journal(Disk& disk, JournalOptions options) : disk_(&disk), options_(options) {}
+
+Journal::~Journal() { close(); }
+
+uint64_t Journal::position() const {
+  if (segments_.empty()) return synced_;
+  const Segment& s = segments_.back();
+  return (uint64_t{s.number} << 32) + s.used + buffer_.size();
+}
+
+uint64_t Journal::stored_bytes() const {
+  uint64_t total = buffer_.size();
+  for (const Segment& s : segments_) total += s.used;
+  return total;
+}
+
+void Journal::fail(int error, const char* what) {
+  spdlog::error("store {}: {}: {}", disk_->where(), what, std::strerror(-error));
+}
+
+// -- Recovery ------------------------------------------------------------------
+
+// The state built while the segments are replayed in order.
+struct Journal::Replay {
+  engine::Budget* budget;
+  std::map<uint64_t, Contents::Node> nodes;
+  std::optional<std::map<uint64_t, Contents::Node>> snapshot;  // being read
+  struct Held {
+    uint64_t queue;
+    engine::MessagePtr message;
+  };
+  std::unordered_map<uint64_t, Held> messages;  // by id
+  uint64_t next_id = 1;
+  bool over_budget = false;
+
+  std::map<uint64_t, Contents::Node>& names() { return snapshot ? *snapshot : nodes; }
+  QueueState* queue(uint64_t ino) {
+    auto it = nodes.find(ino);
+    return it == nodes.end() || !it->second.queue ? nullptr : &*it->second.queue;
+  }
+
+  // False when the payload does not hold what its type needs.
+  bool apply(uint8_t type, std::span<const std::byte> payload, uint32_t segment) {
+    Reader in(payload);
+    switch (type) {
+      case kNode: {
+        NodeState node;
+        node.ino = in.get<uint64_t>();
+        node.parent = in.get<uint64_t>();
+        node.mode = in.get<uint32_t>();
+        node.uid = in.get<uint32_t>();
+        node.gid = in.get<uint32_t>();
+        auto name = in.rest();
+        node.name.assign(reinterpret_cast<const char*>(name.data()), name.size());
+        if (!in.ok()) return false;
+        Contents::Node& kept = names()[node.ino];
+        if (S_ISREG(node.mode) && !kept.queue) kept.queue.emplace();
+        kept.node = std::move(node);
+        return true;
+      }
+      case kRemove: {
+        const auto ino = in.get<uint64_t>();
+        names().erase(ino);
+        return in.ok();
+      }
+      case kSettings: {
+        const auto ino = in.get<uint64_t>();
+        engine::Settings s;
+        s.priority = in.get<int64_t>();
+        s.maxmsg = in.get<int64_t>();
+        s.msgsize = in.get<int64_t>();
+        s.recv_timeout_ms = in.get<int64_t>();
+        s.send_timeout_ms = in.get<int64_t>();
+        s.read_mode = static_cast<engine::ReadMode>(in.get<uint8_t>());
+        s.framing = static_cast<engine::Framing>(in.get<uint8_t>());
+        if (!in.ok()) return false;
+        auto it = names().find(ino);
+        if (it != names().end() && it->second.queue) it->second.queue->settings = s;
+        return true;
+      }
+      case kCounters: {
+        const auto ino = in.get<uint64_t>();
+        const auto sent = in.get<uint64_t>();
+        const auto received = in.get<uint64_t>();
+        auto it = names().find(ino);
+        if (it != names().end() && it->second.queue) {
+          it->second.queue->sent = sent;
+          it->second.queue->received = received;
+        }
+        return in.ok();
+      }
+      case kEnqueue:
+      case kMove: {
+        const auto queue = in.get<uint64_t>();
+        const auto id = in.get<uint64_t>();
+        const auto priority = in.get<engine::Priority>();
+        const auto bytes = in.rest();
+        if (!in.ok() || priority > engine::kMaxPriority) return false;
+        next_id = std::max(next_id, id + 1);
+        if (type == kEnqueue) {
+          if (QueueState* q = this->queue(queue)) ++q->sent;
+        }
+        auto it = messages.find(id);
+        if (it != messages.end()) {  // copied forward: it lives on in this segment
+          it->second.message->set_segment(segment);
+          return true;
+        }
+        engine::MessagePtr message = engine::Message::make(*budget, bytes, priority);
+        if (!message) {
+          over_budget = true;
+          return true;
+        }
+        message->set_id(id);
+        message->set_segment(segment);
+        messages.emplace(id, Held{queue, std::move(message)});
+        return true;
+      }
+      case kDequeue:
+      case kWithdraw: {
+        const auto queue = in.get<uint64_t>();
+        const auto id = in.get<uint64_t>();
+        if (QueueState* q = this->queue(queue)) {
+          if (type == kDequeue)
+            ++q->received;
+          else
+            --q->sent;
+        }
+        messages.erase(id);
+        return in.ok();
+      }
+      case kPurge: {
+        const auto queue = in.get<uint64_t>();
+        std::erase_if(messages, [&](const auto& entry) { return entry.second.queue == queue; });
+        return in.ok();
+      }
+      case kSnapshotBegin:
+        snapshot.emplace();
+        return true;
+      case kSnapshotEnd: {
+        next_id = std::max(next_id, in.get<uint64_t>());
+        if (snapshot) nodes = std::move(*std::exchange(snapshot, std::nullopt));
+        return in.ok();
+      }
+    }
+    return false;
+  }
+};
+
+int Journal::load(engine::Budget& budget, Contents& contents) {
+  std::vector<std::string> names;
+  if (int error = disk_->list(names); error < 0) {
+    fail(error, "cannot list the store");
+    return error;
+  }
+  std::vector<uint32_t> numbers;
+  for (const std::string& name : names)
+    if (auto number = segment_number(name)) numbers.push_back(*number);
+  std::sort(numbers.begin(), numbers.end());
+
+  Replay replay{&budget};
+  for (std::size_t i = 0; i < numbers.size(); ++i) {
+    if (i > 0 && numbers[i] != numbers[i - 1] + 1) {
+      spdlog::error("store {}: {} is missing", disk_->where(), segment_name(numbers[i - 1] + 1));
+      return -EUCLEAN;
+    }
+    if (int error = load_segment(replay, segment_name(numbers[i]), numbers[i], i + 1 == numbers.size()); error < 0)
+      return error;
+    if (replay.over_budget) {
+      spdlog::error("store {}: its messages need more than max_bytes={}; mount with a larger max_bytes",
+                    disk_->where(), budget.max_bytes());
+      return -ENOSPC;
+    }
+  }
+  if (segments_.empty()) {
+    if (int error = open_segment(numbers.empty() ? 1 : numbers.back() + 1); error < 0) {
+      fail(error, "cannot create the journal");
+      return error;
+    }
+  } else if (int error = disk_->allocate(active().file, options_.segment_size); error < 0) {
+    fail(error, "cannot make room in the journal");
+    return error;
+  }
+  next_id_ = replay.next_id;
+  synced_ = position();
+
+  for (auto& [ino, node] : replay.nodes) contents.nodes.push_back(std::move(node));
+  for (auto& [id, held] : replay.messages) {
+    auto it = replay.nodes.find(held.queue);
+    if (it == replay.nodes.end() || !it->second.queue) continue;  // its queue was removed
+    live_messages_ += kMessageRecord + held.message->size();
+    contents.messages[held.queue].push_back(std::move(held.message));
+  }
+  for (auto& [queue, messages] : contents.messages)
+    std::sort(messages.begin(), messages.end(), [](const engine::MessagePtr& a, const engine::MessagePtr& b) {
+      return a->priority() != b->priority() ? a->priority() > b->priority() : a->id() < b->id();
+    });
+  live_names_ = contents.nodes.size() * (3 * kRecordHeader + 100);
+  return 0;
+}
+
+// Replays one segment. In the last one, a torn record at the end (a write the
+// daemon never finished, so never acknowledged) is dropped with a warning
+// and zeroed, so that appending continues after the last whole record.
+int Journal::load_segment(Replay& replay, const std::string& name, uint32_t number, bool last) {
+  int file = disk_->open(name, false);
+  if (file < 0) {
+    fail(file, ("cannot open " + name).c_str());
+    return file;
+  }
+  const int64_t size = disk_->size(file);
+  std::vector<std::byte> data(size > 0 ? static_cast<std::size_t>(size) : 0);
+  if (size < 0 || disk_->read(file, data.data(), data.size(), 0) != static_cast<ssize_t>(data.size())) {
+    disk_->close(file);
+    spdlog::error("store {}: cannot read {}", disk_->where(), name);
+    return -EIO;
+  }
+  auto damaged = [&](uint64_t offset, const char* what) {
+    disk_->close(file);
+    spdlog::error("store {}: {} is damaged at offset {} ({}); refusing to mount", disk_->where(), name, offset, what);
+    return -EUCLEAN;
+  };
+  uint32_t header_number = 0, header_crc = 0;
+  if (data.size() >= kSegmentHeader) {
+    std::memcpy(&header_number, data.data() + 8, 4);
+    std::memcpy(&header_crc, data.data() + 12, 4);
+  }
+  if (data.size() < kSegmentHeader || std::memcmp(data.data(), kMagic, 8) != 0 || header_number != number ||
+      header_crc != checksum(data.data(), 12)) {
+    const bool blank = std::all_of(data.begin(), data.end(), [](std::byte b) { return b == std::byte{0}; });
+    if (!last || !(blank || data.size() < kSegmentHeader)) return damaged(0, "bad segment header");
+    // Made by a daemon that died while starting it: it holds nothing.
+    spdlog::warn("store {}: {} was never finished; removing it", disk_->where(), name);
+    disk_->close(file);
+    disk_->remove(name);
+    return 0;
+  }
+
+  auto zero_from = [&](std::size_t at) {
+    return std::all_of(data.begin() + static_cast<std::ptrdiff_t>(std::min(at, data.size())), data.end(),
+                       [](std::byte b) { return b == std::byte{0}; });
+  };
+  std::size_t offset = kSegmentHeader;
+  while (offset + 8 <= data.size()) {
+    uint32_t length, crc;
+    std::memcpy(&length, data.data() + offset, 4);
+    std::memcpy(&crc, data.data() + offset + 4, 4);
+    if (length == 0 && crc == 0) break;  // the end of what was written
+    const std::size_t end = offset + 8 + length;
+    const bool whole = length > 0 && end <= data.size() && crc == checksum(data.data() + offset + 8, length);
+    if (!whole) {
+      if (!last || (end <= data.size() && !zero_from(end))) return damaged(offset, "bad record");
+      break;  // torn: checked below
+    }
+    const std::byte* record = data.data() + offset + 8;
+    if (!replay.apply(static_cast<uint8_t>(record[0]), {record + 1, length - 1}, number))
+      return damaged(offset, "bad record contents");
+    offset = end;
+  }
+  if (!zero_from(offset)) {
+    if (!last) return damaged(offset, "data after the end");
+    spdlog::warn("store {}: dropping a torn record at the end of {} (offset {}): a change never acknowledged",
+                 disk_->where(), name, offset);
+    const std::vector<std::byte> zeros(data.size() - offset);
+    if (int error = disk_->write(file, zeros.data(), zeros.size(), offset); error < 0) {
+      disk_->close(file);
+      fail(error, "cannot drop a torn record");
+      return error;
+    }
+  }
+  segments_.push_back(Segment{number, file, offset});
+  return 0;
+}
+
+// -- Writing -------------------------------------------------------------------
+
+int Journal::prepare(std::size_t bytes) {
+  if (failed_) return -EIO;
+  const uint64_t need = kMessageRecord + bytes;
+  if (active().used + buffer_.size() + need + kSegmentReserve <= options_.segment_size) return 0;
+  if (int error = rotate(); error < 0) return error == -ENOSPC || error == -EDQUOT ? -ENOSPC : -EIO;
+  return 0;
+}
+
+// A record that would not fit in the active segment starts the next one.
+// When none can be made, the record is kept anyway, past the segment's
+// planned end: only records that cannot be refused get here without
+// prepare() having made room, and they are few (the segment's reserve).
+void Journal::make_room(std::size_t need) {
+  if (active().used + buffer_.size() + need <= options_.segment_size) return;
+  if (int error = rotate(); error < 0 && error != -EAGAIN) fail(error, "cannot start a new segment");
+}
+
+int Journal::open_segment(uint32_t number) {
+  const std::string name = segment_name(number);
+  int file = disk_->open(name, true);
+  if (file < 0) return file;
+  int error = disk_->allocate(file, options_.segment_size);
+  std::byte header[kSegmentHeader];
+  std::memcpy(header, kMagic, 8);
+  std::memcpy(header + 8, &number, 4);
+  const uint32_t crc = checksum(header, 12);
+  std::memcpy(header + 12, &crc, 4);
+  if (error == 0) error = disk_->write(file, header, sizeof header, 0);
+  // The old segment is complete: only the last one may ever be torn.
+  if (error == 0 && !segments_.empty()) error = disk_->sync(active().file);
+  if (error == 0) error = disk_->sync_directory();
+  if (error < 0) {
+    disk_->close(file);
+    disk_->remove(name);
+    return error;
+  }
+  if (!segments_.empty()) synced_ = std::max(synced_, (uint64_t{active().number} << 32) + active().used);
+  segments_.push_back(Segment{number, file, kSegmentHeader});
+  return 0;
+}
+
+// Ends the active segment and starts the next.
+int Journal::rotate() {
+  if (int error = write_out(); error < 0) return error;
+  return open_segment(active().number + 1);
+}
+
+int Journal::write_out() {
+  if (buffer_.empty() || segments_.empty()) return 0;
+  Segment& s = active();
+  if (int error = disk_->write(s.file, buffer_.data(), buffer_.size(), s.used); error < 0) {
+    if (!write_failed_) fail(error, "cannot write the journal (changes kept in memory, written when it can)");
+    write_failed_ = true;
+    return error;
+  }
+  write_failed_ = false;
+  s.used += buffer_.size();
+  buffer_.clear();
+  return 0;
+}
+
+void Journal::put_node(const NodeState& node) {
+  make_room(kRecordHeader + 28 + node.name.size());
+  Record record(buffer_, kNode);
+  record.put(node.ino).put(node.parent).put(node.mode).put(node.uid).put(node.gid);
+  record.put(std::as_bytes(std::span(node.name)));
+  record.finish();
+}
+
+void Journal::remove_node(uint64_t ino) {
+  make_room(kRecordHeader + 8);
+  Record(buffer_, kRemove).put(ino).finish();
+}
+
+void Journal::put_settings(uint64_t queue, const engine::Settings& s) {
+  make_room(kRecordHeader + 50);
+  Record record(buffer_, kSettings);
+  record.put(queue).put(s.priority).put(s.maxmsg).put(s.msgsize).put(s.recv_timeout_ms).put(s.send_timeout_ms);
+  record.put(static_cast<uint8_t>(s.read_mode)).put(static_cast<uint8_t>(s.framing));
+  record.finish();
+}
+
+void Journal::put_message(uint8_t type, uint64_t queue, engine::Message& message) {
+  make_room(kMessageRecord + message.size());
+  Record record(buffer_, type);
+  record.put(queue).put(message.id()).put(message.priority()).put(message.bytes());
+  record.finish();
+  message.set_segment(active().number);
+}
+
+void Journal::enqueued(uint64_t queue, engine::Message& message) {
+  message.set_id(next_id_++);
+  put_message(kEnqueue, queue, message);
+  live_messages_ += kMessageRecord + message.size();
+}
+
+void Journal::dequeued(uint64_t queue, const engine::Message& message) {
+  make_room(kRecordHeader + 16);
+  Record(buffer_, kDequeue).put(queue).put(message.id()).finish();
+  live_messages_ -= kMessageRecord + message.size();
+}
+
+void Journal::withdrawn(uint64_t queue, const engine::Message& message) {
+  make_room(kRecordHeader + 16);
+  Record(buffer_, kWithdraw).put(queue).put(message.id()).finish();
+  live_messages_ -= kMessageRecord + message.size();
+}
+
+void Journal::purged(uint64_t queue, uint64_t count, uint64_t bytes) {
+  make_room(kRecordHeader + 8);
+  Record(buffer_, kPurge).put(queue).finish();
+  live_messages_ -= count * kMessageRecord + bytes;
+}
+
+// -- Group commit (sync=disk) --------------------------------------------------
+
+// Everything written out so far goes to the helper thread in one fdatasync;
+// writers that come while it runs wait for the next one.
+void Journal::start_sync() {
+  if (sync_running_ || failed_) return;
+  if (write_out() < 0) return;
+  const uint64_t target = position();
+  if (synced_ >= target) return;
+  if (!options_.sync_thread) {
+    if (int error = disk_->sync(active().file); error < 0) {
+      failed_ = error;
+      fail(error, "fdatasync failed");
+      return;
+    }
+    synced_ = target;
+    return;
+  }
+  if (!thread_.joinable()) {
+    completion_fd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    thread_ = std::thread([this] { run_syncs(); });
+  }
+  std::lock_guard lock(mutex_);
+  request_ = SyncRequest{active().file, target};
+  sync_running_ = true;
+  wake_.notify_one();
+}
+
+void Journal::run_syncs() {
+  std::unique_lock lock(mutex_);
+  for (;;) {
+    wake_.wait(lock, [&] { return stopping_ || request_; });
+    if (!request_) return;
+    const SyncRequest request = *std::exchange(request_, std::nullopt);
+    lock.unlock();
+    const int error = disk_->sync(request.file);
+    lock.lock();
+    result_ = {request.position, error};
+    const uint64_t one = 1;
+    [[maybe_unused]] auto n = ::write(completion_fd_, &one, sizeof one);
+  }
+}
+
+void Journal::sync_completed() {
+  uint64_t count;
+  [[maybe_unused]] auto n = ::read(completion_fd_, &count, sizeof count);
+  std::lock_guard lock(mutex_);
+  if (!result_) return;
+  auto [target, error] = *std::exchange(result_, std::nullopt);
+  sync_running_ = false;
+  if (error < 0) {
+    failed_ = error;
+    fail(error, "fdatasync failed; refusing further changes");
+    return;
+  }
+  synced_ = std::max(synced_, target);
+}
+
+// -- Staying bounded -----------------------------------------------------------
+
+// Names, settings and counters, as one group of records that replaces every
+// earlier one at recovery.
+void Journal::write_snapshot() {
+  struct Writer final : Source::NodeVisitor {
+    Journal* journal;
+    uint64_t bytes = 0;
+    void node(const NodeState& node, const QueueState* queue) override {
+      const uint64_t before = journal->stored_bytes();
+      journal->put_node(node);
+      if (queue) {
+        journal->put_settings(node.ino, queue->settings);
+        journal->make_room(kRecordHeader + 24);
+        Record(journal->buffer_, kCounters).put(node.ino).put(queue->sent).put(queue->received).finish();
+      }
+      bytes += journal->stored_bytes() - before;
+    }
+  } writer;
+  writer.journal = this;
+  make_room(kRecordHeader);
+  Record(buffer_, kSnapshotBegin).finish();
+  source_->visit_nodes(writer);
+  make_room(kRecordHeader + 8);
+  Record(buffer_, kSnapshotEnd).put(next_id_).finish();
+  live_names_ = writer.bytes + 2 * kRecordHeader + 8;
+}
+
+// Retires the oldest segment when the journal holds more than twice its live
+// records (and a few segments of slack): what is still live in it is
+// appended again, made durable, and the segment is deleted. One segment per
+// call, so that the work of one call stays bounded.
+void Journal::idle() {
+  if (!source_ || sync_running_ || failed_ || segments_.size() < 2) return;
+  if (stored_bytes() <= 2 * live_bytes() + 4 * options_.segment_size) return;
+  retire_oldest();
+}
+
+bool Journal::retire_oldest() {
+  const Segment oldest = segments_.front();
+  write_snapshot();
+  struct Mover final : Source::MessageVisitor {
+    Journal* journal;
+    uint32_t segment;
+    void message(uint64_t queue, engine::Message& message) override {
+      if (message.segment() == segment) journal->put_message(kMove, queue, message);
+    }
+  } mover;
+  mover.journal = this;
+  mover.segment = oldest.number;
+  source_->visit_messages(mover);
+  if (write_out() < 0) return false;
+  if (int error = disk_->sync(active().file); error < 0) {
+    fail(error, "cannot sync the journal to retire a segment");
+    return false;
+  }
+  synced_ = std::max(synced_, position());
+  if (int error = disk_->remove(segment_name(oldest.number)); error < 0) {
+    fail(error, "cannot delete a retired segment");
+    return false;
+  }
+  disk_->close(oldest.file);
+  segments_.pop_front();
+  disk_->sync_directory();
+  return true;
+}
+
+// Everything recorded reaches the disk before the daemon ends.
+void Journal::close() {
+  if (thread_.joinable()) {
+    {
+      std::lock_guard lock(mutex_);
+      stopping_ = true;
+      wake_.notify_one();
+    }
+    thread_.join();
+  }
+  if (segments_.empty()) return;
+  if (write_out() == 0 && !failed_) {
+    if (int error = disk_->sync(active().file); error < 0) {
+      failed_ = error;
+      fail(error, "fdatasync at unmount failed");
+    } else {
+      synced_ = position();
+    }
+  }
+  if (completion_fd_ >= 0) ::close(completion_fd_);
+  completion_fd_ = -1;
+  for (const Segment& s : segments_) disk_->close(s.file);
+  segments_.clear();
+}
+
+}  // namespace mqfs::store
