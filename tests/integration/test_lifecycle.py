@@ -38,8 +38,8 @@ import time
 
 import pytest
 
-from helpers import (LineReader, SYS_READ, SYS_WRITE, end_daemon, finish, is_mounted, program, run_mqfs,
-                     task_state, wait_blocked, wait_until)
+from helpers import (LineReader, SYS_READ, SYS_WRITE, end_daemon, finish, is_mounted, kill_daemon, program,
+                     run_mqfs, task_state, wait_blocked, wait_until)
 
 ENOTCONN = "ENOTCONN"
 ECONNABORTED = "ECONNABORTED"
@@ -275,6 +275,28 @@ def test_dead_mount_still_in_use_needs_umount_l(start, procs):  # noqa: F811
     assert not is_mounted(m.path)
     round_trip(start.on(m.path))
     assert user.poll() is None
+
+
+@pytest.mark.parametrize("busy", [False, True], ids=["idle", "busy"])
+def test_kill_daemon_and_start_mount_an_empty_mqfs_again_on_the_same_options(mount_mqfs, procs, busy):  # noqa: F811
+    """kill_daemon and Mount.start, the crash and restart a durable store is
+    tested with: on an in-memory mount the SIGKILLed daemon's queues are gone,
+    and a new daemon serves at the same place with the same options, also
+    when a process kept the dead mount busy (it is detached lazily)."""
+    m = mount_mqfs("maxmsg=3", "msgsize=100")
+    m.sh("mkdir d && echo one > q && echo two > d/q")
+    user = procs.start(["sleep", "60"], cwd=m.path) if busy else None
+    first = m.proc.pid
+    assert kill_daemon(m) == -signal.SIGKILL
+    assert not is_mounted(m.path) and os.listdir(m.path) == []
+
+    m.start()
+    assert m.proc.pid != first and is_mounted(m.path)
+    assert os.listdir(m.path) == []
+    m.sh("touch q")
+    assert [m.getattr("q", name) for name in ("maxmsg", "msgsize", "curmsgs")] == ["3", "100", "0"]
+    round_trip(m)
+    assert user is None or user.poll() is None
 
 
 # -- 4. hung (stopped) daemon ---------------------------------------------------------------------
