@@ -1,102 +1,26 @@
-"""Mounts a real mqfs for each test and drives it from real processes.
+"""The pytest fixtures of the integration tests: each mounts a real mqfs or
+starts real processes, and cleans up after the test. The helpers they and the
+tests use are in helpers.py.
 
 Every blocking step has a timeout. A test that cannot mount fails: nothing
 here skips.
 """
 import contextlib
 import os
-import signal
 import subprocess
 import tempfile
-import time
 
 import pytest
 
-MQFS = os.environ.get("MQFS_BIN", os.path.join(os.path.dirname(__file__), "../../build/mqfs"))
-PROGRAMS = os.environ.get("MQFS_PROGRAMS", os.path.join(os.path.dirname(__file__), "../../build/tests"))
-
-
-def wait_until(condition, timeout=10.0, interval=0.005, what="condition"):
-    """Polls `condition` until it is true; fails the test after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
-def is_mounted(path):
-    path = os.path.realpath(path)
-    with open("/proc/self/mountinfo") as f:
-        return any(line.split()[4] == path for line in f)
-
-
-class Mount:
-    """A running mqfs daemon (in the foreground) and its mount point."""
-
-    def __init__(self, path, options=(), extra_args=()):
-        self.path = path
-        self.log_path = path + ".log"
-        args = [MQFS, "-f", path]
-        if options:
-            args += ["-o", ",".join(options)]
-        args += list(extra_args)
-        self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
-        wait_until(lambda: is_mounted(path) or self.proc.poll() is not None, what="the mount")
-        if self.proc.poll() is not None:
-            pytest.fail(f"mqfs exited with {self.proc.returncode} before mounting:\n{self.read_log()}")
-
-    def __truediv__(self, name):
-        return os.path.join(self.path, name)
-
-    def read_log(self):
-        self.log.flush()
-        with open(self.log_path) as f:
-            return f.read()
-
-    def sh(self, command, timeout=10, check=True, **kwargs):
-        """Runs `command` with bash in the mount point; fails the test on a timeout."""
-        try:
-            result = subprocess.run(["bash", "-c", command], cwd=self.path, capture_output=True,
-                                    text=True, timeout=timeout, **kwargs)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"command timed out after {timeout}s: {command}")
-        if check and result.returncode != 0:
-            pytest.fail(f"command failed ({result.returncode}): {command}\n{result.stderr}")
-        return result
-
-    def getattr(self, queue, name):
-        return os.getxattr(self / queue, "user.mq." + name).decode()
-
-    def setattr(self, queue, name, value):
-        os.setxattr(self / queue, "user.mq." + name, str(value).encode())
-
-    def stop(self, sig=signal.SIGTERM, timeout=10):
-        """Stops the daemon and returns its exit status."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=timeout)
-                pytest.fail(f"mqfs did not exit within {timeout}s of {sig!r}")
-        if is_mounted(self.path):
-            subprocess.run(["umount", "-l", self.path], timeout=timeout)
-        self.log.close()
-        return self.proc.returncode
+from helpers import Mount, Procs, is_mounted
 
 
 @pytest.fixture
 def mount_mqfs():
     """Factory: mount_mqfs(option, ...) mounts a fresh mqfs with `-o options`.
 
-    At the end of the test the daemon must still be running (no crash) and
-    must exit cleanly on SIGTERM.
+    At the end of the test the daemon must still be running (no crash; a test
+    that kills it must start it again) and must exit cleanly on SIGTERM.
     """
     mounts = []
     workdir = tempfile.mkdtemp(prefix="mqfs-test-")
@@ -132,8 +56,51 @@ def mq(mount_mqfs):
     return mount_mqfs()
 
 
-def program(name):
-    """Path of a test program built from tests/programs/NAME.c."""
-    path = os.path.join(PROGRAMS, name)
-    assert os.access(path, os.X_OK), f"test program {path} is not built"
-    return path
+@pytest.fixture
+def daemons():
+    """Factory like mount_mqfs for tests that end the daemon themselves
+    (signals, umount): start(option, ...) mounts a fresh directory;
+    start.on(path, option, ...) mounts a new daemon where an earlier one was.
+    At the end, whatever still runs (or is stopped) is killed and whatever is
+    still mounted is lazily unmounted, without judging how it ended."""
+    made = []
+    workdir = tempfile.mkdtemp(prefix="mqfs-daemon-test-")
+
+    def on(path, *options, extra_args=()):
+        assert not is_mounted(path), f"{path} is still mounted"
+        m = Mount(path, options, extra_args)
+        made.append(m)
+        return m
+
+    def start(*options, extra_args=()):
+        path = os.path.join(workdir, f"mnt{len(made)}")
+        os.mkdir(path)
+        return on(path, *options, extra_args=extra_args)
+
+    start.on = on
+    start.workdir = workdir
+    yield start
+    for m in made:
+        with contextlib.suppress(Exception):
+            if m.proc.poll() is None:
+                m.proc.kill()
+                m.proc.wait(timeout=10)
+        if is_mounted(m.path):
+            subprocess.run(["umount", "-l", m.path], timeout=10)
+        m.log.close()
+    for m in made:
+        with contextlib.suppress(OSError):
+            os.unlink(m.log_path)
+    with contextlib.suppress(OSError):
+        for path in {m.path for m in made}:
+            os.rmdir(path)
+        os.rmdir(workdir)
+
+
+@pytest.fixture
+def procs():
+    """A Procs: procs.start(args, ...) and procs.qio(path, step, ...) start
+    background processes, which are killed by pid when the test ends."""
+    p = Procs()
+    yield p
+    p.cleanup()

@@ -8,11 +8,9 @@ test writes each message only when the consumer sleeps in epoll_wait, and
 waits for it to come out before writing the next.
 """
 import random
-import subprocess
 import sys
 
-from waiting_helpers import EPOLL_SYSCALLS, LineReader, counters, procs, wait_sleeping_in
-from waiting_helpers import fill
+from helpers import EPOLL_SYSCALLS, LineReader, counters, fill, wait_sleeping_in
 
 COMMON = r"""
 import fcntl, os, struct, sys
@@ -156,7 +154,7 @@ def _feed_one_at_a_time(mq, consumer, out, plan):
     """Writes each (queue, text) of `plan` while the consumer sleeps in
     epoll_wait, and waits for it to print that message before the next."""
     for name, text in plan:
-        wait_sleeping_in(consumer.pid, EPOLL_SYSCALLS, what="the consumer to wait in epoll_wait")
+        wait_sleeping_in(consumer, EPOLL_SYSCALLS, what="the consumer to wait in epoll_wait")
         fill(mq / name, [text])
         line = out.line(what=f"{text} from {name}")
         while line.startswith("reopened "):

@@ -8,10 +8,9 @@ import time
 
 import pytest
 
-from helpers import (ALL_ATTRIBUTES, MAX_MSGSIZE, MESSAGE_OVERHEAD, WRITABLE_DEFAULTS, assert_still_blocked, attr, errno_of, finish,
-                     iattr, pattern, program, put, read_sizes, run_or_release, statfs, take, wait_blocked,
-                     wait_until, write_sizes)
-from helpers import procs  # noqa: F401 (fixtures)
+from helpers import (ALL_ATTRIBUTES, MAX_MSGSIZE, MESSAGE_OVERHEAD, SYS_WRITE, WRITABLE_DEFAULTS,
+                     assert_still_blocked, attr, errno_of, finish, iattr, pattern, program, put, read_sizes,
+                     statfs, take, wait_blocked, wait_until, write_sizes)
 
 NEW_VALUES = {"priority": "7", "maxmsg": "3", "msgsize": "100", "read_mode": "stream",
               "recv_timeout_ms": "1500", "send_timeout_ms": "2500"}
@@ -160,11 +159,11 @@ def test_lowering_maxmsg_below_curmsgs_keeps_messages_and_blocks_writers_until_b
     mq.sh("setfattr -n user.mq.maxmsg -v 2 q")
     assert (attr(q, "maxmsg"), iattr(q, "curmsgs")) == ("2", 5)
     assert errno_of(put, q, b"x") == errno.EAGAIN
-    writer = procs([program("write_sizes"), q, "6"])
-    wait_blocked(writer, "write", "the writer of the over-full queue")
+    writer = procs.start([program("write_sizes"), q, "6"], text=True)
+    wait_blocked(writer, SYS_WRITE, "the writer of the over-full queue")
     assert [take(q) for _ in range(3)] == [b"1", b"2", b"3"]
     # Two left: still not below maxmsg.
-    assert_still_blocked(writer, "write")
+    assert_still_blocked(writer, SYS_WRITE)
     assert iattr(q, "curmsgs") == 2
     assert take(q) == b"4"
     assert finish(writer)[:2] == (0, "1\n")
@@ -178,9 +177,9 @@ def test_raising_maxmsg_lets_waiting_writers_in(mq, procs):
     mq.sh("touch q && setfattr -n user.mq.maxmsg -v 1 q && echo 1 > q")
     mq.sh("setfattr -n user.mq.maxmsg -v 2 q && echo 2 > q")
     assert iattr(q, "curmsgs") == 2
-    writer = procs([program("write_sizes"), q, "3"])
-    wait_blocked(writer, "write", "the writer of the full queue")
-    raise_it = procs(["setfattr", "-n", "user.mq.maxmsg", "-v", "4", q])
+    writer = procs.start([program("write_sizes"), q, "3"], text=True)
+    wait_blocked(writer, SYS_WRITE, "the writer of the full queue")
+    raise_it = procs.start(["setfattr", "-n", "user.mq.maxmsg", "-v", "4", q], text=True)
     raise_it.communicate(timeout=5)
     assert raise_it.returncode == 0
     assert finish(writer)[:2] == (0, "1\n")
@@ -191,11 +190,11 @@ def test_raising_maxmsg_lets_waiting_writers_in(mq, procs):
 def test_attributes_can_be_read_while_a_writer_is_blocked(mq, procs):
     q = mq / "q"
     mq.sh("touch q && setfattr -n user.mq.maxmsg -v 1 q && echo 1 > q")
-    writer = procs([program("write_sizes"), q, "2"])
-    wait_blocked(writer, "write", "the writer of the full queue")
+    writer = procs.start([program("write_sizes"), q, "2"], text=True)
+    wait_blocked(writer, SYS_WRITE, "the writer of the full queue")
     assert (attr(q, "curmsgs"), attr(q, "maxmsg")) == ("1", "1")
     assert mq.sh("getfattr -d q").stdout.count("user.mq.") == 13
-    assert_still_blocked(writer, "write", seconds=0.1)
+    assert_still_blocked(writer, SYS_WRITE, seconds=0.1)
 
 
 def test_lowering_msgsize_affects_only_later_writes(mq):

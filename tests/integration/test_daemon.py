@@ -11,24 +11,8 @@ import tempfile
 
 import pytest
 
-from helpers import MQFS, errno_of, finish, is_mounted, program, read_sizes, wait_blocked, wait_until
-from helpers import daemons, procs  # noqa: F401 (fixtures)
-
-
-def run_mqfs(args, timeout=10, **kwargs):
-    """Runs mqfs in the foreground with `args` expecting it to fail at startup.
-    If it mounts instead, it is stopped and unmounted and the test fails."""
-    p = subprocess.Popen([MQFS] + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
-    try:
-        out, err = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        p.send_signal(signal.SIGTERM)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            p.communicate(timeout=10)
-        if p.poll() is None:
-            p.kill()
-        pytest.fail(f"mqfs {args} was still running after {timeout}s instead of refusing to start")
-    return p.returncode, out, err
+from helpers import (MQFS, SYS_READ, SYS_WRITE, errno_of, finish, is_mounted, mounts_at, program, read_sizes,
+                     run_mqfs, wait_blocked, wait_until)
 
 
 @pytest.fixture
@@ -145,12 +129,6 @@ def test_missing_dev_fuse_is_one_clear_line(workdir):
 
 
 # -- a mount point that is already a mount --------------------------------------------------------
-
-def mounts_at(path):
-    path = os.path.realpath(path)
-    with open("/proc/self/mountinfo") as f:
-        return sum(1 for line in f if line.split()[4] == path)
-
 
 @contextlib.contextmanager
 def no_stacked_mount(path):
@@ -276,12 +254,12 @@ def test_unmounting_ends_the_daemon(daemons, command):
 def test_blocked_reader_and_writer_get_an_error_when_the_daemon_stops(daemons, procs):
     m = daemons()
     m.sh("touch empty full && setfattr -n user.mq.maxmsg -v 1 full && echo 1 > full")
-    reader = procs([program("read_sizes"), m / "empty", "100"])
-    writer = procs([program("write_sizes"), m / "full", "2"])
-    cat = procs(["cat", m / "empty"])
-    wait_blocked(reader, "read", "the reader")
-    wait_blocked(writer, "write", "the writer")
-    wait_blocked(cat, "read", "cat")
+    reader = procs.start([program("read_sizes"), m / "empty", "100"], text=True)
+    writer = procs.start([program("write_sizes"), m / "full", "2"], text=True)
+    cat = procs.start(["cat", m / "empty"], text=True)
+    wait_blocked(reader, SYS_READ, "the reader")
+    wait_blocked(writer, SYS_WRITE, "the writer")
+    wait_blocked(cat, SYS_READ, "cat")
     assert m.stop(signal.SIGTERM) == 0
     failed = (errno.ENOTCONN, errno.ECONNABORTED, errno.EIO)
     status, out, _ = finish(reader)
@@ -297,7 +275,7 @@ def test_blocked_reader_and_writer_get_an_error_when_the_daemon_stops(daemons, p
 
 def test_source_before_the_mount_point_is_accepted_and_ignored(workdir, procs):
     mnt = os.path.join(workdir, "mnt")
-    daemon = procs([MQFS, "-f", "mqfs", mnt, "-o", "maxmsg=7"])
+    daemon = procs.start([MQFS, "-f", "mqfs", mnt, "-o", "maxmsg=7"], text=True)
     wait_until(lambda: is_mounted(mnt) or daemon.poll() is not None, what="the mount")
     assert daemon.poll() is None, daemon.communicate(timeout=10)
     subprocess.run(["bash", "-c", "echo via-source-form > q"], cwd=mnt, check=True, timeout=10)

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import wait_until
+from helpers import wait_until
 
 EXAMPLES = os.path.realpath(os.path.join(os.path.dirname(__file__), "../../examples"))
 INCLUDE = os.path.realpath(os.path.join(os.path.dirname(__file__), "../../include"))

@@ -19,8 +19,8 @@ import textwrap
 
 import pytest
 
-from helpers import MESSAGE_OVERHEAD, PYTHON, errno_of, program, put, statfs, take, wait_until
-from waiting_helpers import LineReader, daemon_status, finish
+from helpers import (LineReader, MESSAGE_OVERHEAD, PYTHON, daemon_status, errno_of, finish, program, put,
+                     statfs, take, wait_until)
 
 # README "Limits": what the daemon may spend on each counted thing, at most,
 # besides max_bytes, and its fixed cost (code, libfuse's buffer, stacks).

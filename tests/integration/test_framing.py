@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import wait_until
+from helpers import wait_until
 
 
 @contextlib.contextmanager

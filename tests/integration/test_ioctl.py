@@ -13,8 +13,7 @@ import sys
 
 import pytest
 
-from conftest import program
-from waiting_helpers import LineReader, drain, finish, procs
+from helpers import LineReader, drain, program
 
 
 def _ioc(direction, kind, nr, size):

@@ -38,10 +38,8 @@ import time
 
 import pytest
 
-from helpers import finish, is_mounted, program, wait_blocked, wait_until
-from helpers import daemons, procs  # noqa: F401 (fixtures)
-from test_daemon import run_mqfs
-from waiting_helpers import LineReader, task_state
+from helpers import (LineReader, SYS_READ, SYS_WRITE, end_daemon, finish, is_mounted, kill_daemon, program,
+                     run_mqfs, task_state, wait_blocked, wait_until)
 
 ENOTCONN = "ENOTCONN"
 ECONNABORTED = "ECONNABORTED"
@@ -58,15 +56,6 @@ def start(procs, daemons):  # noqa: F811 (fixtures)
 
 def errname(number):
     return errno.errorcode.get(number, str(number))
-
-
-def end_daemon(m, sig=signal.SIGKILL, timeout=10):
-    """Sends `sig` to the daemon and returns its exit status once it has ended."""
-    m.proc.send_signal(sig)
-    try:
-        return m.proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        pytest.fail(f"mqfs did not end within {timeout}s of {sig!r}")
 
 
 def stop_daemon(m):
@@ -105,12 +94,12 @@ def block_clients(m, procs):  # noqa: F811 (fixtures)
     """A read_sizes reader and a `cat` blocked on the empty queue `empty`, and a
     write_sizes writer blocked on the full queue `full` (maxmsg 1)."""
     m.sh("touch empty full && setfattr -n user.mq.maxmsg -v 1 full && echo 1 > full")
-    reader = procs([program("read_sizes"), m / "empty", "100"])
-    cat = procs(["cat", m / "empty"])
-    writer = procs([program("write_sizes"), m / "full", "2"])
-    wait_blocked(reader, "read", "the reader")
-    wait_blocked(cat, "read", "cat")
-    wait_blocked(writer, "write", "the writer")
+    reader = procs.start([program("read_sizes"), m / "empty", "100"], text=True)
+    cat = procs.start(["cat", m / "empty"], text=True)
+    writer = procs.start([program("write_sizes"), m / "full", "2"], text=True)
+    wait_blocked(reader, SYS_READ, "the reader")
+    wait_blocked(cat, SYS_READ, "cat")
+    wait_blocked(writer, SYS_WRITE, "the writer")
     return reader, cat, writer
 
 
@@ -145,8 +134,8 @@ def abort_connection(path):
 def hold_open(procs, queue):  # noqa: F811 (fixtures)
     """A qio with `queue` open for reading and writing, waiting for a line on
     stdin before it reads, writes, asks MQFS_IOC_GET_ATTR and closes."""
-    holder = procs([program("qio"), queue, "open:rwn", "ready", "stdin", "read:100", "write:x", "attr", "close"],
-                   stdin=subprocess.PIPE, text=False)
+    holder = procs.start([program("qio"), queue, "open:rwn", "ready", "stdin", "read:100", "write:x", "attr",
+                          "close"], stdin=subprocess.PIPE)
     lines = LineReader(holder)
     assert lines.line(what="qio to open") == "open OK"
     assert lines.line(what="qio to be ready") == "ready"
@@ -208,8 +197,8 @@ def test_sigkill_fails_blocked_reader_and_writer_with_econnaborted(start, procs)
     those of writers waiting behind another writer (each waits in mqfs)."""
     m = start()
     reader, cat, writer = block_clients(m, procs)
-    queued_writer = procs([program("write_sizes"), m / "full", "3"])
-    wait_blocked(queued_writer, "write", "the second writer")
+    queued_writer = procs.start([program("write_sizes"), m / "full", "3"], text=True)
+    wait_blocked(queued_writer, SYS_WRITE, "the second writer")
     assert end_daemon(m) == -signal.SIGKILL
     assert failed_with(reader) == ECONNABORTED
     assert failed_with(writer) == ECONNABORTED
@@ -271,7 +260,7 @@ def test_dead_mount_still_in_use_needs_umount_l(start, procs):  # noqa: F811
     `umount` and `fusermount3 -u` refuse, `umount -l` detaches it, and a new
     daemon mounts there while that process lives on."""
     m = start()
-    user = procs(["sleep", "60"], cwd=m.path)
+    user = procs.start(["sleep", "60"], cwd=m.path, text=True)
     assert end_daemon(m) == -signal.SIGKILL
 
     result = run(["umount", m.path])
@@ -286,6 +275,28 @@ def test_dead_mount_still_in_use_needs_umount_l(start, procs):  # noqa: F811
     assert not is_mounted(m.path)
     round_trip(start.on(m.path))
     assert user.poll() is None
+
+
+@pytest.mark.parametrize("busy", [False, True], ids=["idle", "busy"])
+def test_kill_daemon_and_start_mount_an_empty_mqfs_again_on_the_same_options(mount_mqfs, procs, busy):  # noqa: F811
+    """kill_daemon and Mount.start, the crash and restart a durable store is
+    tested with: on an in-memory mount the SIGKILLed daemon's queues are gone,
+    and a new daemon serves at the same place with the same options, also
+    when a process kept the dead mount busy (it is detached lazily)."""
+    m = mount_mqfs("maxmsg=3", "msgsize=100")
+    m.sh("mkdir d && echo one > q && echo two > d/q")
+    user = procs.start(["sleep", "60"], cwd=m.path) if busy else None
+    first = m.proc.pid
+    assert kill_daemon(m) == -signal.SIGKILL
+    assert not is_mounted(m.path) and os.listdir(m.path) == []
+
+    m.start()
+    assert m.proc.pid != first and is_mounted(m.path)
+    assert os.listdir(m.path) == []
+    m.sh("touch q")
+    assert [m.getattr("q", name) for name in ("maxmsg", "msgsize", "curmsgs")] == ["3", "100", "0"]
+    round_trip(m)
+    assert user is None or user.poll() is None
 
 
 # -- 4. hung (stopped) daemon ---------------------------------------------------------------------
@@ -315,8 +326,8 @@ def test_reader_taken_by_a_stopped_daemon_waits_for_it_and_takes_nothing(start, 
     taken nothing, and the next message goes to the next reader."""
     m = start()
     m.sh("touch q")
-    reader = procs([program("read_sizes"), m / "q", "100"])
-    wait_blocked(reader, "read", "the reader")
+    reader = procs.start([program("read_sizes"), m / "q", "100"], text=True)
+    wait_blocked(reader, SYS_READ, "the reader")
     stop_daemon(m)
     try:
         reader.send_signal(signal.SIGTERM)

@@ -13,8 +13,7 @@ import subprocess
 import sys
 import time
 
-from conftest import program, wait_until
-from waiting_helpers import FUSE_WAIT, counters, daemon_status, procs, task_state
+from helpers import FUSE_WAIT, counters, daemon_status, program, wait_until
 
 WAITERS = 10_000
 PROCS = 20

@@ -7,7 +7,7 @@ import tempfile
 
 import pytest
 
-from conftest import MQFS, is_mounted, wait_until
+from helpers import MQFS, is_mounted, mounts_at, wait_until
 
 HELPERS = os.path.join(os.path.dirname(__file__), "../../mount-helpers")
 INSTALLED = "/usr/local/bin/mqfs"
@@ -99,11 +99,6 @@ def test_a_bad_option_in_mount_fails_with_one_line():
         assert result.returncode != 0
         assert "maxmsg=zero" in result.stderr
         assert not is_mounted(path)
-
-
-def mounts_at(path):
-    with open("/proc/self/mountinfo") as f:
-        return sum(1 for line in f if line.split()[4] == os.path.realpath(path))
 
 
 def test_mount_t_fuse_mqfs_on_a_live_mount_is_refused_with_one_line():

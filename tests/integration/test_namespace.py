@@ -7,9 +7,8 @@ import stat
 import subprocess
 import time
 
-from helpers import (MESSAGE_OVERHEAD, PYTHON, attr, errno_of, finish, iattr, program, put, read_sizes, statfs, take, wait_blocked,
-                     wait_until)
-from helpers import procs  # noqa: F401 (fixtures)
+from helpers import (MESSAGE_OVERHEAD, PYTHON, SYS_READ, attr, errno_of, finish, iattr, program, put,
+                     read_sizes, statfs, take, wait_blocked, wait_until)
 
 OTHER_UID, OTHER_GID = 4321, 8765
 
@@ -152,8 +151,8 @@ def test_rm_of_a_queue_with_a_blocked_reader_leaves_the_reader_served_by_open_wr
     mq.sh("touch q")
     writer = os.open(mq / "q", os.O_WRONLY)
     try:
-        reader = procs([program("read_sizes"), mq / "q", "100"])
-        wait_blocked(reader, "read", "the reader of the empty queue")
+        reader = procs.start([program("read_sizes"), mq / "q", "100"], text=True)
+        wait_blocked(reader, SYS_READ, "the reader of the empty queue")
         os.unlink(mq / "q")
         os.write(writer, b"after rm")
         assert finish(reader)[:2] == (0, "8:" + b"after rm".hex() + "\n")

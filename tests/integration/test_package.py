@@ -4,7 +4,7 @@ import os
 import subprocess
 import tempfile
 
-from conftest import is_mounted, wait_until
+from helpers import is_mounted
 
 BUILD = os.environ.get("MQFS_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build"))
 

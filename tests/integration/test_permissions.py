@@ -7,7 +7,7 @@ import tempfile
 
 import pytest
 
-from conftest import MQFS, is_mounted, wait_until
+from helpers import MQFS, is_mounted, wait_until
 
 NOBODY = 65534
 

@@ -8,16 +8,12 @@ tests/programs/readiness watches every descriptor for both IN and OUT and
 is driven command by command; "woken" checks first make sure the program
 sleeps in poll/select/epoll_wait before the change is made.
 """
-import os
 import signal
-import subprocess
 import time
 
 import pytest
 
-from conftest import program, wait_until
-from waiting_helpers import (SYS_WRITE, Readiness, counters, drain, fill, procs,
-                             wait_fuse_blocked)
+from helpers import Readiness, SYS_WRITE, counters, drain, fill, wait_blocked
 
 ALL = ["poll", "select", "epoll", "epollet"]
 LEVEL = ["poll", "select", "epoll"]
@@ -229,7 +225,7 @@ def test_room_taken_by_a_blocked_writer_is_not_writable(mq, procs, mech):
     mq.setattr("q", "maxmsg", 1)
     fill(mq / "q", ["m0"])
     writer = procs.qio(mq / "q", "open:w", "write:blocked")
-    wait_fuse_blocked(writer.pid, SYS_WRITE)
+    wait_blocked(writer, SYS_WRITE)
     r = Readiness(procs, mech, f"w:{mq / 'q'}")
     assert r.wait(0) == {}
     assert mq.sh("timeout 10 cat q").stdout == "m0"
@@ -281,7 +277,7 @@ def test_commands_on_a_queue_complete_while_its_writer_waits(mq, procs, command)
     mq.setattr("q", "maxmsg", 1)
     fill(mq / "q", ["m0"])
     writer = procs.qio(mq / "q", "open:w", "write:blocked")
-    wait_fuse_blocked(writer.pid, SYS_WRITE)
+    wait_blocked(writer, SYS_WRITE)
     started = procs.start(["bash", "-c", "exec " + command], cwd=mq.path)
     assert started.wait(timeout=5) == 0, started.stderr.read()
     if command == "rm q":  # no name left to make room through: the writer waits on

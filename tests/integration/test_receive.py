@@ -8,9 +8,8 @@ import signal
 
 import pytest
 
-from helpers import (PYTHON, assert_still_blocked, attr, clean_env, errno_of, finish, iattr, program, put,
-                     read_sizes, take, wait_blocked, wait_until, write_sizes)
-from helpers import procs  # noqa: F401 (fixtures)
+from helpers import (PYTHON, SYS_READ, assert_still_blocked, attr, clean_env, errno_of, finish, iattr,
+                     program, put, read_sizes, take, wait_blocked, wait_until, write_sizes)
 
 
 # -- order ------------------------------------------------------------------------
@@ -165,7 +164,7 @@ def test_stream_mode_cat_is_a_consumer_until_interrupted(mq, procs, tmp_path):
     assert (result.returncode, result.stdout) == (124, "one\ntwo\n")
     out_path = tmp_path / "consumed"
     with open(out_path, "w") as out:
-        cat = procs(["cat", q], stdout=out)
+        cat = procs.start(["cat", q], stdout=out, text=True)
     expected = "".join(f"msg{i}\n" for i in range(5))
     for i in range(5):
         mq.sh(f"echo msg{i} > q")
@@ -194,9 +193,9 @@ def test_read_mode_is_taken_at_open(mq):
 def test_empty_queue_blocks_the_reader_until_a_message_arrives(mq, procs):
     q = mq / "q"
     mq.sh("touch q")
-    reader = procs([program("read_sizes"), q, "100"])
-    wait_blocked(reader, "read", "the reader of the empty queue")
-    assert_still_blocked(reader, "read")
+    reader = procs.start([program("read_sizes"), q, "100"], text=True)
+    wait_blocked(reader, SYS_READ, "the reader of the empty queue")
+    assert_still_blocked(reader, SYS_READ)
     put(q, b"arrived")
     assert finish(reader)[:2] == (0, "7:" + b"arrived".hex() + "\n")
     assert (iattr(q, "curmsgs"), iattr(q, "received"), iattr(q, "lrpid")) == (0, 1, reader.pid)
@@ -217,8 +216,8 @@ def test_blocked_readers_are_served_in_the_order_they_arrived(mq, procs):
     mq.sh("touch q")
     readers = []
     for i in range(4):
-        r = procs([program("read_sizes"), q, "100"])
-        wait_blocked(r, "read", f"reader {i}")
+        r = procs.start([program("read_sizes"), q, "100"], text=True)
+        wait_blocked(r, SYS_READ, f"reader {i}")
         readers.append(r)
     assert write_sizes(q, "m0", "m1", "m2", "m3") == [2, 2, 2, 2]
     for i, r in enumerate(readers):
@@ -228,8 +227,8 @@ def test_blocked_readers_are_served_in_the_order_they_arrived(mq, procs):
 def test_a_blocked_reader_gets_the_highest_priority_of_what_is_queued_by_then(mq, procs):
     q = mq / "q"
     mq.sh("touch q")
-    reader = procs([program("read_sizes"), q, "100"])
-    wait_blocked(reader, "read", "the reader")
+    reader = procs.start([program("read_sizes"), q, "100"], text=True)
+    wait_blocked(reader, SYS_READ, "the reader")
     put(q, b"first")  # served at once: the reader was waiting
     assert finish(reader)[:2] == (0, "5:" + b"first".hex() + "\n")
 
@@ -238,8 +237,8 @@ def test_a_blocked_reader_gets_the_highest_priority_of_what_is_queued_by_then(mq
 def test_blocked_reader_with_small_buffer_gets_the_first_part(mq, procs, size):
     q = mq / "q"
     mq.sh("touch q")
-    reader = procs([program("read_sizes"), q, str(size), "100"])
-    wait_blocked(reader, "read", "the reader")
+    reader = procs.start([program("read_sizes"), q, str(size), "100"], text=True)
+    wait_blocked(reader, SYS_READ, "the reader")
     put(q, b"abcdef")
     assert finish(reader)[:2] == (0, f"{size}:{b'abcdef'[:size].hex()}\n{6 - size}:{b'abcdef'[size:].hex()}\n")
     assert iattr(q, "curmsgs") == 0

@@ -8,9 +8,8 @@ import subprocess
 
 import pytest
 
-from helpers import (MAX_MSGSIZE, PYTHON, assert_still_blocked, attr, clean_env, errno_of, finish, iattr, pattern,
-                     program, put, run_or_release, take, wait_blocked, write_sizes)
-from helpers import procs  # noqa: F401 (fixtures)
+from helpers import (MAX_MSGSIZE, PYTHON, SYS_WRITE, assert_still_blocked, attr, clean_env, errno_of, finish,
+                     iattr, pattern, program, put, take, wait_blocked, write_sizes)
 
 SIX_THOUSAND = "x" * 6000
 
@@ -78,9 +77,9 @@ def test_full_queue_blocks_the_writer_until_a_message_is_taken(mq, procs):
     assert mq.sh("timeout 1 bash -c 'echo 3 > q'", check=False).returncode == 124
     assert (messages(q), iattr(q, "sent")) == (2, 2)
 
-    writer = procs([program("write_sizes"), q, "3"])
-    wait_blocked(writer, "write", "the writer of the full queue")
-    assert_still_blocked(writer, "write")
+    writer = procs.start([program("write_sizes"), q, "3"], text=True)
+    wait_blocked(writer, SYS_WRITE, "the writer of the full queue")
+    assert_still_blocked(writer, SYS_WRITE)
     assert messages(q) == 2
     assert take(q) == b"1\n"
     assert finish(writer)[:2] == (0, "1\n")
@@ -102,9 +101,9 @@ def test_nonblocking_write_behind_a_blocked_writer_gets_eagain_at_once(mq, procs
     while the first waits there (test_writers_never_unkillable.py has more)."""
     q = mq / "q"
     mq.sh("touch q && setfattr -n user.mq.maxmsg -v 1 q && echo first > q")
-    waiting = procs([program("write_sizes"), q, "waiting"])
-    wait_blocked(waiting, "write", "the blocking writer")
-    eager = procs([program("write_sizes"), "-n", q, "eager"])
+    waiting = procs.start([program("write_sizes"), q, "waiting"], text=True)
+    wait_blocked(waiting, SYS_WRITE, "the blocking writer")
+    eager = procs.start([program("write_sizes"), "-n", q, "eager"], text=True)
     out, _ = eager.communicate(timeout=5)
     assert (eager.returncode, out) == (0, f"E:{errno.EAGAIN}\n")
     assert take(q) == b"first\n"  # the blocked writer's message goes in
@@ -117,8 +116,8 @@ def test_blocked_writers_are_served_in_the_order_they_arrived(mq, procs):
     mq.sh("touch q && setfattr -n user.mq.maxmsg -v 1 q && echo first > q")
     writers = []
     for name in ("w1", "w2", "w3", "w4"):
-        w = procs([program("write_sizes"), q, name])
-        wait_blocked(w, "write", f"writer {name}")  # each waits in mqfs
+        w = procs.start([program("write_sizes"), q, name], text=True)
+        wait_blocked(w, SYS_WRITE, f"writer {name}")  # each waits in mqfs
         writers.append(w)
     got = [take(q)]
     for w in writers:
@@ -233,9 +232,9 @@ def test_truncate_to_any_other_size_is_einval_and_keeps_the_messages(mq):
 def test_truncate_while_a_writer_is_blocked_purges_and_lets_it_in(mq, procs):
     q = mq / "q"
     mq.sh("touch q && setfattr -n user.mq.maxmsg -v 1 q && echo old > q")
-    writer = procs([program("write_sizes"), q, "new"])
-    wait_blocked(writer, "write", "the writer of the full queue")
-    truncate = procs(["truncate", "-s", "0", q])
+    writer = procs.start([program("write_sizes"), q, "new"], text=True)
+    wait_blocked(writer, SYS_WRITE, "the writer of the full queue")
+    truncate = procs.start(["truncate", "-s", "0", q], text=True)
     truncate.communicate(timeout=5)
     assert truncate.returncode == 0
     assert finish(writer)[:2] == (0, "3\n")

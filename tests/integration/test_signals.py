@@ -17,10 +17,8 @@ import time
 
 import pytest
 
-from conftest import program, wait_until
-from waiting_helpers import (SYS_READ, SYS_WRITE, LineReader, counters, drain, fill, finish, parse_read,
-                             procs, set_xattr, task_state, wait_exit,
-                             wait_fuse_blocked)
+from helpers import (LineReader, SYS_READ, SYS_WRITE, counters, drain, fill, finish, parse_qio_read, program,
+                     wait_blocked, wait_exit, wait_until)
 
 PROMPT = 1.0
 
@@ -38,7 +36,7 @@ def _then_next_reader_gets(mq, name="q", text="after"):
 def test_blocked_cat_ends_promptly_on_a_signal_and_takes_nothing(mq, procs, sig):
     mq.sh("touch q")
     cat = procs.start(["cat", mq / "q"])
-    wait_fuse_blocked(cat.pid, SYS_READ)
+    wait_blocked(cat, SYS_READ)
     t0 = time.monotonic()
     os.kill(cat.pid, sig)
     status, _ = wait_exit(cat, timeout=10, what=f"cat to end on {sig.name}")
@@ -65,7 +63,7 @@ def test_ctrl_c_on_a_terminal_ends_a_blocked_cat(mq, procs):
                           preexec_fn=become_terminal_owner)
         os.close(slave)
         slave = None
-        wait_fuse_blocked(cat.pid, SYS_READ)
+        wait_blocked(cat, SYS_READ)
         t0 = time.monotonic()
         os.write(master, b"\x03")  # what the terminal sends for Ctrl-C
         status, _ = wait_exit(cat, timeout=10, what="cat to end on Ctrl-C")
@@ -95,12 +93,12 @@ def test_stopped_and_continued_reader_keeps_waiting(mq, procs):
     """SIGSTOP/SIGCONT (a shell's Ctrl-Z then fg) is no reason to end the read."""
     mq.sh("touch q")
     cat = procs.start(["cat", mq / "q"])
-    wait_fuse_blocked(cat.pid, SYS_READ)
+    wait_blocked(cat, SYS_READ)
     os.kill(cat.pid, signal.SIGSTOP)
     wait_until(lambda: open(f"/proc/{cat.pid}/stat").read().rsplit(")", 1)[1].split()[0] == "T",
                what="cat to stop")
     os.kill(cat.pid, signal.SIGCONT)
-    wait_fuse_blocked(cat.pid, SYS_READ, what="cat to wait again after SIGCONT")
+    wait_blocked(cat, SYS_READ, what="cat to wait again after SIGCONT")
     mq.sh("echo late > q")
     status, out, err = finish(cat, what="cat")
     assert (status, out, err) == (0, b"late\n", b"")
@@ -113,7 +111,7 @@ def test_interrupting_a_reader_in_the_middle_of_the_line_keeps_the_others_in_ord
     readers = {}
     for name in "ABC":
         readers[name] = procs.start(["cat", mq / "q"])
-        wait_fuse_blocked(readers[name].pid, SYS_READ)
+        wait_blocked(readers[name], SYS_READ)
     os.kill(readers["B"].pid, signal.SIGTERM)
     assert wait_exit(readers["B"], timeout=10)[0] == -signal.SIGTERM
     mq.sh("echo first > q")
@@ -131,7 +129,7 @@ def test_interrupted_stream_cat_leaves_later_messages(mq, procs):
     for i in range(3):
         mq.sh(f"echo m{i} > q")
         assert reader.line(what=f"m{i}") == f"m{i}"
-    wait_fuse_blocked(cat.pid, SYS_READ)
+    wait_blocked(cat, SYS_READ)
     os.kill(cat.pid, signal.SIGINT)
     status, elapsed = wait_exit(cat, timeout=10)
     assert status == -signal.SIGINT and elapsed < PROMPT
@@ -148,18 +146,18 @@ def test_caught_signal_gives_eintr_and_the_same_file_gets_the_next_message(mq, p
     assert out.line() == "catch OK"
     assert out.line() == "open OK"
     assert out.line() == "ready"
-    wait_fuse_blocked(qio.pid, SYS_READ)
+    wait_blocked(qio, SYS_READ)
     t0 = time.monotonic()
     os.kill(qio.pid, signal.SIGUSR1)
-    kind, err, _ = parse_read(out.line(what="the interrupted read"))
+    kind, err, _ = parse_qio_read(out.line(what="the interrupted read"))
     assert (kind, err) == ("ERR", "EINTR")
     assert time.monotonic() - t0 < PROMPT
     assert out.line() == f"signal {int(signal.SIGUSR1)}"
     # The second read of the same open file waits again, and the message is its.
-    wait_fuse_blocked(qio.pid, SYS_READ)
+    wait_blocked(qio, SYS_READ)
     assert counters(mq / "q")["received"] == 0
     mq.sh("echo next > q")
-    kind, data, _ = parse_read(out.line(what="the second read"))
+    kind, data, _ = parse_qio_read(out.line(what="the second read"))
     assert (kind, data) == ("OK", "next\n")
     assert finish(qio)[0] == 0
     assert counters(mq / "q") == {"curmsgs": 0, "sent": 1, "received": 1}
@@ -204,13 +202,13 @@ def test_python_reader_interrupted_by_its_handler_keeps_its_message(mq, procs, m
     py = procs.start([sys.executable, "-c", PY_READER, mq / "q", mode])
     out = LineReader(py)
     assert out.line() == "reading"
-    wait_fuse_blocked(py.pid, SYS_READ)
+    wait_blocked(py, SYS_READ)
     t0 = time.monotonic()
     os.kill(py.pid, sig)
     assert out.line(what=expect) == expect
     assert time.monotonic() - t0 < PROMPT
     assert counters(mq / "q")["received"] == 0
-    wait_fuse_blocked(py.pid, SYS_READ, what="the reader to read again")
+    wait_blocked(py, SYS_READ, what="the reader to read again")
     mq.sh("echo payload > q")
     assert out.line(what="the message") == "then payload"
     assert finish(py)[0] == 0
@@ -223,10 +221,10 @@ def test_python_reader_whose_handler_returns_goes_on_waiting(mq, procs):
     py = procs.start([sys.executable, "-c", PY_READER, mq / "q", "note"])
     out = LineReader(py)
     assert out.line() == "reading"
-    wait_fuse_blocked(py.pid, SYS_READ)
+    wait_blocked(py, SYS_READ)
     os.kill(py.pid, signal.SIGUSR1)
     assert out.line(what="the handler") == "handler ran"
-    wait_fuse_blocked(py.pid, SYS_READ, what="the retried read to wait")
+    wait_blocked(py, SYS_READ, what="the retried read to wait")
     assert counters(mq / "q")["received"] == 0
     mq.sh("echo payload > q")
     assert out.line(what="the message") == "got payload"
@@ -244,7 +242,7 @@ def test_interrupts_racing_messages_lose_and_duplicate_nothing(mq, procs):
         qio = procs.qio(mq / "q", f"catch:{int(signal.SIGUSR1)}", "open:r", "ready", "read")
         out = LineReader(qio)
         assert out.line() == "catch OK" and out.line() == "open OK" and out.line() == "ready"
-        wait_fuse_blocked(qio.pid, SYS_READ)
+        wait_blocked(qio, SYS_READ)
         # Message first or signal first, alternately, microseconds apart:
         # one process writes and signals, so nothing else comes between.
         sig = f"kill:{qio.pid}:{int(signal.SIGUSR1)}"
@@ -254,7 +252,7 @@ def test_interrupts_racing_messages_lose_and_duplicate_nothing(mq, procs):
         writer.stdin.write(b"go\n")
         writer.stdin.close()
         assert writer.wait(timeout=10) == 0
-        kind, data, _ = parse_read(out.line(what=f"round {i}"))
+        kind, data, _ = parse_qio_read(out.line(what=f"round {i}"))
         assert finish(qio)[0] == 0
         if kind == "OK":
             delivered.append(data)
@@ -281,7 +279,7 @@ def _full_queue(mq, maxmsg=2):
 
 def _blocked_writer(mq, procs, text="extra"):
     writer = procs.start(["bash", "-c", f'exec /bin/echo {text} > "$1"', "writer", mq / "q"])
-    wait_fuse_blocked(writer.pid, SYS_WRITE, what=f"writer {text} to block on the full queue")
+    wait_blocked(writer, SYS_WRITE, what=f"writer {text} to block on the full queue")
     return writer
 
 
@@ -333,12 +331,12 @@ def test_caught_signal_gives_the_writer_eintr_and_it_can_write_again(mq, procs):
     qio = procs.qio(mq / "q", f"catch:{int(signal.SIGUSR1)}", "open:w", "ready", "write:x1", "write:x2")
     out = LineReader(qio)
     assert [out.line(), out.line(), out.line()] == ["catch OK", "open OK", "ready"]
-    wait_fuse_blocked(qio.pid, SYS_WRITE)
+    wait_blocked(qio, SYS_WRITE)
     os.kill(qio.pid, signal.SIGUSR1)
     line = out.line(what="the interrupted write")
     assert line.startswith("write ERR EINTR"), line
     assert out.line() == f"signal {int(signal.SIGUSR1)}"
-    wait_fuse_blocked(qio.pid, SYS_WRITE, what="the second write to block")
+    wait_blocked(qio, SYS_WRITE, what="the second write to block")
     assert counters(mq / "q")["sent"] == 2
     assert mq.sh("timeout 10 cat q").stdout == "m0"
     assert out.line(what="the second write").startswith("write OK 2 ")
@@ -361,7 +359,7 @@ def test_writer_queued_behind_a_blocked_writer_ends_promptly_on_a_signal(mq, pro
     out = LineReader(second)
     while out.line() != "ready":
         pass
-    wait_fuse_blocked(second.pid, SYS_WRITE, what="the second writer to wait in mqfs")
+    wait_blocked(second, SYS_WRITE, what="the second writer to wait in mqfs")
     t0 = time.monotonic()
     os.kill(second.pid, sig)
     if sig == signal.SIGUSR1:

@@ -68,8 +68,7 @@ import time
 
 import pytest
 
-from helpers import daemons  # noqa: F401 (fixture)
-from waiting_helpers import SYS_READ, SYS_WRITE, daemon_status, task_state
+from helpers import daemon_status, task_state
 
 SECONDS = float(os.environ.get("MQFS_SOAK_SECONDS", "60"))
 SEED = int(os.environ.get("MQFS_SOAK_SEED") or random.SystemRandom().randrange(1 << 31))

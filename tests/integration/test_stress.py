@@ -27,8 +27,7 @@ from collections import defaultdict
 
 import pytest
 
-from conftest import program
-from waiting_helpers import LineReader, counters, procs
+from helpers import LineReader, counters, program
 
 PRODUCERS = 4
 CONSUMERS = 4

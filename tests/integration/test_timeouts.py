@@ -16,9 +16,8 @@ import time
 
 import pytest
 
-from conftest import program, wait_until
-from waiting_helpers import (SYS_READ, SYS_WRITE, LineReader, counters, drain, fill, finish,
-                             parse_read, parse_write, procs, wait_fuse_blocked)
+from helpers import (LineReader, SYS_READ, SYS_WRITE, counters, drain, fill, finish, parse_qio_read,
+                     parse_qio_write, program, wait_blocked, wait_until)
 
 LOW_SLACK = 20
 HIGH_SLACK = 1000
@@ -39,7 +38,7 @@ def test_recv_timeout_gives_etimedout_and_takes_nothing(mq, procs):
     mq.sh("touch q")
     mq.setattr("q", "recv_timeout_ms", 500)
     qio, out = _read_once(mq, procs)
-    kind, err, ms = parse_read(out.line())
+    kind, err, ms = parse_qio_read(out.line())
     assert (kind, err) == ("ERR", "ETIMEDOUT")
     assert_about(ms, 500)
     assert finish(qio)[0] == 0
@@ -68,7 +67,7 @@ def test_send_timeout_gives_etimedout_and_queues_nothing(mq, procs):
     qio = procs.qio(mq / "q", "open:w", "write:extra")
     out = LineReader(qio)
     assert out.line() == "open OK"
-    kind, err, ms = parse_write(out.line())
+    kind, err, ms = parse_qio_write(out.line())
     assert (kind, err) == ("ERR", "ETIMEDOUT")
     assert_about(ms, 500)
     assert finish(qio)[0] == 0
@@ -83,9 +82,9 @@ def test_message_before_the_deadline_is_received(mq, procs):
     mq.sh("touch q")
     mq.setattr("q", "recv_timeout_ms", 3000)
     qio, out = _read_once(mq, procs)
-    wait_fuse_blocked(qio.pid, SYS_READ)
+    wait_blocked(qio, SYS_READ)
     mq.sh("echo in-time > q")
-    kind, data, ms = parse_read(out.line())
+    kind, data, ms = parse_qio_read(out.line())
     assert (kind, data) == ("OK", "in-time\n")
     assert ms < 3000
 
@@ -98,9 +97,9 @@ def test_room_before_the_deadline_lets_the_write_in(mq, procs):
     qio = procs.qio(mq / "q", "open:w", "write:m1")
     out = LineReader(qio)
     assert out.line() == "open OK"
-    wait_fuse_blocked(qio.pid, SYS_WRITE)
+    wait_blocked(qio, SYS_WRITE)
     assert mq.sh("timeout 10 cat q").stdout == "m0"
-    kind, n, ms = parse_write(out.line())
+    kind, n, ms = parse_qio_write(out.line())
     assert (kind, n) == ("OK", 2) and ms < 3000
     assert drain(mq / "q") == ["m1"]
 
@@ -113,12 +112,12 @@ def test_each_waiter_has_its_own_deadline(mq, procs):
         mq.setattr(name, "recv_timeout_ms", ms)
     readers = {name: _read_once(mq, procs, name) for name in ("slow", "fast", "served")}
     for name, (qio, _) in readers.items():
-        wait_fuse_blocked(qio.pid, SYS_READ)
+        wait_blocked(qio, SYS_READ)
     mq.sh("echo hello > served")
-    kind, data, _ = parse_read(readers["served"][1].line())
+    kind, data, _ = parse_qio_read(readers["served"][1].line())
     assert (kind, data) == ("OK", "hello\n")
     for name, ms in (("fast", 400), ("slow", 1500)):
-        kind, err, took = parse_read(readers[name][1].line())
+        kind, err, took = parse_qio_read(readers[name][1].line())
         assert (kind, err) == ("ERR", "ETIMEDOUT"), name
         assert_about(took, ms)
 
@@ -128,7 +127,7 @@ def test_many_readers_time_out_together(mq, procs):
     mq.setattr("q", "recv_timeout_ms", 400)
     readers = [_read_once(mq, procs) for _ in range(20)]
     for qio, out in readers:
-        kind, err, ms = parse_read(out.line())
+        kind, err, ms = parse_qio_read(out.line())
         assert (kind, err) == ("ERR", "ETIMEDOUT")
         assert_about(ms, 400)
     assert counters(mq / "q") == {"curmsgs": 0, "sent": 0, "received": 0}
@@ -144,12 +143,12 @@ def test_zero_waits_for_ever(mq, procs, how):
         os.removexattr(mq / "q", "user.mq.recv_timeout_ms")
     assert mq.getattr("q", "recv_timeout_ms") == "0"
     qio, out = _read_once(mq, procs)
-    wait_fuse_blocked(qio.pid, SYS_READ)
+    wait_blocked(qio, SYS_READ)
     # Proving something does not happen: still waiting well past 200 ms.
     assert out.maybe_line(1.5) is None
     assert qio.poll() is None
     mq.sh("echo finally > q")
-    kind, data, ms = parse_read(out.line())
+    kind, data, ms = parse_qio_read(out.line())
     assert (kind, data) == ("OK", "finally\n") and ms >= 1500
 
 
@@ -161,10 +160,10 @@ def test_zero_send_timeout_waits_for_ever(mq, procs):
     qio = procs.qio(mq / "q", "open:w", "write:m1")
     out = LineReader(qio)
     assert out.line() == "open OK"
-    wait_fuse_blocked(qio.pid, SYS_WRITE)
+    wait_blocked(qio, SYS_WRITE)
     assert out.maybe_line(1.5) is None  # still waiting: proving something does not happen
     assert mq.sh("timeout 10 cat q").stdout == "m0"
-    kind, n, ms = parse_write(out.line())
+    kind, n, ms = parse_qio_write(out.line())
     assert (kind, n) == ("OK", 2) and ms >= 1500
 
 
@@ -173,14 +172,14 @@ def test_mount_options_set_the_timeouts_of_new_queues(mount_mqfs, procs):
     mq.sh("touch q")
     assert (mq.getattr("q", "recv_timeout_ms"), mq.getattr("q", "send_timeout_ms")) == ("300", "400")
     qio, out = _read_once(mq, procs)
-    kind, err, ms = parse_read(out.line())
+    kind, err, ms = parse_qio_read(out.line())
     assert (kind, err) == ("ERR", "ETIMEDOUT")
     assert_about(ms, 300)
     fill(mq / "q", ["m0"])
     qio = procs.qio(mq / "q", "open:w", "write:m1")
     out = LineReader(qio)
     assert out.line() == "open OK"
-    kind, err, ms = parse_write(out.line())
+    kind, err, ms = parse_qio_write(out.line())
     assert (kind, err) == ("ERR", "ETIMEDOUT")
     assert_about(ms, 400)
 
@@ -191,15 +190,15 @@ def test_an_interrupted_waiter_leaves_no_deadline_behind(mq, procs):
     mq.sh("touch q")
     mq.setattr("q", "recv_timeout_ms", 500)
     first = procs.start(["cat", mq / "q"])
-    wait_fuse_blocked(first.pid, SYS_READ)
+    wait_blocked(first, SYS_READ)
     os.kill(first.pid, signal.SIGINT)
     first.wait(timeout=10)
     mq.setattr("q", "recv_timeout_ms", 0)
     qio, out = _read_once(mq, procs)
-    wait_fuse_blocked(qio.pid, SYS_READ)
+    wait_blocked(qio, SYS_READ)
     assert out.maybe_line(1.0) is None  # past the first reader's deadline: still waiting
     mq.sh("echo ok > q")
-    assert parse_read(out.line())[:2] == ("OK", "ok\n")
+    assert parse_qio_read(out.line())[:2] == ("OK", "ok\n")
 
 
 def _daemon_timerfds(pid):
@@ -226,7 +225,7 @@ def test_deadlines_are_kept_on_the_monotonic_clock(mq, procs):
     mq.sh("touch q")
     mq.setattr("q", "recv_timeout_ms", 5000)
     qio, out = _read_once(mq, procs)
-    wait_fuse_blocked(qio.pid, SYS_READ)
+    wait_blocked(qio, SYS_READ)
     timers = wait_until(lambda: [t for t in _daemon_timerfds(mq.proc.pid) if t[1] > 0],
                         what="an armed timer in the daemon")
     assert len(timers) == 1, timers
@@ -247,13 +246,13 @@ def test_send_timeout_of_a_writer_queued_behind_a_blocked_writer_counts_from_its
     mq.setattr("q", "send_timeout_ms", 1500)
     fill(mq / "q", ["m0"])
     first = procs.qio(mq / "q", "open:w", "write:first")
-    wait_fuse_blocked(first.pid, SYS_WRITE)
+    wait_blocked(first, SYS_WRITE)
     second = procs.qio(mq / "q", "open:w", "write:second")
     out1, out2 = LineReader(first), LineReader(second)
     assert out1.line() == "open OK" and out2.line() == "open OK"
-    wait_fuse_blocked(second.pid, SYS_WRITE)
+    wait_blocked(second, SYS_WRITE)
     for out in (out1, out2):
-        kind, err, ms = parse_write(out.line(timeout=10))
+        kind, err, ms = parse_qio_write(out.line(timeout=10))
         assert (kind, err) == ("ERR", "ETIMEDOUT")
         assert_about(ms, 1500)
     assert counters(mq / "q") == {"curmsgs": 1, "sent": 1, "received": 0}
@@ -266,10 +265,10 @@ def test_largest_timeout_does_not_fire_at_once(mq, procs):
     mq.setattr("q", "recv_timeout_ms", largest)
     assert mq.getattr("q", "recv_timeout_ms") == str(largest)
     qio, out = _read_once(mq, procs)
-    wait_fuse_blocked(qio.pid, SYS_READ)
+    wait_blocked(qio, SYS_READ)
     assert out.maybe_line(0.5) is None  # still waiting: proving something does not happen
     mq.sh("echo ok > q")
-    assert parse_read(out.line())[:2] == ("OK", "ok\n")
+    assert parse_qio_read(out.line())[:2] == ("OK", "ok\n")
 
 
 def test_timeouts_racing_messages_lose_and_duplicate_nothing(mq, procs):
@@ -283,12 +282,12 @@ def test_timeouts_racing_messages_lose_and_duplicate_nothing(mq, procs):
         reader = procs.qio(mq / "q", "open:r", "read")
         out = LineReader(reader)
         assert out.line() == "open OK"
-        wait_fuse_blocked(reader.pid, SYS_READ)
+        wait_blocked(reader, SYS_READ)
         # The reader's deadline is about 100 ms after its read began; write around then.
         writer = subprocess.run([program("qio"), mq / "q", "open:wn", f"sleep:{90 + i % 20}", f"write:t{i}"],
                                 capture_output=True, text=True, timeout=10)
         assert writer.stdout.splitlines()[1].startswith("write OK"), writer.stdout
-        kind, data, _ = parse_read(out.line())
+        kind, data, _ = parse_qio_read(out.line())
         assert finish(reader)[0] == 0
         left = drain(mq / "q")
         if kind == "OK":
@@ -311,7 +310,7 @@ def test_timeouts_fire_on_time_while_the_daemon_is_busy(mq, procs):
     mq.setattr("q", "recv_timeout_ms", 500)
     for _ in range(3):
         qio, out = _read_once(mq, procs)
-        kind, err, ms = parse_read(out.line())
+        kind, err, ms = parse_qio_read(out.line())
         assert (kind, err) == ("ERR", "ETIMEDOUT")
         assert_about(ms, 500)
     assert producer.poll() is None and consumer.poll() is None

@@ -6,10 +6,7 @@ import subprocess
 
 import pytest
 
-from conftest import program, wait_until
-from waiting_helpers import LineReader, counters, drain, procs, wait_exit, wait_fuse_blocked  # noqa: F401
-
-SYS_CLOSE = 3
+from helpers import LineReader, SYS_CLOSE, counters, drain, program, wait_blocked, wait_exit
 
 
 def whole_file_queue(mq, name="q", **attrs):
@@ -119,7 +116,7 @@ def test_full_queue_makes_the_close_wait_until_there_is_room(mq, procs):
     assert out.line() == "open OK"
     assert out.line().startswith("write OK 6")
     assert out.line() == "ready"
-    wait_fuse_blocked(writer.pid, SYS_CLOSE, what="the close to wait for room")
+    wait_blocked(writer, SYS_CLOSE, what="the close to wait for room")
     assert counters(q)["curmsgs"] == 1
     # One read makes room: the close finishes with its message queued.
     assert plain(qio(q, "open:r", "read")) == ["open OK", "read OK 5 first"]
@@ -137,7 +134,7 @@ def test_a_waiting_close_is_interruptible_and_queues_nothing(mq, procs):
     assert out.line() == "open OK"
     assert out.line().startswith("write OK")
     assert out.line() == "ready"
-    wait_fuse_blocked(writer.pid, SYS_CLOSE, what="the close to wait for room")
+    wait_blocked(writer, SYS_CLOSE, what="the close to wait for room")
     os.kill(writer.pid, signal.SIGUSR1)
     assert out.line() == "close EINTR"
     assert out.line() == "signal 10"

@@ -19,10 +19,8 @@ import time
 
 import pytest
 
-from conftest import program, wait_until
-from helpers import errno_of, iattr, statfs, take
-from waiting_helpers import (SYS_WRITE, counters, drain, finish, procs, task_state, wait_exit,
-                             wait_fuse_blocked)
+from helpers import (SYS_WRITE, counters, drain, errno_of, finish, iattr, program, statfs, take, task_state,
+                     wait_blocked, wait_exit, wait_until)
 
 PROMPT = 1.0  # seconds: "promptly", with a margin for a loaded 2-core machine
 
@@ -40,7 +38,7 @@ def full_queue(mq, name="q"):
 def blocked_writer(mq, procs, text, name="q"):
     """A writer of its own open file, waiting in mqfs for room."""
     writer = procs.start([program("write_sizes"), mq / name, text], text=True)
-    wait_fuse_blocked(writer.pid, SYS_WRITE, what=f"writer {text} to wait in mqfs")
+    wait_blocked(writer, SYS_WRITE, what=f"writer {text} to wait in mqfs")
     return writer
 
 
