@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <filesystem>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -79,6 +81,22 @@ std::string_view parse_log_level(Options& o, std::string_view text) {
   return "expected trace, debug, info, warn, error or off";
 }
 
+std::string_view parse_store(Options& o, std::string_view text) {
+  if (text.empty()) return "expected a directory";
+  // Absolute, because daemonizing moves the daemon to /.
+  std::error_code error;
+  const std::filesystem::path dir = std::filesystem::absolute(text, error);
+  if (error) return "cannot make the path absolute";
+  o.store_dir = dir.string();
+  return "";
+}
+
+std::string_view parse_sync(Options& o, std::string_view text) {
+  if (text != "os" && text != "disk") return "expected os or disk";
+  o.sync_disk = text == "disk";
+  return "";
+}
+
 std::vector<Option> make_options() {
   std::vector<Option> all;
   for (const engine::Attribute& attribute : engine::attributes())
@@ -109,18 +127,40 @@ std::vector<Option> make_options() {
       },
       .print = [](const Options& o) { return o.log_file; },
   });
+  all.push_back(Option{
+      .name = "store",
+      .value = "DIR",
+      .help = "keep queues and messages in DIR (created 0700), so they survive a restart or crash "
+              "(default: in memory)",
+      .parse = parse_store,
+      .print = [](const Options& o) { return o.store_dir; },
+  });
+  all.push_back(Option{
+      .name = "sync",
+      .value = "MODE",
+      .help = "os (default): every change reaches the kernel before its reply; disk: a write returns once its "
+              "message is on disk (fdatasync, shared by concurrent writers)",
+      .parse = parse_sync,
+      .print = [](const Options& o) { return std::string(o.sync_disk ? "disk" : "os"); },
+      .needs = "store",
+  });
   return all;
 }
 
 struct Parsing {
   Options options;
   std::vector<std::string> positional;
+  std::vector<std::pair<const Option*, std::string>> given;  // each option as written
   bool failed = false;
 };
 
 void fail(Parsing& p, std::string_view option, std::string_view why) {
   spdlog::error("bad option '{}': {}", option, why);
   p.failed = true;
+}
+
+bool was_given(const Parsing& p, std::string_view name) {
+  return std::any_of(p.given.begin(), p.given.end(), [&](const auto& g) { return g.first->name == name; });
 }
 
 // fuse_opt_parse's callback; `key` is the option's place in the registry.
@@ -136,7 +176,18 @@ int process(void* data, const char* arg, int key, fuse_args*) {
   const Option& entry = options()[static_cast<size_t>(key)];
   const std::string_view why = entry.parse(p.options, option.substr(option.find('=') + 1));
   if (!why.empty()) fail(p, option, why);
+  p.given.emplace_back(&entry, option);
   return p.failed ? -1 : 0;
+}
+
+// Refuses an option given without the one it needs (sync without store).
+void check_needs(Parsing& p) {
+  for (const auto& [entry, text] : p.given) {
+    if (entry->needs.empty() || was_given(p, entry->needs)) continue;
+    const Option* needed = find_option(entry->needs);
+    fail(p, text, fmt::format("only valid together with {}={}", needed->name, needed->value));
+    return;
+  }
 }
 
 // "    NAME=VALUE           help", the help wrapped at 100 columns under itself.
@@ -186,6 +237,8 @@ std::optional<Options> parse_options(fuse_args& args) {
 
   Parsing p;
   if (fuse_opt_parse(&args, &p, table.data(), process) != 0 || p.failed) return std::nullopt;
+  check_needs(p);
+  if (p.failed) return std::nullopt;
   // mount(8) through mount.fuse3 passes "mqfs SOURCE MOUNTPOINT": the source is ignored.
   if (p.positional.size() > 2) {
     spdlog::error("too many arguments (see --help)");
@@ -199,7 +252,7 @@ std::string option_help() {
   std::string out = "mqfs options (-o NAME=VALUE), defaults for every new queue:\n";
   for (const Option& option : options())
     if (option.queue_default) append_help(out, option);
-  out += "mount-wide limits and logging:\n";
+  out += "mount-wide limits, logging and store:\n";
   for (const Option& option : options())
     if (!option.queue_default) append_help(out, option);
   return out;

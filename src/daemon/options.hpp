@@ -1,6 +1,6 @@
 // The mount options: one registry of every -o option — the per-queue defaults
-// (the writable user.mq.* attributes, engine/attributes.hpp), the global caps
-// and logging — each with its parser, printer, default and help
+// (the writable user.mq.* attributes, engine/attributes.hpp), the global caps,
+// logging and the store — each with its parser, printer, default and help
 // line. Parsing, --help and the tests all read it.
 #pragma once
 
@@ -20,6 +20,8 @@ struct Options {
   fuse::Config config;
   std::string log_level = "info";
   std::string log_file;        // empty: stderr in the foreground, syslog when daemonized
+  std::string store_dir;       // absolute; empty: the mount lives in memory
+  bool sync_disk = false;      // sync=disk: a write returns once its message is on disk
   std::string mountpoint;      // the last positional argument; empty if none
   std::string store_dir;       // empty: in memory
   bool sync_disk = false;
@@ -33,6 +35,7 @@ struct Option {
   std::function<std::string_view(Options& options, std::string_view text)> parse;
   std::function<std::string(const Options& options)> print;
   bool queue_default = false;  // sets a writable attribute of every new queue
+  std::string_view needs = {}; // another option without which this one is refused
 };
 
 std::span<const Option> options();
