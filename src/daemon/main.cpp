@@ -44,7 +44,7 @@ void print_usage() {
       "    -f                   stay in the foreground, logging to stderr\n"
       "    -d, -o debug         log every request (implies -f)\n"
       "    -o OPTION,...        the options below\n\n");
-  mqfs::daemon::print_option_help();
+  std::fputs(mqfs::daemon::option_help().c_str(), stdout);
   std::printf(
       "\nFUSE options:\n"
       "    allow_other          let users other than the one who mounted reach the queues\n"

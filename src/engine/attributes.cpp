@@ -54,50 +54,59 @@ namespace {
 
 // An integer setting held in Settings::*Field, valid in [Min, Max].
 template <int64_t Settings::*Field, int64_t Min, int64_t Max>
-constexpr Attribute integer(std::string_view name) {
+constexpr Attribute integer(std::string_view name, std::string_view help) {
   return Attribute{
-      name,
-      [](Settings& s, std::string_view text) {
+      .name = name,
+      .parse = [](Settings& s, std::string_view text) {
         auto value = parse_integer(text, Min, Max);
         if (!value) return -EINVAL;
         s.*Field = *value;
         return 0;
       },
-      [](Settings& to, const Settings& from) { to.*Field = from.*Field; },
-      [](const Queue& q) { return std::to_string(q.settings().*Field); },
+      .print_setting = [](const Settings& s) { return std::to_string(s.*Field); },
+      .copy = [](Settings& to, const Settings& from) { to.*Field = from.*Field; },
+      .value = "N",
+      .help = help,
   };
 }
 
 // A setting that is one of a few words (read mode, framing).
 template <auto Field, auto Parse>
-constexpr Attribute word(std::string_view name) {
+constexpr Attribute word(std::string_view name, std::string_view help) {
   return Attribute{
-      name,
-      [](Settings& s, std::string_view text) {
+      .name = name,
+      .parse = [](Settings& s, std::string_view text) {
         auto value = Parse(text);
         if (!value) return -EINVAL;
         s.*Field = *value;
         return 0;
       },
-      [](Settings& to, const Settings& from) { to.*Field = from.*Field; },
-      [](const Queue& q) { return std::string(to_string(q.settings().*Field)); },
+      .print_setting = [](const Settings& s) { return std::string(to_string(s.*Field)); },
+      .copy = [](Settings& to, const Settings& from) { to.*Field = from.*Field; },
+      .value = "MODE",
+      .help = help,
   };
 }
 
 // A read-only counter of the queue.
 template <class Get>
 constexpr Attribute counter(std::string_view name, Get) {
-  return Attribute{name, nullptr, nullptr, [](const Queue& q) { return std::to_string(Get{}(q)); }};
+  return Attribute{.name = name, .count = [](const Queue& q) { return std::to_string(Get{}(q)); }};
 }
 
 const Attribute kAttributes[] = {
-    integer<&Settings::priority, 0, kMaxPriority>("priority"),
-    integer<&Settings::maxmsg, 1, kMaxMaxmsg>("maxmsg"),
-    integer<&Settings::msgsize, 1, kMaxMsgsize>("msgsize"),
-    word<&Settings::read_mode, parse_read_mode>("read_mode"),
-    integer<&Settings::recv_timeout_ms, 0, kMaxTimeoutMs>("recv_timeout_ms"),
-    integer<&Settings::send_timeout_ms, 0, kMaxTimeoutMs>("send_timeout_ms"),
-    word<&Settings::framing, parse_framing>("framing"),
+    integer<&Settings::priority, 0, kMaxPriority>(
+        "priority", "priority of messages sent without their own (0-32767, default 0)"),
+    integer<&Settings::maxmsg, 1, kMaxMaxmsg>("maxmsg", "most messages a queue holds (default 10)"),
+    integer<&Settings::msgsize, 1, kMaxMsgsize>("msgsize", "largest message in bytes (default 8192, at most 1044480)"),
+    word<&Settings::read_mode, parse_read_mode>("read_mode", "message (one message per open, default) or stream"),
+    integer<&Settings::recv_timeout_ms, 0, kMaxTimeoutMs>("recv_timeout_ms",
+                                                          "longest wait of a blocked read (default 0: no limit)"),
+    integer<&Settings::send_timeout_ms, 0, kMaxTimeoutMs>("send_timeout_ms",
+                                                          "longest wait of a blocked write (default 0: no limit)"),
+    word<&Settings::framing, parse_framing>("framing",
+                                            "none (default), line or u32: many messages per write and read; "
+                                            "file: all one open file writes, up to its close, is one message"),
     counter("curmsgs", [](const Queue& q) { return q.curmsgs(); }),
     counter("curbytes", [](const Queue& q) { return q.curbytes(); }),
     counter("sent", [](const Queue& q) { return q.sent(); }),
@@ -107,6 +116,10 @@ const Attribute kAttributes[] = {
 };
 
 }  // namespace
+
+std::string Attribute::print(const Queue& queue) const {
+  return writable() ? print_setting(queue.settings()) : count(queue);
+}
 
 std::span<const Attribute> attributes() { return kAttributes; }
 

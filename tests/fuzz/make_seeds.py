@@ -275,6 +275,8 @@ def parse_seeds():
         "mount_helper": b"mqfs\0/mnt/mq\0-o\0rw,allow_other,read_mode=stream,max_bytes=64k",
         "bad_log_level": b"-o\0log_level=loud",
         "escaped_comma": b"-o\0log_file=/tmp/a\\,b,priority=7",
+        "store_sync": b"-o\0store=/var/lib/mq,sync=disk\0/mnt/mq",
+        "sync_without_store": b"-o\0sync=disk",
     }
 
 

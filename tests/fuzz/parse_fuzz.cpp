@@ -2,8 +2,8 @@
 //
 //  - The input, split at NUL bytes, is a command line (argv[1..]) for
 //    mqfs::daemon::parse_options. An accepted command line gives default
-//    settings within the attributes' ranges, positive caps and a known log
-//    level.
+//    settings within the attributes' ranges, positive caps, a known log
+//    level, an absolute store directory if any, and sync=disk only with one.
 //  - The input, each NUL-separated piece and each piece's part after '=' are
 //    values for every writable attribute of the registry (engine/attributes.hpp),
 //    parsed into two different Settings. A value is accepted exactly when the
@@ -163,6 +163,8 @@ void check_command_line(const std::vector<std::string>& pieces) {
   const std::string& level = options->log_level;
   CHECK(level == "trace" || level == "debug" || level == "info" || level == "warn" || level == "error" ||
         level == "off");
+  CHECK(options->store_dir.empty() || options->store_dir.front() == '/');
+  CHECK(!options->sync_disk || !options->store_dir.empty());  // sync= only with store=
 }
 
 }  // namespace

@@ -39,7 +39,7 @@ def test_help_prints_usage_and_every_mqfs_option_and_exits_0(flag):
     assert result.stdout.startswith("usage: mqfs ") and "MOUNTPOINT" in result.stdout
     for option in ("priority=", "maxmsg=", "msgsize=", "read_mode=", "recv_timeout_ms=", "send_timeout_ms=",
                    "framing=", "max_queues=", "max_bytes=", "max_open_files=", "max_waiters=", "log_level=",
-                   "log_file=", "-f ", "-d", "allow_other", "default_permissions"):
+                   "log_file=", "store=", "sync=", "-f ", "-d", "allow_other", "default_permissions"):
         assert option in result.stdout, option
     assert "-o opt" in result.stdout or "-o OPTIONS" in result.stdout or "-o NAME" in result.stdout
 
@@ -97,6 +97,9 @@ STARTUP_ERRORS = [
     ("option-without-value", ["-o", "maxmsg", "{mnt}"], "maxmsg"),
     ("empty-value", ["-o", "msgsize=", "{mnt}"], "msgsize"),
     ("log-level-unknown", ["-o", "log_level=loud", "{mnt}"], "log_level"),
+    ("store-empty", ["-o", "store=", "{mnt}"], "store"),
+    ("sync-without-store", ["-o", "sync=disk", "{mnt}"], "sync"),
+    ("sync-unknown", ["-o", "store={file}.store,sync=fast", "{mnt}"], "sync"),
     ("unknown-option", ["-o", "nosuch=1", "{mnt}"], "nosuch"),
     ("unknown-flag", ["--bogus", "{mnt}"], "bogus"),
 ]
@@ -224,6 +227,13 @@ def test_log_level_debug_through_the_option(daemons):
     m.sh("touch q")
     assert m.stop() == 0
     assert "mounted at" in open(m.log_path).read()
+
+
+@pytest.mark.parametrize("sync", ["os", "disk"])
+def test_store_and_sync_are_accepted(daemons, sync):
+    m = daemons(f"store={daemons.workdir}/store", f"sync={sync}")
+    m.sh("echo x > q && cat q")
+    assert m.stop() == 0
 
 
 # -- shutdown ----------------------------------------------------------------------------------

@@ -92,6 +92,8 @@ TEST(Attributes, RegistryHoldsEveryNameOfTheContract) {
     ASSERT_NE(a, nullptr) << "user.mq." << name << " is missing";
     EXPECT_TRUE(a->writable()) << name;
     EXPECT_NE(a->copy, nullptr) << name;
+    EXPECT_FALSE(a->value.empty()) << name;
+    EXPECT_FALSE(a->help.empty()) << name;
   }
   for (std::string_view name : read_only) {
     const Attribute* a = find_attribute(name);
@@ -101,7 +103,10 @@ TEST(Attributes, RegistryHoldsEveryNameOfTheContract) {
   std::set<std::string_view> listed;
   for (const Attribute& a : attributes()) {
     EXPECT_TRUE(listed.insert(a.name).second) << "listed twice: " << a.name;
-    EXPECT_NE(a.print, nullptr) << a.name;
+    if (a.writable())
+      EXPECT_NE(a.print_setting, nullptr) << a.name;
+    else
+      EXPECT_NE(a.count, nullptr) << a.name;
   }
 }
 
