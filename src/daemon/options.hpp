@@ -23,8 +23,6 @@ struct Options {
   std::string store_dir;       // absolute; empty: the mount lives in memory
   bool sync_disk = false;      // sync=disk: a write returns once its message is on disk
   std::string mountpoint;      // the last positional argument; empty if none
-  std::string store_dir;       // empty: in memory
-  bool sync_disk = false;
 };
 
 struct Option {
