@@ -7,6 +7,7 @@
 
 #include "engine/list.hpp"
 #include "engine/message.hpp"
+#include "engine/read_cursor.hpp"
 #include "engine/settings.hpp"
 
 namespace mqfs::engine {
@@ -44,10 +45,14 @@ class OpenFile : public ListNode<OpenFile> {
   bool nonblocking() const { return nonblocking_; }
   void set_nonblocking(bool nonblocking) { nonblocking_ = nonblocking; }
 
+  // Where this file's reads stand: the rest of a delivered message, end of file.
+  ReadCursor& cursor() { return cursor_; }
+  const ReadCursor& cursor() const { return cursor_; }
+
   // Part of a delivered message not yet read: the next reads return it.
-  bool holds_rest() const { return rest_ != nullptr; }
+  bool holds_rest() const { return cursor_.holds_rest(); }
   // In message mode: the one message was delivered, reads return end of file.
-  bool at_end() const { return delivered_ && !rest_ && read_mode() == ReadMode::message; }
+  bool at_end() const { return cursor_.at_end(read_mode()); }
 
   // File framing: this file has written bytes of a message that its next
   // close or fsync sends.
@@ -62,9 +67,7 @@ class OpenFile : public ListNode<OpenFile> {
   bool nonblocking_ = false;
   std::optional<Priority> priority_;
   std::optional<ReadMode> read_mode_;
-  MessagePtr rest_;
-  std::size_t rest_offset_ = 0;
-  bool delivered_ = false;
+  ReadCursor cursor_;
   std::unique_ptr<Watch> watch_;
   HeldBytes pending_;  // framed writes: the start of an unfinished message
   Framing pending_framing_ = Framing::none;  // the framing `pending_` was written under

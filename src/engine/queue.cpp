@@ -51,13 +51,8 @@ void Queue::receive(OpenFile& file, std::size_t size, pid_t pid, Clock::time_poi
 }
 
 int Queue::read_now(OpenFile& file, std::size_t size, pid_t pid, Receiver& to) {
-  if (file.rest_) {
-    const auto rest = file.rest_->bytes().subspan(file.rest_offset_);
-    const iovec part{const_cast<std::byte*>(rest.data()), std::min(size, rest.size())};
-    if (to.deliver({&part, 1})) {
-      file.rest_offset_ += part.iov_len;
-      if (file.rest_offset_ == file.rest_->size()) file.rest_.reset();
-    }
+  if (file.holds_rest()) {
+    file.cursor().read_rest(size, to);
     return 1;
   }
   if (file.at_end() || size == 0) {
@@ -79,10 +74,7 @@ int Queue::read_message(OpenFile& file, std::size_t size, pid_t pid, Receiver& t
 
   MessagePtr message = store_.pop_front();
   taken(file, 1, pid);
-  if (part.iov_len < message->size()) {
-    file.rest_ = std::move(message);
-    file.rest_offset_ = part.iov_len;
-  }
+  file.cursor().keep_rest(std::move(message), part.iov_len);
   return 1;
 }
 
@@ -125,7 +117,7 @@ void Queue::taken(OpenFile& file, std::size_t count, pid_t pid) {
   received_ += count;
   lrpid_ = pid;
   times_.atime = now_realtime();
-  file.delivered_ = true;
+  file.cursor().delivered();
 }
 
 namespace {
