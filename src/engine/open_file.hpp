@@ -5,6 +5,7 @@
 #include <memory>
 #include <optional>
 
+#include "engine/frame_writer.hpp"
 #include "engine/list.hpp"
 #include "engine/message.hpp"
 #include "engine/read_cursor.hpp"
@@ -48,6 +49,9 @@ class OpenFile : public ListNode<OpenFile> {
   // Where this file's reads stand: the rest of a delivered message, end of file.
   ReadCursor& cursor() { return cursor_; }
   const ReadCursor& cursor() const { return cursor_; }
+  // The unfinished message this file's framed writes hold.
+  FrameWriter& frame_writer() { return frame_writer_; }
+  const FrameWriter& frame_writer() const { return frame_writer_; }
 
   // Part of a delivered message not yet read: the next reads return it.
   bool holds_rest() const { return cursor_.holds_rest(); }
@@ -56,10 +60,10 @@ class OpenFile : public ListNode<OpenFile> {
 
   // File framing: this file has written bytes of a message that its next
   // close or fsync sends.
-  bool writing_message() const { return pending_framing_ == Framing::file && !pending_.empty(); }
+  bool writing_message() const { return frame_writer_.writing_message(); }
 
  private:
-  friend class Queue;
+  friend class Queue;  // keeps watch_ until it notifies
 
   std::shared_ptr<Queue> queue_;
   bool reads_;
@@ -69,9 +73,7 @@ class OpenFile : public ListNode<OpenFile> {
   std::optional<ReadMode> read_mode_;
   ReadCursor cursor_;
   std::unique_ptr<Watch> watch_;
-  HeldBytes pending_;  // framed writes: the start of an unfinished message
-  Framing pending_framing_ = Framing::none;  // the framing `pending_` was written under
-  int refused_ = 0;  // file framing: why the message under way was dropped; its later writes fail so too
+  FrameWriter frame_writer_;
 };
 
 }  // namespace mqfs::engine
