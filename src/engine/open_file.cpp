@@ -8,8 +8,7 @@ OpenFile::OpenFile(std::shared_ptr<Queue> queue, bool reads, bool writes)
     : queue_(std::move(queue)),
       reads_(reads),
       writes_(writes),
-      rest_(nullptr, MessageDeleter{&queue_->budget()}),
-      pending_(queue_->budget()) {
+      frame_writer_(queue_->budget()) {
   queue_->budget().add_open_file();
   queue_->opened();
 }

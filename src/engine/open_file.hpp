@@ -5,8 +5,10 @@
 #include <memory>
 #include <optional>
 
+#include "engine/frame_writer.hpp"
 #include "engine/list.hpp"
 #include "engine/message.hpp"
+#include "engine/read_cursor.hpp"
 #include "engine/settings.hpp"
 
 namespace mqfs::engine {
@@ -44,17 +46,24 @@ class OpenFile : public ListNode<OpenFile> {
   bool nonblocking() const { return nonblocking_; }
   void set_nonblocking(bool nonblocking) { nonblocking_ = nonblocking; }
 
+  // Where this file's reads stand: the rest of a delivered message, end of file.
+  ReadCursor& cursor() { return cursor_; }
+  const ReadCursor& cursor() const { return cursor_; }
+  // The unfinished message this file's framed writes hold.
+  FrameWriter& frame_writer() { return frame_writer_; }
+  const FrameWriter& frame_writer() const { return frame_writer_; }
+
   // Part of a delivered message not yet read: the next reads return it.
-  bool holds_rest() const { return rest_ != nullptr; }
+  bool holds_rest() const { return cursor_.holds_rest(); }
   // In message mode: the one message was delivered, reads return end of file.
-  bool at_end() const { return delivered_ && !rest_ && read_mode() == ReadMode::message; }
+  bool at_end() const { return cursor_.at_end(read_mode()); }
 
   // File framing: this file has written bytes of a message that its next
   // close or fsync sends.
-  bool writing_message() const { return pending_framing_ == Framing::file && !pending_.empty(); }
+  bool writing_message() const { return frame_writer_.writing_message(); }
 
  private:
-  friend class Queue;
+  friend class Queue;  // keeps watch_ until it notifies
 
   std::shared_ptr<Queue> queue_;
   bool reads_;
@@ -62,13 +71,9 @@ class OpenFile : public ListNode<OpenFile> {
   bool nonblocking_ = false;
   std::optional<Priority> priority_;
   std::optional<ReadMode> read_mode_;
-  MessagePtr rest_;
-  std::size_t rest_offset_ = 0;
-  bool delivered_ = false;
+  ReadCursor cursor_;
   std::unique_ptr<Watch> watch_;
-  HeldBytes pending_;  // framed writes: the start of an unfinished message
-  Framing pending_framing_ = Framing::none;  // the framing `pending_` was written under
-  int refused_ = 0;  // file framing: why the message under way was dropped; its later writes fail so too
+  FrameWriter frame_writer_;
 };
 
 }  // namespace mqfs::engine

@@ -57,13 +57,8 @@ void Queue::receive(OpenFile& file, std::size_t size, pid_t pid, Clock::time_poi
 }
 
 int Queue::read_now(OpenFile& file, std::size_t size, pid_t pid, Receiver& to) {
-  if (file.rest_) {
-    const auto rest = file.rest_->bytes().subspan(file.rest_offset_);
-    const iovec part{const_cast<std::byte*>(rest.data()), std::min(size, rest.size())};
-    if (to.deliver({&part, 1})) {
-      file.rest_offset_ += part.iov_len;
-      if (file.rest_offset_ == file.rest_->size()) file.rest_.reset();
-    }
+  if (file.holds_rest()) {
+    file.cursor().read_rest(size, to);
     return 1;
   }
   if (file.at_end() || size == 0) {
@@ -86,10 +81,7 @@ int Queue::read_message(OpenFile& file, std::size_t size, pid_t pid, Receiver& t
   MessagePtr message = store_.pop_front();
   dequeued(*message);
   taken(file, 1, pid);
-  if (part.iov_len < message->size()) {
-    file.rest_ = std::move(message);
-    file.rest_offset_ = part.iov_len;
-  }
+  file.cursor().keep_rest(std::move(message), part.iov_len);
   return 1;
 }
 
@@ -132,7 +124,7 @@ void Queue::taken(OpenFile& file, std::size_t count, pid_t pid) {
   received_ += count;
   lrpid_ = pid;
   times_.atime = now_realtime();
-  file.delivered_ = true;
+  file.cursor().delivered();
 }
 
 namespace {
@@ -189,21 +181,10 @@ void Queue::queue_or_wait(OpenFile& file, MessagePtr message, pid_t pid, Clock::
 // budget) the message is dropped, never sent in part, and the file's later
 // writes fail the same way until a close or fsync ends it.
 void Queue::append_to_message(OpenFile& file, std::span<const std::byte> bytes, WriteRequest& request) {
-  if (file.refused_) return request.fail(file.refused_);
-  file.pending_framing_ = Framing::file;
-  const std::size_t before = file.pending_.size();
-  int error = 0;
-  if (before + bytes.size() > static_cast<uint64_t>(settings_.msgsize))
-    error = EMSGSIZE;
-  else if (!file.pending_.append(bytes))
-    error = ENOSPC;
-  if (error) {
-    file.pending_.clear();
-    file.refused_ = error;
+  FrameWriter& frames = file.frame_writer();
+  if (int error = frames.append_to_message(bytes, static_cast<std::size_t>(settings_.msgsize)))
     return request.fail(error);
-  }
-  // A writer that did not get the answer did not write these bytes.
-  if (!request.accept(bytes.size())) file.pending_.truncate(before);
+  if (!request.accept(bytes.size())) frames.take_back(bytes.size());
 }
 
 void Queue::send_frames(OpenFile& file, std::span<const std::byte> bytes, pid_t pid, Clock::time_point now,
@@ -231,15 +212,16 @@ void Queue::send_frames(OpenFile& file, std::span<const std::byte> bytes, pid_t 
 // that `input` does not finish is held by the file until the next write.
 Queue::Progress Queue::write_frames(OpenFile& file, Framing framing, std::span<const std::byte> input, pid_t pid) {
   Progress progress;
-  if (!file.pending_.empty() && file.pending_framing_ != framing) {
+  FrameWriter& frames = file.frame_writer();
+  if (!frames.empty() && frames.framing() != framing) {
     // Held under a framing the queue has left: it ends as at close first
     // (a line, or a whole-file message, is sent; an unfinished frame dropped).
-    if (file.pending_framing_ != Framing::u32) {
+    if (frames.sent_when_framing_changed()) {
       if (!has_room()) {
         progress.full = true;
         return progress;
       }
-      MessagePtr message = Message::make(*budget_, file.pending_.bytes(), file.priority());
+      MessagePtr message = Message::make(*budget_, frames.bytes(), file.priority());
       if (!message) {
         progress.error = -ENOSPC;
         return progress;
@@ -250,27 +232,25 @@ Queue::Progress Queue::write_frames(OpenFile& file, Framing framing, std::span<c
       }
       serve_receivers();
     }
-    file.pending_.clear();
+    frames.clear();
   }
   for (;;) {
     const auto rest = input.subspan(progress.used);
-    const NextMessage next = next_message(framing, file.pending_.bytes(), rest,
+    const NextMessage next = next_message(framing, frames.bytes(), rest,
                                           static_cast<std::size_t>(settings_.msgsize));
     switch (next.kind) {
       case NextMessage::Kind::incomplete:
-        if (!file.pending_.append(rest)) {
+        if (!frames.hold(rest, framing))
           progress.error = -ENOSPC;
-        } else {
-          file.pending_framing_ = framing;
+        else
           progress.used = input.size();
-        }
         return progress;
       case NextMessage::Kind::too_long:
-        file.pending_.clear();
+        frames.clear();
         progress.error = -EMSGSIZE;
         return progress;
       case NextMessage::Kind::empty:
-        file.pending_.clear();
+        frames.clear();
         progress.error = -EINVAL;
         return progress;
       case NextMessage::Kind::message:
@@ -289,7 +269,7 @@ Queue::Progress Queue::write_frames(OpenFile& file, Framing framing, std::span<c
       progress.error = status;
       return progress;
     }
-    file.pending_.clear();
+    frames.clear();
     progress.used += next.used;
     serve_receivers();
   }
@@ -310,38 +290,32 @@ bool Queue::wait(List<Waiter>& line, std::unique_ptr<Waiter> waiter, int64_t tim
 }
 
 void Queue::end_message(OpenFile& file, pid_t pid, Clock::time_point now, Ending ending, WriteRequest& request) {
-  file.refused_ = 0;
+  FrameWriter& frames = file.frame_writer();
+  frames.end_refusal();
   if (!file.writing_message()) {
     const int status = ending == Ending::fsync ? 0 : flush(file, pid, now);  // a held line waits for its close
     return status < 0 ? request.fail(-status) : void(request.accept(0));
   }
   if (ending == Ending::killed) {
-    file.pending_.clear();
+    frames.clear();
     return void(request.accept(0));
   }
   if (!writable() && file.nonblocking()) return request.fail(EAGAIN);
-  // The held bytes are charged already; when the budget cannot hold them
-  // twice, they give way to the message.
-  MessagePtr message = Message::make(*budget_, file.pending_.bytes(), file.priority());
-  if (!message) {
-    std::vector<std::byte> bytes(file.pending_.bytes().begin(), file.pending_.bytes().end());
-    file.pending_.clear();
-    message = Message::make(*budget_, bytes, file.priority());
-    if (!message) return request.fail(ENOSPC);
-  }
-  file.pending_.clear();
+  MessagePtr message = frames.take_message(file.priority());
+  if (!message) return request.fail(ENOSPC);
   queue_or_wait(file, std::move(message), pid, now, 0, request);
 }
 
 int Queue::flush(OpenFile& file, pid_t pid, Clock::time_point now) {
-  file.refused_ = 0;
-  if (file.pending_.empty()) return 0;
-  if (file.pending_framing_ != Framing::line) {  // an unfinished u32 frame is no message; a whole-file one was sent
-    file.pending_.clear();
+  FrameWriter& frames = file.frame_writer();
+  frames.end_refusal();
+  if (frames.empty()) return 0;
+  if (!frames.sent_at_release()) {
+    frames.clear();
     return 0;
   }
-  MessagePtr message = Message::make(*budget_, file.pending_.bytes(), file.priority());
-  file.pending_.clear();
+  MessagePtr message = Message::make(*budget_, frames.bytes(), file.priority());
+  frames.clear();
   if (!message) return -ENOSPC;
   if (writable()) {
     if (int status = enqueue_now(std::move(message), pid); status < 0) return status;

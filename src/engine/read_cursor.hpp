@@ -1,0 +1,37 @@
+// The read side of an open file (SPEC section 3): the unread rest of a
+// message it was delivered, and whether message read mode reached end of file.
+#pragma once
+
+#include <cstddef>
+
+#include "engine/message.hpp"
+#include "engine/settings.hpp"
+
+namespace mqfs::engine {
+
+class Receiver;
+
+class ReadCursor {
+ public:
+  // Part of a delivered message not yet read: the next reads return it.
+  bool holds_rest() const { return rest_ != nullptr; }
+  // In message read mode: the one message was delivered and read to its
+  // end, so reads return end of file.
+  bool at_end(ReadMode mode) const { return delivered_ && !rest_ && mode == ReadMode::message; }
+
+  // Messages left the queue for this file: its reader got them.
+  void delivered() { delivered_ = true; }
+  // Keeps what the reader has not read of `message`, of which it got the
+  // first `read` bytes; a message read whole is dropped.
+  void keep_rest(MessagePtr message, std::size_t read);
+  // Hands the next part of the rest, at most `size` bytes, to `to`; it
+  // counts as read only when the reader got it.
+  void read_rest(std::size_t size, Receiver& to);
+
+ private:
+  MessagePtr rest_;
+  std::size_t rest_offset_ = 0;  // bytes of rest_ already read
+  bool delivered_ = false;
+};
+
+}  // namespace mqfs::engine
