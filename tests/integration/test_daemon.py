@@ -230,10 +230,12 @@ def test_log_level_debug_through_the_option(daemons):
 
 
 @pytest.mark.parametrize("sync", ["os", "disk"])
-def test_store_and_sync_are_accepted(daemons, sync):
-    m = daemons(f"store={daemons.workdir}/store", f"sync={sync}")
+def test_store_and_sync_are_accepted(daemons, tmp_path, sync):
+    store = tmp_path / "store"
+    m = daemons(f"store={store}", f"sync={sync}")
     m.sh("echo x > q && cat q")
     assert m.stop() == 0
+    assert store.is_dir()
 
 
 # -- shutdown ----------------------------------------------------------------------------------
