@@ -108,8 +108,10 @@ void Namespace::visit_nodes(NodeVisitor& visitor) const {
 }
 
 void Namespace::visit_messages(MessageVisitor& visitor) {
-  for (auto& [ino, node] : nodes_)
-    if (node->queue) node->queue->for_each_message([&](Message& m) { visitor.message(ino, m); });
+  for (auto& entry : nodes_) {
+    const uint64_t ino = entry.first;
+    if (Queue* queue = entry.second->queue.get()) queue->for_each_message([&](Message& m) { visitor.message(ino, m); });
+  }
 }
 
 int Namespace::restore(store::Contents& contents) {
