@@ -303,6 +303,18 @@ int Journal::load(engine::Budget& budget, Contents& contents) {
     fail(error, "cannot make room in the journal");
     return error;
   }
+  // A daemon that was killed left its last records in the page cache only:
+  // they are what this one serves, so they are made durable before synced()
+  // says so (and the segments' names with them).
+  for (const Segment& s : segments_)
+    if (int error = disk_->sync(s.file); error < 0) {
+      fail(error, "cannot sync the journal");
+      return error;
+    }
+  if (int error = disk_->sync_directory(); error < 0) {
+    fail(error, "cannot sync the store's directory");
+    return error;
+  }
   next_id_ = replay.next_id;
   synced_ = position();
 
