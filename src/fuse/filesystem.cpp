@@ -53,9 +53,12 @@ void Filesystem::answer_fsync(Reply& reply) {
   durable_replies_.push_back(DurableReply{std::move(reply), store_->position(), 0, true});
 }
 
+// With sync=disk every turn's records are synced soon, not only a writer's:
+// a message taken is then not delivered again after a power cut, once the
+// next sync has run.
 void Filesystem::end_turn() {
   store_->write_out();
-  if (!durable_replies_.empty()) {
+  if (store_->syncs_writes() || !durable_replies_.empty()) {
     store_->start_sync();
     answer_durable();
   }
