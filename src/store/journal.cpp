@@ -24,6 +24,8 @@ constexpr std::size_t kSegmentHeader = 16;
 // taken, a name removed), so that a disk too full for new messages still
 // records what leaves.
 constexpr uint64_t kSegmentReserve = 64 << 10;
+// Segments retired at most per loop turn.
+constexpr int kRetiredPerTurn = 8;
 
 enum Type : uint8_t {
   kNode = 1,           // ino, parent, mode, uid, gid, name
@@ -547,6 +549,7 @@ void Journal::start_sync() {
   std::lock_guard lock(mutex_);
   request_ = SyncRequest{active().file, target};
   sync_running_ = true;
+  sync_file_ = active().file;
   wake_.notify_one();
 }
 
@@ -610,12 +613,17 @@ void Journal::write_snapshot() {
 
 // Retires the oldest segment when the journal holds more than twice its live
 // records (and a few segments of slack): what is still live in it is
-// appended again, made durable, and the segment is deleted. One segment per
-// call, so that the work of one call stays bounded.
+// appended again, made durable, and the segment is deleted. A few segments
+// per call at most, so that one call's work stays bounded, and enough that
+// a storm of the largest messages (64 per turn) cannot outgrow it.
 void Journal::idle() {
-  if (!source_ || sync_running_ || failed_ || segments_.size() < 2) return;
-  if (stored_bytes() <= 2 * live_bytes() + 4 * options_.segment_size) return;
-  retire_oldest();
+  if (!source_ || failed_) return;
+  for (int retired = 0; retired < kRetiredPerTurn; ++retired) {
+    if (segments_.size() < 2 || stored_bytes() <= 2 * live_bytes() + 4 * options_.segment_size) return;
+    // The helper thread may be syncing that segment's file.
+    if (sync_running_ && sync_file_ == segments_.front().file) return;
+    if (!retire_oldest()) return;
+  }
 }
 
 bool Journal::retire_oldest() {

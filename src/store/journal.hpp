@@ -119,6 +119,7 @@ class Journal final : public Store {
   std::optional<std::pair<uint64_t, int>> result_;  // from the thread: position, 0 or -errno
   bool stopping_ = false;
   bool sync_running_ = false;  // a request is with the thread
+  int sync_file_ = -1;         // the file it syncs
   int completion_fd_ = -1;     // eventfd the thread signals
 };
 
