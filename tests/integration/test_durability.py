@@ -768,24 +768,19 @@ def _pid_ended(pid):
         return True
 
 
-def test_a_relative_store_path_is_kept_absolute_when_daemonized(durable):
-    """Daemonized, mqfs moves to /; the relative path still means the
-    directory it was given from."""
-    mnt, base = durable.path("daemonized"), durable.path("cwd")
-    os.mkdir(mnt)
-    os.mkdir(base)
+@contextlib.contextmanager
+def daemonized(args, mnt, store, cwd=None):
+    """Runs `mqfs ARGS` (no -f: it daemonizes and moves to /), which must
+    mount `mnt` with its store in `store`; yields, then unmounts with umount
+    and waits for the daemon (its pid from the store's lock) to end."""
     pid = None
     try:
-        result = subprocess.run([MQFS, mnt, "-o", "store=store"], cwd=base, capture_output=True, text=True,
-                                timeout=20)
+        result = subprocess.run([MQFS, *args], cwd=cwd, capture_output=True, text=True, timeout=20)
         assert result.returncode == 0, result.stderr
         assert is_mounted(mnt)
-        store = os.path.join(base, "store")
-        assert os.path.isdir(store) and not os.path.exists("/store")
         with open(os.path.join(store, "lock")) as f:
             pid = int(f.read())
-        with open(os.path.join(mnt, "q"), "w") as f:
-            f.write("kept")
+        yield
         subprocess.run(["umount", mnt], check=True, timeout=20)
         wait_until(lambda: _pid_ended(pid), timeout=20, what="the daemon to end after umount")
         pid = None
@@ -794,6 +789,19 @@ def test_a_relative_store_path_is_kept_absolute_when_daemonized(durable):
             os.kill(pid, signal.SIGKILL)
         if is_mounted(mnt):
             subprocess.run(["umount", "-l", mnt], timeout=10)
+
+
+def test_a_relative_store_path_is_kept_absolute_when_daemonized(durable):
+    """Daemonized, mqfs moves to /; the relative path still means the
+    directory it was given from."""
+    mnt, base = durable.path("daemonized"), durable.path("cwd")
+    os.mkdir(mnt)
+    os.mkdir(base)
+    store = os.path.join(base, "store")
+    with daemonized([mnt, "-o", "store=store"], mnt, store, cwd=base):
+        assert os.path.isdir(store) and not os.path.exists("/store")
+        with open(os.path.join(mnt, "q"), "w") as f:
+            f.write("kept")
     m = durable.mount(store=store)
     assert take(m / "q") == b"kept"
 
@@ -825,3 +833,38 @@ def test_an_unusable_store_is_one_line_and_nothing_mounted(durable, read_only_di
     assert status != 0 and store in line, line
     assert not is_mounted(mnt)
 
+
+
+# -- mount-helpers with a store --------------------------------------------------------------------------
+
+HELPERS = os.path.join(os.path.dirname(__file__), "../../mount-helpers")
+
+
+def _helper_options(name):
+    with open(os.path.join(HELPERS, name)) as f:
+        lines = [line for line in f.read().splitlines() if line.strip() and not line.startswith("#")]
+    if name == "fstab.example":
+        (line,) = lines
+        return line.split()[3]
+    (line,) = [line for line in lines if line.startswith("Options=")]
+    return line.partition("=")[2]
+
+
+@pytest.mark.parametrize("name", ["fstab.example", "mnt-mq.mount"])
+def test_the_mount_helpers_options_keep_queues_in_their_store(durable, name):
+    """The options of the fstab line and of the systemd unit, with their
+    store moved to a test directory, started as mount.fuse3 starts mqfs
+    (`mqfs mqfs MOUNTPOINT -o OPTIONS`, daemonized): a message survives
+    umount and mount."""
+    options = _helper_options(name)
+    assert "store=/var/lib/mqfs/" in options
+    store = durable.path("var-lib-mqfs-mq")
+    options = ",".join(o for o in options.replace("/var/lib/mqfs/mq", store).split(",") if o != "nofail")
+    mnt = durable.path("helper-mnt")
+    os.mkdir(mnt)
+    queue = os.path.join(mnt, "q")
+    with daemonized(["mqfs", mnt, "-o", options], mnt, store):
+        with open(queue, "w") as f:
+            f.write("from the helper's options\n")
+    with daemonized(["mqfs", mnt, "-o", options], mnt, store):
+        assert take(queue) == b"from the helper's options\n"
