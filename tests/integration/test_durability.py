@@ -522,7 +522,8 @@ def _fill_the_file_system(path):
     assert shutil.disk_usage(path).free < 64 << 10
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (open): a store on a full disk never gets its room back: with every "
+@pytest.mark.xfail(strict=True, raises=OSError,
+                   reason="BUG (open): a store on a full disk never gets its room back: with every "
                    "message read, writes still fail with ENOSPC, also after umount + mount (src/store/journal.cpp: "
                    "prepare() does not retire segments; idle() retires only past 2 x live + 4 segments)")
 def test_reading_everything_on_a_full_disk_makes_room_for_new_writes(durable, small_fs):
@@ -534,7 +535,8 @@ def test_reading_everything_on_a_full_disk_makes_room_for_new_writes(durable, sm
     assert put(queue, b"y" * 4096) == 4096, "nothing is queued and still no room for one message"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (open): on a full disk, records of messages taken overflow the "
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="BUG (open): on a full disk, records of messages taken overflow the "
                    "segment's 64 KiB reserve after ~2,600 reads; later ones stay in memory only (a crash brings "
                    "those messages back) and every one logs 'cannot start a new segment' (src/store/journal.cpp: "
                    "make_room)")
@@ -625,7 +627,8 @@ def test_damage_before_the_end_refuses_the_mount_naming_file_and_offset(durable)
     assert drain(m / "q") == expected
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (open): a power cut can leave a hole in the unsynced end of the last "
+@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception,
+                   reason="BUG (open): a power cut can leave a hole in the unsynced end of the last "
                    "segment (pages reach the disk in any order); recovery calls that damage and refuses the mount, "
                    "although nothing after the last sync was acknowledged (src/store/journal.cpp: load_segment)")
 def test_a_hole_in_the_unsynced_end_after_a_power_cut_is_dropped_as_torn(durable):
