@@ -168,7 +168,7 @@ void Namespace::detach(Node& node) {
 // files its queue; it counts against max_nodes only while a file is open.
 void Namespace::remove(Node& node) {
   if (store_) {
-    if (node.queue) store_->purged(node.ino, node.queue->curmsgs(), node.queue->curbytes());
+    if (node.queue && node.queue->curmsgs() > 0) store_->purged(node.ino, node.queue->messages());
     store_->remove_node(node.ino);
   }
   detach(node);

@@ -440,7 +440,7 @@ void Queue::cancel_all(int error) {
 }
 
 void Queue::purge() {
-  if (backing_ && !store_.empty()) backing_->purged(ino_, store_.count(), store_.bytes());
+  if (backing_ && !store_.empty()) backing_->purged(ino_, store_);
   store_.clear();
   times_.mtime = times_.ctime = now_realtime();
   settle();

@@ -47,6 +47,7 @@ class Queue {
   // blocked writers; a smaller msgsize affects later writes only.
   void configure(const Settings& settings);
 
+  const MessageStore& messages() const { return store_; }
   uint64_t curmsgs() const { return store_.count(); }
   uint64_t curbytes() const { return store_.bytes(); }
   uint64_t sent() const { return sent_; }

@@ -157,6 +157,8 @@ struct Journal::Replay {
   std::unordered_map<uint64_t, Held> messages;  // by id
   uint64_t next_id = 1;
   bool over_budget = false;
+  uint32_t snapshot_began = 0;    // the segment of the snapshot being read
+  uint32_t snapshot_segment = 0;  // ... and of the newest complete one
 
   std::map<uint64_t, Contents::Node>& names() { return snapshot ? *snapshot : nodes; }
   QueueState* queue(uint64_t ino) {
@@ -260,10 +262,14 @@ struct Journal::Replay {
       }
       case kSnapshotBegin:
         snapshot.emplace();
+        snapshot_began = segment;
         return true;
       case kSnapshotEnd: {
         next_id = std::max(next_id, in.get<uint64_t>());
-        if (snapshot) nodes = std::move(*std::exchange(snapshot, std::nullopt));
+        if (snapshot) {
+          nodes = std::move(*std::exchange(snapshot, std::nullopt));
+          snapshot_segment = snapshot_began;
+        }
         return in.ok();
       }
     }
@@ -282,13 +288,21 @@ int Journal::load(engine::Budget& budget, Contents& contents) {
     if (auto number = segment_number(name)) numbers.push_back(*number);
   std::sort(numbers.begin(), numbers.end());
 
+  // How far the last daemon knew the journal to be on disk (a hint: 0 if unknown).
+  uint64_t synced_before = 0;
+  if (int file = disk_->open("synced", false); file >= 0) {
+    if (disk_->read(file, &synced_before, sizeof synced_before, 0) != sizeof synced_before) synced_before = 0;
+    disk_->close(file);
+  }
+
   Replay replay{&budget};
   for (std::size_t i = 0; i < numbers.size(); ++i) {
     if (i > 0 && numbers[i] != numbers[i - 1] + 1) {
       spdlog::error("store {}: {} is missing", disk_->where(), segment_name(numbers[i - 1] + 1));
       return -EUCLEAN;
     }
-    if (int error = load_segment(replay, segment_name(numbers[i]), numbers[i], i + 1 == numbers.size()); error < 0)
+    if (int error = load_segment(replay, segment_name(numbers[i]), numbers[i], i + 1 == numbers.size(), synced_before);
+        error < 0)
       return error;
     if (replay.over_budget) {
       spdlog::error("store {}: its messages need more than max_bytes={}; mount with a larger max_bytes",
@@ -318,13 +332,17 @@ int Journal::load(engine::Budget& budget, Contents& contents) {
     return error;
   }
   next_id_ = replay.next_id;
-  synced_ = position();
+  snapshot_segment_ = replay.snapshot_segment;
+  synced_file_ = disk_->open("synced", false);
+  if (synced_file_ < 0) synced_file_ = disk_->open("synced", true);
+  note_synced(position());
 
   for (auto& [ino, node] : replay.nodes) contents.nodes.push_back(std::move(node));
   for (auto& [id, held] : replay.messages) {
     auto it = replay.nodes.find(held.queue);
     if (it == replay.nodes.end() || !it->second.queue) continue;  // its queue was removed
     live_messages_ += kMessageRecord + held.message->size();
+    if (Segment* s = segment(held.message->segment())) ++s->live;
     contents.messages[held.queue].push_back(std::move(held.message));
   }
   for (auto& [queue, messages] : contents.messages)
@@ -338,7 +356,8 @@ int Journal::load(engine::Budget& budget, Contents& contents) {
 // Replays one segment. In the last one, a torn record at the end (a write the
 // daemon never finished, so never acknowledged) is dropped with a warning
 // and zeroed, so that appending continues after the last whole record.
-int Journal::load_segment(Replay& replay, const std::string& name, uint32_t number, bool last) {
+int Journal::load_segment(Replay& replay, const std::string& name, uint32_t number, bool last,
+                          uint64_t synced_before) {
   int file = disk_->open(name, false);
   if (file < 0) {
     fail(file, ("cannot open " + name).c_str());
@@ -372,9 +391,22 @@ int Journal::load_segment(Replay& replay, const std::string& name, uint32_t numb
     return 0;
   }
 
-  auto zero_from = [&](std::size_t at) {
-    return std::all_of(data.begin() + static_cast<std::ptrdiff_t>(std::min(at, data.size())), data.end(),
+  auto zero = [&](std::size_t from, std::size_t to) {
+    to = std::min(to, data.size());
+    from = std::min(from, to);
+    return std::all_of(data.begin() + static_cast<std::ptrdiff_t>(from), data.begin() + static_cast<std::ptrdiff_t>(to),
                        [](std::byte b) { return b == std::byte{0}; });
+  };
+  auto zero_from = [&](std::size_t at) { return zero(at, data.size()); };
+  // Past what the last daemon knew to be on disk, a power cut may leave
+  // holes: pages never written back read as zeros. A bad record there that
+  // touches a page of zeros is such a hole, the end of what reached the disk.
+  constexpr std::size_t kPage = 4096;
+  auto hole_at = [&](std::size_t offset, std::size_t end) {
+    if (!last || (uint64_t{number} << 32) + offset < synced_before) return false;
+    for (std::size_t page = offset / kPage * kPage; page < std::min(end, data.size()); page += kPage)
+      if (zero(page, page + kPage)) return true;
+    return false;
   };
   std::size_t offset = kSegmentHeader;
   while (offset + 8 <= data.size()) {
@@ -385,8 +417,9 @@ int Journal::load_segment(Replay& replay, const std::string& name, uint32_t numb
     const std::size_t end = offset + 8 + length;
     const bool whole = length > 0 && end <= data.size() && crc == checksum(data.data() + offset + 8, length);
     if (!whole) {
-      if (!last || (end <= data.size() && !zero_from(end))) return damaged(offset, "bad record");
-      break;  // torn: checked below
+      const bool torn = last && (end > data.size() || zero_from(end) || hole_at(offset, end));
+      if (!torn) return damaged(offset, "bad record");
+      break;  // dropped below
     }
     const std::byte* record = data.data() + offset + 8;
     if (!replay.apply(static_cast<uint8_t>(record[0]), {record + 1, length - 1}, number))
@@ -394,7 +427,8 @@ int Journal::load_segment(Replay& replay, const std::string& name, uint32_t numb
     offset = end;
   }
   if (!zero_from(offset)) {
-    if (!last) return damaged(offset, "data after the end");
+    if (!last || !(hole_at(offset, offset + 8) || !zero(offset, offset + 8)))
+      return damaged(offset, "data after the end");
     spdlog::warn("store {}: dropping a torn record at the end of {} (offset {}): a change never acknowledged",
                  disk_->where(), name, offset);
     const std::vector<std::byte> zeros(data.size() - offset);
@@ -423,8 +457,8 @@ int Journal::prepare(std::size_t bytes) {
 // planned end: only records that cannot be refused get here without
 // prepare() having made room, and they are few (the segment's reserve).
 void Journal::make_room(std::size_t need) {
-  if (active().used + buffer_.size() + need <= options_.segment_size) return;
-  if (int error = rotate(); error < 0 && error != -EAGAIN) fail(error, "cannot start a new segment");
+  if (disk_full_ || active().used + buffer_.size() + need <= options_.segment_size) return;
+  rotate();
 }
 
 int Journal::open_segment(uint32_t number) {
@@ -432,6 +466,16 @@ int Journal::open_segment(uint32_t number) {
   int file = disk_->open(name, true);
   if (file < 0) return file;
   int error = disk_->allocate(file, options_.segment_size);
+  // With sync=disk the segment is written with zeros first, as databases do
+  // with their write-ahead logs: an fdatasync of records written into
+  // blocks that are already written needs no change of the file's extents,
+  // only the data, and is faster.
+  if (error == 0 && options_.sync_disk) {
+    const std::vector<std::byte> zeros(1 << 20);
+    for (uint64_t at = 0; error == 0 && at < options_.segment_size; at += zeros.size())
+      error = disk_->write(file, zeros.data(), std::min<uint64_t>(zeros.size(), options_.segment_size - at), at);
+    if (error == 0) error = disk_->sync(file);
+  }
   std::byte header[kSegmentHeader];
   std::memcpy(header, kMagic, 8);
   std::memcpy(header + 8, &number, 4);
@@ -446,15 +490,30 @@ int Journal::open_segment(uint32_t number) {
     disk_->remove(name);
     return error;
   }
-  if (!segments_.empty()) synced_ = std::max(synced_, (uint64_t{active().number} << 32) + active().used);
+  if (!segments_.empty()) note_synced((uint64_t{active().number} << 32) + active().used);
   segments_.push_back(Segment{number, file, kSegmentHeader});
   return 0;
 }
 
-// Ends the active segment and starts the next.
+// Ends the active segment and starts the next. When the disk has no room
+// for one, segments whose messages were all taken are retired first; if
+// there is still none, records that cannot be refused stop trying until the
+// end of the loop turn (a writer's prepare() tries again), and the journal
+// says so once until a segment can be made again.
 int Journal::rotate() {
   if (int error = write_out(); error < 0) return error;
-  return open_segment(active().number + 1);
+  int error = open_segment(active().number + 1);
+  if (error == -ENOSPC || error == -EDQUOT) {
+    if (retire_dead()) error = open_segment(active().number + 1);
+  }
+  if (error < 0) {
+    disk_full_ = true;
+    if (!full_logged_) fail(error, "cannot start a new segment; new messages are refused until there is room");
+    full_logged_ = true;
+    return error;
+  }
+  full_logged_ = false;
+  return 0;
 }
 
 int Journal::write_out() {
@@ -492,12 +551,25 @@ void Journal::put_settings(uint64_t queue, const engine::Settings& s) {
   record.finish();
 }
 
+Journal::Segment* Journal::segment(uint32_t number) {
+  if (segments_.empty() || number < segments_.front().number || number > segments_.back().number) return nullptr;
+  return &segments_[number - segments_.front().number];
+}
+
 void Journal::put_message(uint8_t type, uint64_t queue, engine::Message& message) {
   make_room(kMessageRecord + message.size());
   Record record(buffer_, type);
   record.put(queue).put(message.id()).put(message.priority()).put(message.bytes());
   record.finish();
+  if (Segment* old = segment(message.segment()); old && type == kMove) --old->live;
   message.set_segment(active().number);
+  ++active().live;
+}
+
+// A message left the queue: its record is dead.
+void Journal::forget(const engine::Message& message) {
+  live_messages_ -= kMessageRecord + message.size();
+  if (Segment* s = segment(message.segment())) --s->live;
 }
 
 void Journal::enqueued(uint64_t queue, engine::Message& message) {
@@ -509,22 +581,34 @@ void Journal::enqueued(uint64_t queue, engine::Message& message) {
 void Journal::dequeued(uint64_t queue, const engine::Message& message) {
   make_room(kRecordHeader + 16);
   Record(buffer_, kDequeue).put(queue).put(message.id()).finish();
-  live_messages_ -= kMessageRecord + message.size();
+  forget(message);
 }
 
 void Journal::withdrawn(uint64_t queue, const engine::Message& message) {
   make_room(kRecordHeader + 16);
   Record(buffer_, kWithdraw).put(queue).put(message.id()).finish();
-  live_messages_ -= kMessageRecord + message.size();
+  forget(message);
 }
 
-void Journal::purged(uint64_t queue, uint64_t count, uint64_t bytes) {
+void Journal::purged(uint64_t queue, const engine::MessageStore& messages) {
   make_room(kRecordHeader + 8);
   Record(buffer_, kPurge).put(queue).finish();
-  live_messages_ -= count * kMessageRecord + bytes;
+  messages.for_each([&](const engine::Message& m) {
+    forget(m);
+    return true;
+  });
 }
 
 // -- Group commit (sync=disk) --------------------------------------------------
+
+// Everything up to `position` is on disk. The position is also written to
+// the file `synced` (not synced itself, so it may lag): after a power cut,
+// a hole in the journal past it is data that never reached the disk, and
+// recovery drops it as a torn end rather than refusing the mount.
+void Journal::note_synced(uint64_t position) {
+  synced_ = std::max(synced_, position);
+  if (synced_file_ >= 0) disk_->write(synced_file_, &synced_, sizeof synced_, 0);
+}
 
 // Everything written out so far goes to the helper thread in one fdatasync;
 // writers that come while it runs wait for the next one.
@@ -539,7 +623,7 @@ void Journal::start_sync() {
       fail(error, "fdatasync failed");
       return;
     }
-    synced_ = target;
+    note_synced(target);
     return;
   }
   if (!thread_.joinable()) {
@@ -580,7 +664,7 @@ void Journal::sync_completed() {
     fail(error, "fdatasync failed; refusing further changes");
     return;
   }
-  synced_ = std::max(synced_, target);
+  note_synced(target);
 }
 
 // -- Staying bounded -----------------------------------------------------------
@@ -604,6 +688,7 @@ void Journal::write_snapshot() {
   } writer;
   writer.journal = this;
   make_room(kRecordHeader);
+  snapshot_segment_ = active().number;
   Record(buffer_, kSnapshotBegin).finish();
   source_->visit_nodes(writer);
   make_room(kRecordHeader + 8);
@@ -617,18 +702,32 @@ void Journal::write_snapshot() {
 // per call at most, so that one call's work stays bounded, and enough that
 // a storm of the largest messages (64 per turn) cannot outgrow it.
 void Journal::idle() {
+  disk_full_ = false;
   if (!source_ || failed_) return;
   for (int retired = 0; retired < kRetiredPerTurn; ++retired) {
-    if (segments_.size() < 2 || stored_bytes() <= 2 * live_bytes() + 4 * options_.segment_size) return;
+    if (segments_.size() < 2) return;
+    const bool dead = segments_.front().live == 0;
+    if (!dead && stored_bytes() <= 2 * live_bytes() + 4 * options_.segment_size) return;
     // The helper thread may be syncing that segment's file.
     if (sync_running_ && sync_file_ == segments_.front().file) return;
     if (!retire_oldest()) return;
   }
 }
 
+// Retires the oldest segments while none of their messages is still queued
+// (they cost a snapshot at most): true if any was.
+bool Journal::retire_dead() {
+  bool retired = false;
+  while (segments_.size() >= 2 && segments_.front().live == 0 &&
+         !(sync_running_ && sync_file_ == segments_.front().file) && retire_oldest())
+    retired = true;
+  return retired;
+}
+
 bool Journal::retire_oldest() {
   const Segment oldest = segments_.front();
-  write_snapshot();
+  // Names, settings and counters recorded in it live on in a snapshot.
+  if (snapshot_segment_ <= oldest.number) write_snapshot();
   struct Mover final : Source::MessageVisitor {
     Journal* journal;
     uint32_t segment;
@@ -644,7 +743,7 @@ bool Journal::retire_oldest() {
     fail(error, "cannot sync the journal to retire a segment");
     return false;
   }
-  synced_ = std::max(synced_, position());
+  note_synced(position());
   if (int error = disk_->remove(segment_name(oldest.number)); error < 0) {
     fail(error, "cannot delete a retired segment");
     return false;
@@ -671,11 +770,13 @@ void Journal::close() {
       failed_ = error;
       fail(error, "fdatasync at unmount failed");
     } else {
-      synced_ = position();
+      note_synced(position());
     }
   }
   if (completion_fd_ >= 0) ::close(completion_fd_);
   completion_fd_ = -1;
+  if (synced_file_ >= 0) disk_->close(synced_file_);
+  synced_file_ = -1;
   for (const Segment& s : segments_) disk_->close(s.file);
   segments_.clear();
 }

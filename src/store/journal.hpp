@@ -54,7 +54,7 @@ class Journal final : public Store {
   void enqueued(uint64_t queue, engine::Message& message) override;
   void dequeued(uint64_t queue, const engine::Message& message) override;
   void withdrawn(uint64_t queue, const engine::Message& message) override;
-  void purged(uint64_t queue, uint64_t count, uint64_t bytes) override;
+  void purged(uint64_t queue, const engine::MessageStore& messages) override;
   int write_out() override;
   bool syncs_writes() const override { return options_.sync_disk; }
   uint64_t position() const override;
@@ -79,17 +79,22 @@ class Journal final : public Store {
   struct Segment {
     uint32_t number;
     int file;
-    uint64_t used;  // bytes of header and records written
+    uint64_t used;      // bytes of header and records written
+    uint64_t live = 0;  // queued messages whose record is here
   };
   class Record;
   struct Replay;
 
   Segment& active() { return segments_.back(); }
+  Segment* segment(uint32_t number);
+  void forget(const engine::Message& message);
+  void note_synced(uint64_t position);
+  bool retire_dead();
   void make_room(std::size_t need);
   void put_message(uint8_t type, uint64_t queue, engine::Message& message);
   int rotate();
   int open_segment(uint32_t number);
-  int load_segment(Replay& replay, const std::string& name, uint32_t number, bool last);
+  int load_segment(Replay& replay, const std::string& name, uint32_t number, bool last, uint64_t synced_before);
   void write_snapshot();
   bool retire_oldest();
   void fail(int error, const char* what);
@@ -106,6 +111,10 @@ class Journal final : public Store {
   uint64_t synced_ = 0;
   int failed_ = 0;  // an fdatasync failed: what reached the disk is unknown
   bool write_failed_ = false;  // the last write_out failed (logged once)
+  bool disk_full_ = false;     // no new segment could be made this turn
+  bool full_logged_ = false;   // ...and that was logged
+  uint32_t snapshot_segment_ = 0;  // where the newest snapshot of names begins (0: none)
+  int synced_file_ = -1;           // holds synced_, a hint for recovery after a power cut
 
   // The helper thread that runs fdatasync for sync=disk.
   std::thread thread_;

@@ -94,8 +94,8 @@ class Store {
   virtual void dequeued(uint64_t queue, const engine::Message& message) = 0;
   // A recorded message whose writer did not get the answer: it was never sent.
   virtual void withdrawn(uint64_t queue, const engine::Message& message) = 0;
-  // Every message of the queue was dropped: `count` of them, `bytes` in all.
-  virtual void purged(uint64_t queue, uint64_t count, uint64_t bytes) = 0;
+  // Every message of the queue was dropped: `messages`, before they go.
+  virtual void purged(uint64_t queue, const engine::MessageStore& messages) = 0;
 
   // Hands the records made since the last call to the kernel: 0 or -errno.
   virtual int write_out() = 0;
@@ -132,7 +132,7 @@ class MemoryStore final : public Store {
   void enqueued(uint64_t, engine::Message& message) override { message.set_id(next_id_++); }
   void dequeued(uint64_t, const engine::Message&) override {}
   void withdrawn(uint64_t, const engine::Message&) override {}
-  void purged(uint64_t, uint64_t, uint64_t) override {}
+  void purged(uint64_t, const engine::MessageStore&) override {}
   int write_out() override { return 0; }
 
  private:

@@ -522,10 +522,6 @@ def _fill_the_file_system(path):
     assert shutil.disk_usage(path).free < 64 << 10
 
 
-@pytest.mark.xfail(strict=True, raises=OSError,
-                   reason="BUG (open): a store on a full disk never gets its room back: with every "
-                   "message read, writes still fail with ENOSPC, also after umount + mount (src/store/journal.cpp: "
-                   "prepare() does not retire segments; idle() retires only past 2 x live + 4 segments)")
 def test_reading_everything_on_a_full_disk_makes_room_for_new_writes(durable, small_fs):
     m = durable.mount("maxmsg=100000", store=os.path.join(small_fs, "store"))
     queue, written = _fill_to_enospc(m)
@@ -535,11 +531,6 @@ def test_reading_everything_on_a_full_disk_makes_room_for_new_writes(durable, sm
     assert put(queue, b"y" * 4096) == 4096, "nothing is queued and still no room for one message"
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="BUG (open): on a full disk, records of messages taken overflow the "
-                   "segment's 64 KiB reserve after ~2,600 reads; later ones stay in memory only (a crash brings "
-                   "those messages back) and every one logs 'cannot start a new segment' (src/store/journal.cpp: "
-                   "make_room)")
 def test_reads_on_a_completely_full_disk_are_recorded(durable, small_fs):
     m = durable.mount("maxmsg=100000", store=os.path.join(small_fs, "store"))
     queue, written = _fill_to_enospc(m)
@@ -627,16 +618,13 @@ def test_damage_before_the_end_refuses_the_mount_naming_file_and_offset(durable)
     assert drain(m / "q") == expected
 
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception,
-                   reason="BUG (open): a power cut can leave a hole in the unsynced end of the last "
-                   "segment (pages reach the disk in any order); recovery calls that damage and refuses the mount, "
-                   "although nothing after the last sync was acknowledged (src/store/journal.cpp: load_segment)")
 def test_a_hole_in_the_unsynced_end_after_a_power_cut_is_dropped_as_torn(durable):
-    """sync=disk: the messages' records are on disk once their writes
-    returned; the reads after them are not synced. A power cut that writes
-    back a later page of those records but not an earlier one is what this
-    simulates, after a SIGKILL, by zeroing the earlier page."""
-    m = durable.mount("maxmsg=1000", sync="disk")
+    """sync=os: nothing written since the mount was synced (the store's
+    `synced` file says how far the disk is known to hold the journal). A
+    power cut that writes back a later page of the reads' records but not an
+    earlier one is what this simulates, after a SIGKILL, by zeroing the
+    earlier page: recovery ends the journal at the hole."""
+    m = durable.mount("maxmsg=1000")
     queue = m / "q"
     open(queue, "w").close()
     messages = [f"m{i:04d} ".ljust(100, "x") for i in range(800)]
