@@ -20,10 +20,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-root=$(dirname "$here")
-build=$root/build-bench
-results=$here/results
-mqfs_bin=$root/build/mqfs
+. "$here/lib.sh"
 bench_args=()
 limit=900  # seconds: the whole benchmark, whatever happens to a mount
 
@@ -50,79 +47,14 @@ if [ ! -x "$mqfs_bin" ]; then
 fi
 mqfs_bin=$(realpath "$mqfs_bin")
 
-echo "Building bench/ into $build"
-cmake -S "$here" -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$build" -j "$(nproc)" >/dev/null
+build_bench "$here" "$build"
 
 # Mount points, FIFOs and the tmpfs reference file live on tmpfs.
 parent=/dev/shm
 [ -d "$parent" ] && [ -w "$parent" ] || parent=${TMPDIR:-/tmp}
 work=$(mktemp -d "$parent/mqfs-bench.XXXXXX")
-mounts=()
-pids=()      # the daemons we started
-bench_pid=
-
-# Reads the mount table only: never touches the mount itself, which may hang.
-is_mounted() { awk -v dir="$1" '$5 == dir { found = 1 } END { exit !found }' /proc/self/mountinfo; }
-
-# A call stuck in a mount whose daemon stopped answering survives even
-# SIGKILL; killing the daemon aborts the connection and ends it.
-kill_daemons() {
-  local pid
-  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-}
-
-# Lazy unmounts never block on a hung daemon; the daemons are ours, by pid.
-cleanup() {
-  local m pid i busy=0
-  if [ -n "$bench_pid" ] && kill -0 "$bench_pid" 2>/dev/null; then
-    kill -TERM "$bench_pid" 2>/dev/null || true
-    sleep 1
-    kill_daemons
-    kill -KILL "$bench_pid" 2>/dev/null || true
-  fi
-  for m in "${mounts[@]}"; do
-    is_mounted "$m" && { fusermount3 -u -z "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; }
-  done
-  for pid in "${pids[@]}"; do
-    for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -TERM "$pid" 2>/dev/null && sleep 0.5 || true
-    kill -KILL "$pid" 2>/dev/null || true
-  done
-  for m in "${mounts[@]}"; do is_mounted "$m" && busy=1; done
-  if [ "$busy" = 0 ]; then
-    rm -rf -- "$work"
-  else
-    echo "run.sh: a mount under $work is still there; left it" >&2
-  fi
-}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-
-# start_daemon NAME COMMAND...: runs COMMAND MOUNTPOINT (a daemon in the
-# foreground) in the background and waits, 10 s at most, until it is mounted.
-# Sets $mounted to MOUNTPOINT:PID, as mqfs_bench takes it.
-start_daemon() {
-  local name=$1 dir=$work/$1 pid
-  shift
-  mkdir "$dir"
-  "$@" "$dir" >"$work/$name.log" 2>&1 &
-  pid=$!
-  disown "$pid"  # cleanup() ends it; no job notices
-  pids+=("$pid")
-  mounts+=("$dir")
-  for _ in $(seq 100); do
-    if is_mounted "$dir"; then
-      mounted=$dir:$pid
-      return 0
-    fi
-    kill -0 "$pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "run.sh: $name did not mount:" >&2
-  cat "$work/$name.log" >&2
-  exit 1
-}
 
 mqfs_opts=maxmsg=10,msgsize=65536,read_mode=stream,log_level=warn
 start_daemon mqfs "$mqfs_bin" -f -o "$mqfs_opts"

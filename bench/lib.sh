@@ -1,0 +1,93 @@
+# Shell pieces bench/run.sh and bench/durability.sh share: building bench/,
+# starting FUSE daemons in a private directory, and cleaning up on any exit.
+# Sourced with $here set to bench/; the caller sets $work (the directory the
+# mount points go in) and calls `trap cleanup EXIT`.
+
+root=$(dirname "$here")
+build=$root/build-bench    # where bench/ is built
+results=$here/results      # the reports
+mqfs_bin=$root/build/mqfs  # the mqfs measured unless another is given
+
+mounts=()    # mount points we made
+pids=()      # the daemons we started
+services=()  # other processes we started (Redis), stopped at once by pid
+bench_pid=   # the benchmark program, while it runs
+
+# build_bench HERE BUILD: builds bench/ (Release) into BUILD.
+build_bench() {
+  echo "Building bench/ into $2"
+  cmake -S "$1" -B "$2" -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build "$2" -j "$(nproc)" >/dev/null
+}
+
+# Reads the mount table only: never touches the mount itself, which may hang.
+is_mounted() { awk -v dir="$1" '$5 == dir { found = 1 } END { exit !found }' /proc/self/mountinfo; }
+
+# A call stuck in a mount whose daemon stopped answering survives even
+# SIGKILL; killing the daemon aborts the connection and ends it.
+kill_daemons() {
+  local pid
+  for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+}
+
+# Lazy unmounts never block on a hung daemon; the daemons are ours, by pid.
+cleanup() {
+  local m pid i busy=0
+  if [ -n "$bench_pid" ] && kill -0 "$bench_pid" 2>/dev/null; then
+    kill -TERM "$bench_pid" 2>/dev/null || true
+    sleep 1
+    kill_daemons
+    kill -KILL "$bench_pid" 2>/dev/null || true
+  fi
+  for pid in "${services[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  for m in "${mounts[@]}"; do
+    is_mounted "$m" && { fusermount3 -u -z "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; }
+  done
+  for pid in "${pids[@]}" "${services[@]}"; do
+    for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -TERM "$pid" 2>/dev/null && sleep 0.5 || true
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+  for m in "${mounts[@]}"; do is_mounted "$m" && busy=1; done
+  if [ "$busy" = 0 ]; then
+    rm -rf -- "$work"
+  else
+    echo "${0##*/}: a mount under $work is still there; left it" >&2
+  fi
+}
+
+# start_daemon NAME COMMAND...: runs COMMAND MOUNTPOINT (a daemon in the
+# foreground) in the background and waits, 10 s at most, until it is mounted.
+# Sets $mounted to MOUNTPOINT:PID, as mqfs_bench takes it. NAME may be
+# started again after stop_daemon.
+start_daemon() {
+  local name=$1 dir=$work/$1 pid
+  shift
+  mkdir -p "$dir"
+  "$@" "$dir" >>"$work/$name.log" 2>&1 &
+  pid=$!
+  disown "$pid"  # cleanup() ends it; no job notices
+  pids+=("$pid")
+  mounts+=("$dir")
+  for _ in $(seq 1000); do
+    if is_mounted "$dir"; then
+      mounted=$dir:$pid
+      return 0
+    fi
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.01
+  done
+  echo "${0##*/}: $name did not mount:" >&2
+  cat "$work/$name.log" >&2
+  exit 1
+}
+
+# stop_daemon MOUNTPOINT:PID: unmounts and waits, 30 s at most, for the
+# daemon to end (then kills it).
+stop_daemon() {
+  local dir=${1%:*} pid=${1##*:}
+  fusermount3 -u "$dir" 2>/dev/null || fusermount3 -u -z "$dir" 2>/dev/null || true
+  for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  echo "${0##*/}: the daemon of $dir did not end; killing it" >&2
+  kill -KILL "$pid" 2>/dev/null || true
+}
