@@ -147,7 +147,7 @@ void Journal::fail(int error, const char* what) {
 
 // The state built while the segments are replayed in order.
 struct Journal::Replay {
-  engine::Budget* budget;
+  engine::Budget* budget = nullptr;
   std::map<uint64_t, Contents::Node> nodes;
   std::optional<std::map<uint64_t, Contents::Node>> snapshot;  // being read
   struct Held {
@@ -295,7 +295,8 @@ int Journal::load(engine::Budget& budget, Contents& contents) {
     disk_->close(file);
   }
 
-  Replay replay{&budget};
+  Replay replay;
+  replay.budget = &budget;
   for (std::size_t i = 0; i < numbers.size(); ++i) {
     if (i > 0 && numbers[i] != numbers[i - 1] + 1) {
       spdlog::error("store {}: {} is missing", disk_->where(), segment_name(numbers[i - 1] + 1));
