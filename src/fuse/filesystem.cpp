@@ -53,12 +53,12 @@ void Filesystem::answer_fsync(Reply& reply) {
   durable_replies_.push_back(DurableReply{std::move(reply), store_->position(), 0, true});
 }
 
-// With sync=disk every turn's records are synced soon, not only a writer's:
-// a message taken is then not delivered again after a power cut, once the
-// next sync has run.
+// Only a reply that waits starts a sync: the records of reads and of other
+// changes ride with the next one, so that a reader does not make the next
+// writer wait for a second sync.
 void Filesystem::end_turn() {
   store_->write_out();
-  if (store_->syncs_writes() || !durable_replies_.empty()) {
+  if (!durable_replies_.empty()) {
     store_->start_sync();
     answer_durable();
   }
