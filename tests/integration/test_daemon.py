@@ -213,7 +213,8 @@ def test_d_logs_every_request(daemons):
 
 def test_info_log_by_default_and_log_level_quietens_it(daemons):
     loud = daemons()
-    assert "mounted at" in loud.read_log()
+    # The line follows the mount, which the fixture waited for.
+    wait_until(lambda: "mounted at" in loud.read_log(), what="'mounted at' in the log")
     quiet = daemons("log_level=warn")
     quiet.sh("echo x > q && cat q")
     assert quiet.stop() == 0
