@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 
 namespace mqfs::store {
 
@@ -18,7 +19,16 @@ int result_or_errno(int result) { return result < 0 ? -errno : result; }
 
 }  // namespace
 
+// Missing parents are made as `mkdir -p` makes them (so that a boot-time
+// mount of /var/lib/mqfs/NAME needs no step before it); the store itself is
+// private to the daemon.
 std::unique_ptr<PosixDisk> PosixDisk::open_directory(const std::string& directory) {
+  std::error_code error;
+  std::filesystem::create_directories(std::filesystem::path(directory).parent_path(), error);
+  if (error) {
+    spdlog::error("store {}: cannot create its parent directory: {}", directory, error.message());
+    return nullptr;
+  }
   if (mkdir(directory.c_str(), 0700) != 0 && errno != EEXIST) {
     spdlog::error("store {}: cannot create it: {}", directory, std::strerror(errno));
     return nullptr;

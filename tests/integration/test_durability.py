@@ -751,6 +751,17 @@ def test_a_missing_store_directory_is_made_with_mode_0700(durable):
     assert take(m / "q") == b"x"
 
 
+def test_missing_parents_of_the_store_are_made_as_mkdir_p_makes_them(durable):
+    store = durable.path("var/lib/mqfs/mq")
+    m = durable.mount(store=store)
+    assert os.stat(store).st_mode & 0o7777 == 0o700
+    assert os.path.isdir(os.path.dirname(store))
+    open(m / "q", "w").close()
+    put(m / "q", b"x")
+    remount(m)
+    assert take(m / "q") == b"x"
+
+
 def _pid_ended(pid):
     try:
         with open(f"/proc/{pid}/stat") as f:
