@@ -504,7 +504,8 @@ int Journal::open_segment(uint32_t number) {
 int Journal::rotate() {
   if (int error = write_out(); error < 0) return error;
   int error = open_segment(active().number + 1);
-  if (error == -ENOSPC || error == -EDQUOT) {
+  // Not while retiring: the records a retirement appends may come here.
+  if ((error == -ENOSPC || error == -EDQUOT) && !retiring_) {
     if (retire_dead()) error = open_segment(active().number + 1);
   }
   if (error < 0) {
@@ -726,7 +727,13 @@ bool Journal::retire_dead() {
 }
 
 bool Journal::retire_oldest() {
-  const Segment oldest = segments_.front();
+  retiring_ = true;
+  const bool retired = retire(segments_.front());
+  retiring_ = false;
+  return retired;
+}
+
+bool Journal::retire(const Segment oldest) {
   // Names, settings and counters recorded in it live on in a snapshot.
   if (snapshot_segment_ <= oldest.number) write_snapshot();
   struct Mover final : Source::MessageVisitor {

@@ -97,6 +97,7 @@ class Journal final : public Store {
   int load_segment(Replay& replay, const std::string& name, uint32_t number, bool last, uint64_t synced_before);
   void write_snapshot();
   bool retire_oldest();
+  bool retire(Segment oldest);
   void fail(int error, const char* what);
   void run_syncs();
 
@@ -113,6 +114,7 @@ class Journal final : public Store {
   bool write_failed_ = false;  // the last write_out failed (logged once)
   bool disk_full_ = false;     // no new segment could be made this turn
   bool full_logged_ = false;   // ...and that was logged
+  bool retiring_ = false;      // a segment is being retired
   uint32_t snapshot_segment_ = 0;  // where the newest snapshot of names begins (0: none)
   int synced_file_ = -1;           // holds synced_, a hint for recovery after a power cut
 
