@@ -38,6 +38,9 @@ PROGRAMS = os.environ.get("MQFS_PROGRAMS", os.path.join(os.path.dirname(__file__
 
 # The Python running the tests (Debian's, with pytest); used for child scripts.
 PYTHON = sys.executable
+# The daemon under test was built with AddressSanitizer and UBSan (tests/CMakeLists.txt):
+# slower, and its memory is not what users get.
+SANITIZED = os.environ.get("MQFS_SANITIZED", "0") in ("1", "ON", "TRUE", "true")
 
 
 def program(name):

@@ -29,10 +29,9 @@ import zlib
 
 import pytest
 
-from helpers import (MQFS, PYTHON, Mount, attr, drain, is_mounted, kill_daemon, put, run_mqfs, set_attr, take,
+from helpers import (SANITIZED, MQFS, PYTHON, Mount, attr, drain, is_mounted, kill_daemon, put, run_mqfs, set_attr, take,
                      wait_exit, wait_until)
 
-SANITIZED = os.environ.get("MQFS_SANITIZED", "0") in ("1", "ON", "TRUE", "true")
 SEGMENT = 8 << 20
 MIB = 1 << 20
 # Read-only per-queue values that change with every send and receive and are

@@ -19,7 +19,7 @@ import textwrap
 
 import pytest
 
-from helpers import (LineReader, MESSAGE_OVERHEAD, PYTHON, daemon_status, errno_of, finish, program, put,
+from helpers import (SANITIZED, LineReader, MESSAGE_OVERHEAD, PYTHON, daemon_status, errno_of, finish, program, put,
                      statfs, take, wait_until)
 
 # README "Limits": what the daemon may spend on each counted thing, at most,
@@ -32,7 +32,6 @@ FIXED = 8 << 20
 # Under AddressSanitizer every allocation has redzones and freed memory sits
 # in quarantine, so the daemon's memory measures ASan, not mqfs: there the
 # tests check the caps and errnos but not the memory bound.
-SANITIZED = os.environ.get("MQFS_SANITIZED") == "1"
 
 FLOOD = textwrap.dedent(r"""
     # flood QUEUE SIZE: writes SIZE-byte messages, each at its own priority

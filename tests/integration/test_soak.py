@@ -68,12 +68,11 @@ import time
 
 import pytest
 
-from helpers import daemon_status, task_state
+from helpers import SANITIZED, daemon_status, task_state
 
 SECONDS = float(os.environ.get("MQFS_SOAK_SECONDS", "60"))
 SEED = int(os.environ.get("MQFS_SOAK_SEED") or random.SystemRandom().randrange(1 << 31))
 MODE = os.environ.get("MQFS_SOAK_MODE", "full")
-SANITIZED = os.environ.get("MQFS_SANITIZED", "0") in ("1", "ON", "TRUE", "true")
 PHASES = max(2, round(SECONDS / 10))
 PHASE_CHAOS = max(2.0, SECONDS / PHASES - 1.5)  # each phase's stop, drain and check take about 1.5 s
 # How far above the baseline the daemon's VmRSS may be after a phase: malloc
