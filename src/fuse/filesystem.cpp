@@ -39,9 +39,14 @@ int Filesystem::restore() {
   return 0;
 }
 
+// A write's answer: its byte count, or 0 for a close or fsync that sent.
+static bool answer_now(Reply& reply, std::size_t written, bool status) {
+  return status ? reply.done() : reply.write(written);
+}
+
 bool Filesystem::answer_write(Reply& reply, std::size_t written, bool status) {
   if (!store_->syncs_writes() || store_->synced() >= store_->position())
-    return status ? reply.done() : reply.write(written);
+    return answer_now(reply, written, status);
   // The writer learns that its message was sent once it is on disk; the
   // message is queued now, as if the writer had been answered.
   durable_replies_.push_back(DurableReply{std::move(reply), store_->position(), written, status});
@@ -87,10 +92,8 @@ void Filesystem::answer_durable() {
       waiting.reply.error(EIO);
     else if (waiting.position > store_->synced())
       return;
-    else if (waiting.status)
-      waiting.reply.done();
     else
-      waiting.reply.write(waiting.written);
+      answer_now(waiting.reply, waiting.written, waiting.status);
     durable_replies_.pop_front();
   }
 }
