@@ -10,6 +10,13 @@
  *   struct mqfs_attr attr;
  *   ioctl(fd, MQFS_IOC_GET_ATTR, &attr);           // like mq_getattr(3)
  *
+ *   int32_t ack = MQFS_ACK_EXPLICIT;
+ *   ioctl(fd, MQFS_IOC_SET_ACK, &ack);             // reads lease their messages
+ *   read(fd, buf, sizeof buf);
+ *   struct mqfs_delivery d;
+ *   ioctl(fd, MQFS_IOC_GET_DELIVERY, &d);          // its id, priority, delivery count
+ *   ioctl(fd, MQFS_IOC_ACK, &d.id);                // done: taken for good
+ *
  * Bad arguments fail with EINVAL; other ioctls with ENOTTY.
  */
 #ifndef MQFS_H
@@ -30,6 +37,7 @@ extern "C" {
 /* Read modes, for MQFS_IOC_SET_READ_MODE. */
 #define MQFS_READ_MESSAGE 0 /* one message, then end of file */
 #define MQFS_READ_STREAM 1  /* message after message while the file is open */
+#define MQFS_READ_PEEK 2    /* the queued messages in order, one per read, none taken; then end of file */
 #define MQFS_READ_DEFAULT (-1) /* back to the queue's user.mq.read_mode */
 
 /* Framing modes, as reported in mqfs_attr.framing. */
@@ -51,10 +59,27 @@ struct mqfs_attr {
 	int64_t reserved[8];
 };
 
+/* Acknowledgement modes, for MQFS_IOC_SET_ACK. */
+#define MQFS_ACK_AUTO 0     /* a read takes its messages for good (the default) */
+#define MQFS_ACK_EXPLICIT 1 /* a read leases its messages to the descriptor until MQFS_IOC_ACK */
+
+/* The last message read (or peeked) on a descriptor (MQFS_IOC_GET_DELIVERY). */
+struct mqfs_delivery {
+	uint64_t id;          /* the message's id in its queue, for MQFS_IOC_ACK and MQFS_IOC_NACK */
+	int64_t type;         /* its type (0: untyped) */
+	int32_t priority;     /* its priority, as mq_receive(3) tells it */
+	uint32_t deliveries;  /* how many times it was delivered, this time included */
+	int64_t enqueued_ns;  /* when it was sent: CLOCK_REALTIME nanoseconds */
+};
+
 #define MQFS_IOC_MAGIC 'M'
 #define MQFS_IOC_SET_PRIORITY _IOW(MQFS_IOC_MAGIC, 1, int32_t)
 #define MQFS_IOC_SET_READ_MODE _IOW(MQFS_IOC_MAGIC, 2, int32_t)
 #define MQFS_IOC_GET_ATTR _IOR(MQFS_IOC_MAGIC, 3, struct mqfs_attr)
+#define MQFS_IOC_SET_ACK _IOW(MQFS_IOC_MAGIC, 4, int32_t)
+#define MQFS_IOC_ACK _IOW(MQFS_IOC_MAGIC, 5, uint64_t)  /* id, or 0: every message the descriptor holds */
+#define MQFS_IOC_NACK _IOW(MQFS_IOC_MAGIC, 6, uint64_t) /* id, or 0: every message the descriptor holds */
+#define MQFS_IOC_GET_DELIVERY _IOR(MQFS_IOC_MAGIC, 7, struct mqfs_delivery)
 
 #ifdef __cplusplus
 }
