@@ -10,7 +10,11 @@
 // writes that park waiters; replies that fail (the caller was interrupted);
 // interrupts; the clock passing and timeouts expiring; attribute changes
 // (maxmsg, msgsize, framing, read mode, priority, timeouts) mid-way; per-file
-// priority and read mode; purges (truncate); polls.
+// priority and read mode; purges (truncate); polls. SPEC section 11:
+// explicit acknowledgement and peek read mode per file; ACK and NACK of a
+// held id, of an unknown one, of one whose lease ran out, of 0 (all); leases
+// that run out (lease_ms), returns after retry_delay_ms, dead letters after
+// max_deliveries to the other queue (or to a missing one, or to itself).
 //
 // Invariants:
 //  - every reply carries exactly what the model predicts: the highest
@@ -26,7 +30,25 @@
 //    there, a timeout fires only after its deadline;
 //  - a poll watch is notified whenever its file became more ready;
 //  - the budget (bytes, waiters, open files, queues) matches what is held and
-//    is zero once everything is freed.
+//    is zero once everything is freed;
+//  - leases: a read in explicit mode leases what it delivers (invisible to
+//    other readers, counted in inflight and against maxmsg); ACK takes it for
+//    good (received counts it then), NACK, close and a lease running out
+//    return it ahead of the younger messages of its priority, after the retry
+//    delay; a late ACK is ETIMEDOUT, an unknown id ENOENT; after
+//    max_deliveries it moves to the end of the dead-letter queue (new id,
+//    deliveries 0, even past maxmsg) and dead_lettered counts it; peeking
+//    returns the queue in order, one message a read, and takes nothing;
+//    GET_DELIVERY (id, priority, deliveries) is the last message read or
+//    peeked; inflight, dead_lettered and the mount's timer (its next
+//    deadline) match.
+//
+// Time: the engine takes lease deadlines (and the retry delay of a close)
+// from Clock::now(). This target defines clock_gettime(), so that while a
+// harness runs CLOCK_MONOTONIC is the model's clock plus one nanosecond per
+// call: every deadline is known exactly and no two are equal. Passing time
+// fires the mount's timer one deadline at a time, in order, as the daemon's
+// timer thread would.
 //
 // Framing may change at any time, also while files hold unfinished lines or
 // frames and while framed writes wait: held bytes keep the framing they were
@@ -34,12 +56,17 @@
 // close does), and a parked write the framing it began with.
 #include <fuzzer/FuzzedDataProvider.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
+#include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <list>
 #include <map>
@@ -47,6 +74,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <unordered_set>
 #include <utility>
 #include <vector>
@@ -65,6 +93,32 @@
 namespace mqfs::engine {
 namespace {
 
+// The monotonic clock while a harness runs: `at` (whole milliseconds) plus
+// one nanosecond per reading since the harness began.
+struct FakeClock {
+  bool active = false;
+  Clock::time_point at;
+  uint64_t readings = 0;
+};
+thread_local FakeClock fake_clock;
+
+}  // namespace
+}  // namespace mqfs::engine
+
+// Replaces libc's (and the sanitizers' weak interceptor): steady_clock::now()
+// in libstdc++ calls it.
+extern "C" int clock_gettime(clockid_t id, timespec* ts) noexcept {
+  auto& fake = mqfs::engine::fake_clock;
+  if (!fake.active || id != CLOCK_MONOTONIC) return static_cast<int>(syscall(SYS_clock_gettime, id, ts));
+  const int64_t ns = (fake.at + std::chrono::nanoseconds(++fake.readings)).time_since_epoch().count();
+  ts->tv_sec = ns / 1'000'000'000;
+  ts->tv_nsec = ns % 1'000'000'000;
+  return 0;
+}
+
+namespace mqfs::engine {
+namespace {
+
 using fuzz::bytes_of;
 using fuzz::frame_header;
 using fuzz::frame_length;
@@ -73,6 +127,12 @@ constexpr pid_t kPid = 100;
 constexpr std::size_t kOverhead = kMessageOverhead;
 constexpr std::size_t kMaxMsg = static_cast<std::size_t>(kMaxMsgsize);
 constexpr const char* kAlphabet = "abcdefghijklmnopqrstuvwxyz";
+// MQFS_FUZZ_TRACE=1 prints each operation (to follow what an input does).
+const bool kTrace = std::getenv("MQFS_FUZZ_TRACE") != nullptr;
+// MQFS_FUZZ_AROUND_UNARMED_LEASES=1 works around a known engine bug, to look
+// for others: a framed write that hands messages to a parked reader in
+// explicit mode leaves their leases off the mount's timer (README, Findings).
+const bool kAroundUnarmedLeases = std::getenv("MQFS_FUZZ_AROUND_UNARMED_LEASES") != nullptr;
 
 std::string text_of(std::span<const iovec> data) {
   std::string text;
@@ -115,6 +175,15 @@ Parsed parse(Framing framing, const std::string& pending, const std::string& inp
 
 struct Slot;
 
+// A queued, leased or delayed message: its bytes and what GET_DELIVERY tells.
+struct Msg {
+  std::string text;
+  uint64_t id = 0;  // the engine's: per queue, in the order messages were recorded
+  Priority priority = 0;
+  uint32_t deliveries = 0;
+  std::size_t size() const { return text.size(); }
+};
+
 // An open file and what the model knows of it.
 struct File {
   Slot* slot = nullptr;
@@ -133,6 +202,20 @@ struct File {
   bool notified = false;
   bool was_readable = false;  // readiness when the watch was registered
   bool was_writable = false;
+  // SPEC section 11.
+  bool explicit_ack = false;
+  struct Held {
+    uint64_t id;
+    bool lapsed;  // its lease ran out: remembered for a late ACK
+  };
+  std::vector<Held> leases;  // in the order they were made
+  std::optional<std::pair<Priority, uint64_t>> peeked;
+  struct Last {
+    uint64_t id;
+    Priority priority;
+    uint32_t deliveries;
+  };
+  std::optional<Last> last;  // GET_DELIVERY
 };
 
 struct ParkedRead {
@@ -174,8 +257,17 @@ struct Slot {
   Queue* queue = nullptr;  // while it exists
   std::weak_ptr<Queue> alive;
   Settings settings;
-  std::map<Priority, std::deque<std::string>, std::greater<Priority>> queued;
+  std::map<Priority, std::deque<Msg>, std::greater<Priority>> queued;
   uint64_t count = 0, bytes = 0, sent = 0, received = 0;
+  uint64_t last_id = 0, dead_lettered = 0;
+  struct Lease {
+    Msg message;
+    File* holder;
+  };
+  // By deadline; equal deadlines in the order they were made, as the engine's lists.
+  std::multimap<Clock::time_point, Lease> leased;
+  std::multimap<Clock::time_point, Msg> delayed;  // returned, waiting for the retry delay
+  uint64_t inflight() const { return leased.size() + delayed.size(); }
   std::list<ParkedRead> readers;   // arrival order
   std::list<ParkedWrite> writers;  // arrival order
   Direct* direct = nullptr;
@@ -183,11 +275,12 @@ struct Slot {
 
 // What a read should do.
 struct Read {
-  enum Kind { wait, eof, data, too_small } kind;
+  enum Kind { wait, eof, data, too_small, no_space } kind;
   std::string bytes;
   std::size_t taken = 0;   // whole messages taken from the queue (0: from the file's rest)
   std::string rest;        // what the file holds afterwards
   std::size_t rest_of = 0;
+  const Msg* peeked = nullptr;  // peek mode: the message read
 };
 
 // How a framed write ended: waiting for room (`full`), a byte count, or an error.
@@ -304,7 +397,13 @@ class Harness {
         names_(budget_, timeouts_, pick_settings(), 0755, Owner{}) {
     slots_[0].name = "a";
     slots_[1].name = "b";
+    fake_clock = FakeClock{.active = true, .at = now_};
+    CHECK(Clock::now() == now_ + std::chrono::nanoseconds(1));  // the engine will read this clock
+    readings_ = 1;
   }
+  ~Harness() { fake_clock.active = false; }
+  Harness(const Harness&) = delete;
+  Harness& operator=(const Harness&) = delete;
 
   void run() {
     make(slots_[0]);
@@ -334,20 +433,16 @@ class Harness {
     return l;
   }
 
-  int64_t pick_maxmsg() {
+  // `first` or `second` a quarter of the time each, else a value in [lo, hi].
+  int64_t pick_value(int64_t first, int64_t second, int64_t lo, int64_t hi) {
     switch (in_.ConsumeIntegralInRange(0, 3)) {
-      case 0: return 10;
-      case 1: return kMaxMaxmsg;
-      default: return in_.ConsumeIntegralInRange<int64_t>(1, 4);
+      case 0: return first;
+      case 1: return second;
+      default: return in_.ConsumeIntegralInRange<int64_t>(lo, hi);
     }
   }
-  int64_t pick_msgsize() {
-    switch (in_.ConsumeIntegralInRange(0, 3)) {
-      case 0: return 8192;
-      case 1: return kMaxMsgsize;
-      default: return in_.ConsumeIntegralInRange<int64_t>(1, 40);
-    }
-  }
+  int64_t pick_maxmsg() { return pick_value(10, kMaxMaxmsg, 1, 4); }
+  int64_t pick_msgsize() { return pick_value(8192, kMaxMsgsize, 1, 40); }
   int64_t pick_timeout() { return in_.ConsumeBool() ? 0 : in_.ConsumeIntegralInRange<int64_t>(1, 50); }
   Priority pick_priority() { return in_.ConsumeBool() ? kMaxPriority : in_.ConsumeIntegralInRange<Priority>(0, 3); }
 
@@ -362,6 +457,10 @@ class Harness {
     s.send_timeout_ms = pick_timeout();
     return s;
   }
+
+  // lease_ms and retry_delay_ms: short (the next passes of time reach them), the default, the largest.
+  int64_t pick_lease_ms() { return pick_value(30000, kMaxTimeoutMs, 1, 60); }
+  int64_t pick_retry_delay_ms() { return pick_value(0, kMaxTimeoutMs, 1, 60); }
 
   std::size_t pick_write_size(std::size_t msgsize) {
     switch (in_.ConsumeIntegralInRange(0, 3)) {
@@ -383,7 +482,7 @@ class Harness {
         std::size_t size = 0;
         int n = in_.ConsumeIntegralInRange(1, 4);
         for (const auto& [priority, fifo] : s.queued)
-          for (const std::string& m : fifo)
+          for (const Msg& m : fifo)
             if (n-- > 0) size += m.size() + (s.settings.framing == Framing::u32 ? kFrameHeader : 0);
         return std::max<std::size_t>(1, size + in_.ConsumeIntegralInRange(0, 2) - 1);
       }
@@ -461,9 +560,12 @@ class Harness {
   }
   ReadMode mode_of(const File& f) const { return f.read_mode ? *f.read_mode : f.slot->settings.read_mode; }
   bool at_end(const File& f) const { return f.delivered && f.rest.empty() && mode_of(f) == ReadMode::message; }
-  static bool has_room(const Slot& s) { return s.count < static_cast<uint64_t>(s.settings.maxmsg); }
+  // Leased and delayed messages keep their place under maxmsg.
+  static bool has_room(const Slot& s) { return s.count + s.inflight() < static_cast<uint64_t>(s.settings.maxmsg); }
   static bool writable(const Slot& s) { return s.writers.empty() && has_room(s); }
-  bool readable(const File& f) const { return !f.rest.empty() || at_end(f) || f.slot->count > 0; }
+  bool readable(const File& f) const {
+    return !f.rest.empty() || at_end(f) || mode_of(f) == ReadMode::peek || f.slot->count > 0;
+  }
   uint64_t available() const { return limits_.max_bytes - budget_.bytes(); }
   bool fits(uint64_t n) const { return n <= available(); }
   bool waiter_room() const { return budget_.waiters() < limits_.max_waiters; }
@@ -472,16 +574,28 @@ class Harness {
     return now_ + std::chrono::milliseconds(timeout_ms);
   }
 
+  // A message the engine recorded (gave an id) and queued.
   void enqueue(Slot& s, std::string message, Priority priority) {
-    s.bytes += message.size();
-    s.queued[priority].push_back(std::move(message));
-    ++s.count;
+    push(s, Msg{.text = std::move(message), .id = ++s.last_id, .priority = priority});
     ++s.sent;
   }
+  void push(Slot& s, Msg m) {
+    s.bytes += m.size();
+    ++s.count;
+    s.queued[m.priority].push_back(std::move(m));
+  }
+  // A returned message goes ahead of the younger ones of its priority.
+  void put_back(Slot& s, Msg m) {
+    s.bytes += m.size();
+    ++s.count;
+    auto& fifo = s.queued[m.priority];
+    auto at = std::find_if(fifo.begin(), fifo.end(), [&](const Msg& q) { return q.id > m.id; });
+    fifo.insert(at, std::move(m));
+  }
 
-  std::string pop(Slot& s) {
+  Msg pop(Slot& s) {
     auto level = s.queued.begin();
-    std::string message = std::move(level->second.front());
+    Msg message = std::move(level->second.front());
     level->second.pop_front();
     if (level->second.empty()) s.queued.erase(level);
     --s.count;
@@ -496,6 +610,7 @@ class Harness {
       const std::size_t n = std::min(size, f.rest.size());
       return {.kind = Read::data, .bytes = f.rest.substr(0, n), .rest = f.rest.substr(n), .rest_of = f.rest_of};
     }
+    if (mode_of(f) == ReadMode::peek) return expect_peek(f, size);
     if (at_end(f) || size == 0) return {.kind = Read::eof};
     if (s.count == 0) return {.kind = Read::wait};
     const bool u32 = s.settings.framing == Framing::u32;
@@ -506,41 +621,201 @@ class Harness {
       Read batch{.kind = Read::data};
       [&] {
         for (const auto& [priority, fifo] : s.queued)
-          for (const std::string& m : fifo) {
+          for (const Msg& m : fifo) {
             const std::string header = u32 ? frame_header(m.size()) : "";
             if (batch.taken == most || batch.bytes.size() + header.size() + m.size() > limit) return;
-            batch.bytes += header + m;
+            batch.bytes += header + m.text;
             ++batch.taken;
           }
       }();
       if (batch.taken > 0) return batch;
       if (u32) return {.kind = Read::too_small};
     }
-    const std::string& front = s.queued.begin()->second.front();
+    const std::string& front = s.queued.begin()->second.front().text;
     const std::size_t n = std::min(size, front.size());
-    return {
-        .kind = Read::data, .bytes = front.substr(0, n), .taken = 1, .rest = front.substr(n), .rest_of = front.size()};
+    // A message leased stays whole in the queue: the file keeps a copy of its rest.
+    if (f.explicit_ack && n < front.size() && !fits(front.size() - n + kOverhead)) return {.kind = Read::no_space};
+    return {.kind = Read::data,
+            .bytes = front.substr(0, n),
+            .taken = 1,
+            .rest = front.substr(n),
+            .rest_of = f.explicit_ack ? front.size() - n : front.size()};
+  }
+
+  // The next queued message after the one `f` peeked last, in queue order.
+  const Msg* next_peeked(const File& f) const {
+    for (const auto& [priority, fifo] : f.slot->queued) {
+      if (f.peeked && priority > f.peeked->first) continue;
+      for (const Msg& m : fifo)
+        if (!f.peeked || priority < f.peeked->first || m.id > f.peeked->second) return &m;
+    }
+    return nullptr;
+  }
+
+  // Peek read mode: one message a read, a copy of its rest kept by the file.
+  Read expect_peek(const File& f, std::size_t size) const {
+    const Msg* m = next_peeked(f);
+    if (!m || size == 0) return {.kind = Read::eof};
+    if (f.slot->settings.framing == Framing::u32) {
+      if (kFrameHeader + m->size() > size) return {.kind = Read::too_small};
+      return {.kind = Read::data, .bytes = frame_header(m->size()) + m->text, .peeked = m};
+    }
+    const std::size_t n = std::min(size, m->size());
+    if (n < m->size() && !fits(m->size() - n + kOverhead)) return {.kind = Read::no_space};
+    return {.kind = Read::data,
+            .bytes = m->text.substr(0, n),
+            .rest = m->text.substr(n),
+            .rest_of = m->size() - n,
+            .peeked = m};
+  }
+
+  static void set_last(File& f, const Msg& m) { f.last = File::Last{m.id, m.priority, m.deliveries}; }
+
+  // The clock the engine reads next (Clock::now()), and one reading more.
+  Clock::time_point reading() { return fake_clock.at + std::chrono::nanoseconds(++readings_); }
+  Clock::time_point clock_now() {
+    const Clock::time_point now = Clock::now();
+    CHECK(now == reading());
+    return now;
   }
 
   void apply(File& f, const Read& r) {
     if (r.kind != Read::data) return;
     Slot& s = *f.slot;
+    if (r.peeked) {
+      f.peeked.emplace(r.peeked->priority, r.peeked->id);
+      set_last(f, *r.peeked);
+    }
     for (std::size_t i = 0; i < r.taken; ++i) {
-      const std::string message = pop(s);
-      if (auto id = payload_id(message)) CHECK(received_ids_.insert(*id).second);  // never twice
+      Msg message = pop(s);
+      ++message.deliveries;
+      set_last(f, message);
+      if (f.explicit_ack) {  // leased until lease_ms from now
+        f.leases.push_back({message.id, false});
+        s.leased.emplace(reading() + std::chrono::milliseconds(s.settings.lease_ms),
+                         Slot::Lease{std::move(message), &f});
+      } else {
+        taken_for_good(s, message);
+      }
     }
-    if (r.taken > 0) {
-      s.received += r.taken;
-      f.delivered = true;
-    }
+    if (r.taken > 0) f.delivered = true;
     f.rest = r.rest;
     f.rest_of = r.rest.empty() ? 0 : r.rest_of;
+  }
+
+  // Received: read in auto mode, or acknowledged.
+  void taken_for_good(Slot& s, const Msg& message) {
+    ++s.received;
+    if (auto id = payload_id(message.text)) CHECK(received_ids_.insert(*id).second);  // never twice
+  }
+
+  // -- leases
+
+  Slot::Lease take_lease(Slot& s, const File& f, uint64_t id) {
+    auto it = std::find_if(s.leased.begin(), s.leased.end(),
+                           [&](const auto& l) { return l.second.holder == &f && l.second.message.id == id; });
+    CHECK(it != s.leased.end());
+    Slot::Lease lease = std::move(it->second);
+    s.leased.erase(it);
+    return lease;
+  }
+
+  // The queue a message returned to `s` after its last delivery moves to.
+  Slot* dead_letter_queue(Slot& s) {
+    if (s.settings.max_deliveries <= 0) return nullptr;
+    std::string_view path = s.settings.dead_letter;
+    while (!path.empty() && path.front() == '/') path.remove_prefix(1);
+    for (Slot& to : slots_)
+      if (to.named && to.name == path) return &to == &s ? nullptr : &to;
+    return nullptr;
+  }
+
+  // A message whose lease ended without an ACK (NACK, close, ran out at
+  // `now`): to the dead-letter queue, else back after the retry delay.
+  void give_back(Slot& s, Msg m, Clock::time_point now) {
+    if (static_cast<int64_t>(m.deliveries) >= s.settings.max_deliveries)
+      if (Slot* to = dead_letter_queue(s)) {
+        dead_letters_.push_back({&s, to, std::move(m)});  // taken in when the engine moves it
+        return;
+      }
+    if (s.settings.retry_delay_ms > 0)
+      s.delayed.emplace(now + std::chrono::milliseconds(s.settings.retry_delay_ms), std::move(m));
+    else
+      put_back(s, std::move(m));
+  }
+
+  // The dead letters the engine moved so far (the source's dead_lettered
+  // counts them before the target queues them), at the end of their queue.
+  void take_dead_letters() {
+    while (!dead_letters_.empty()) {
+      DeadLetter& d = dead_letters_.front();
+      if (d.from->queue->dead_lettered() == d.from->dead_lettered) return;
+      ++d.from->dead_lettered;
+      Msg m = std::move(d.message);
+      m.id = ++d.to->last_id;
+      m.deliveries = 0;
+      push(*d.to, std::move(m));
+      ++d.to->sent;
+      dead_letters_.pop_front();
+    }
+  }
+
+  // The file's messages go back, as at its last close (`now`: when).
+  void return_all(File& f, Clock::time_point now) {
+    Slot& s = *f.slot;
+    for (const File::Held& h : f.leases)
+      if (!h.lapsed) give_back(s, take_lease(s, f, h.id).message, now);
+    f.leases.clear();
+  }
+
+  // The mount's timer fires for `s` at `at`: returned messages whose delay
+  // ended go back, then leases that ran out lapse and return (as the engine:
+  // a delay first when it ends at the same time).
+  void expire_leases(Slot& s, Clock::time_point at) {
+    for (;;) {
+      const bool delay = !s.delayed.empty() && s.delayed.begin()->first <= at;
+      const bool lease = !s.leased.empty() && s.leased.begin()->first <= at;
+      if (!delay && !lease) return;
+      if (delay && (!lease || s.delayed.begin()->first <= s.leased.begin()->first)) {
+        put_back(s, std::move(s.delayed.begin()->second));
+        s.delayed.erase(s.delayed.begin());
+        continue;
+      }
+      Slot::Lease ran_out = std::move(s.leased.begin()->second);
+      s.leased.erase(s.leased.begin());
+      File& f = *ran_out.holder;
+      auto held = std::find_if(f.leases.begin(), f.leases.end(),
+                               [&](const File::Held& h) { return !h.lapsed && h.id == ran_out.message.id; });
+      CHECK(held != f.leases.end());
+      held->lapsed = true;
+      if (std::count_if(f.leases.begin(), f.leases.end(), [](const File::Held& h) { return h.lapsed; }) >
+          Holder::kMaxLapsed)
+        f.leases.erase(std::find_if(f.leases.begin(), f.leases.end(), [](const File::Held& h) { return h.lapsed; }));
+      give_back(s, std::move(ran_out.message), at);
+    }
+  }
+
+  // The earliest deadline on the mount's timer: a waiter's, a lease's, a delay's.
+  std::optional<Clock::time_point> next_deadline() const {
+    std::optional<Clock::time_point> next;
+    auto consider = [&](const std::optional<Clock::time_point>& t) {
+      if (t && (!next || *t < *next)) next = t;
+    };
+    for (const Slot& s : slots_) {
+      if (!s.queue) continue;
+      for (const ParkedRead& p : s.readers) consider(p.deadline);
+      for (const ParkedWrite& p : s.writers) consider(p.deadline);
+      if (!s.leased.empty()) consider(s.leased.begin()->first);
+      if (!s.delayed.empty()) consider(s.delayed.begin()->first);
+    }
+    return next;
   }
 
   // Takes into the model the messages the engine queued since it last looked
   // (Queue::sent), from the write under way: the direct call, else the parked
   // writer at the head of the line. Unframed writes are taken at accept().
   void sync(Slot& s) {
+    take_dead_letters();
     while (s.queue && s.queue->sent() > s.sent) {
       CHECK(has_room(s));  // queued only when there was room
       if (s.direct && s.direct->flush) {
@@ -656,7 +931,9 @@ class Harness {
   // -- operations
 
   void step() {
-    switch (in_.ConsumeIntegralInRange(0, 15)) {
+    const int op = in_.ConsumeIntegralInRange(0, 19);
+    if (kTrace) std::fprintf(stderr, "step %d\n", op);
+    switch (op) {
       case 0: case 1: case 2: case 3: return write();
       case 4: case 5: case 6: case 7: return read();
       case 8: return open(pick_slot());
@@ -666,10 +943,13 @@ class Harness {
       case 12: return pass_time();
       case 13: return interrupt();
       case 14: return in_.ConsumeBool() ? purge(pick_slot()) : poll();
-      default: {
+      case 15: {
         Slot& s = pick_slot();
         return s.named ? unlink(s) : make(s);
       }
+      case 16: case 19: return acknowledge();
+      case 17: return configure(pick_slot());
+      default: return set_ack_or_peek();
     }
   }
 
@@ -724,10 +1004,14 @@ class Harness {
   }
 
   // release(): sends an unfinished line, then frees the file and its rest.
+  // The messages it holds go back (the engine reads the clock when it held
+  // any lease, run out or not).
   void close(File& f) {
     flush(f);
     Slot& s = *f.slot;
+    if (!f.leases.empty()) return_all(f, reading());
     std::erase_if(files_, [&](const auto& p) { return p.get() == &f; });
+    take_dead_letters();
     if (!s.named && !has_files(s)) forget(s);
   }
 
@@ -806,6 +1090,7 @@ class Harness {
     s.queue->send(*f.engine, bytes_of(input), kPid, now_, to);
     sync(s);
     s.direct = nullptr;
+    if (kAroundUnarmedLeases) s.queue->configure(s.settings);  // settles: puts its leases on the timer
     CHECK(to.answers == (to.waiting() ? 0 : 1));
     bool full = true;
     if (behind) {
@@ -854,7 +1139,7 @@ class Harness {
     s.queue->receive(*f->engine, size, kPid, now_, to);
     CHECK(to.answers == (parks ? 0 : 1));
     if (!parks) {
-      CHECK(to.error == (kind == Read::wait ? EAGAIN : kind == Read::too_small ? EMSGSIZE : 0));
+      CHECK(to.error == error_of(kind));
       return;
     }
     CHECK(to.parked);
@@ -870,21 +1155,35 @@ class Harness {
     DirectRead to(*this, f, size, refuse, false);
     f.slot->queue->receive(*f.engine, size, kPid, now_, to);
     CHECK(to.answers == 1 && !to.parked);
-    CHECK(to.error == (kind == Read::wait ? EAGAIN : kind == Read::too_small ? EMSGSIZE : 0));
+    CHECK(to.error == error_of(kind));
     return to.error == EAGAIN ? 0 : to.error ? -to.error : 1;
+  }
+
+  static int error_of(Read::Kind kind) {
+    switch (kind) {
+      case Read::wait: return EAGAIN;
+      case Read::too_small: return EMSGSIZE;
+      case Read::no_space: return ENOSPC;
+      default: return 0;
+    }
   }
 
   void configure(Slot& s) {
     if (!s.queue) return;
     Settings next = s.settings;
-    switch (in_.ConsumeIntegralInRange(0, 6)) {
+    static constexpr const char* kDeadLetters[] = {"", "a", "/a", "b", "/b", "c"};  // c: no such queue
+    switch (in_.ConsumeIntegralInRange(0, 10)) {
       case 0: next.maxmsg = pick_maxmsg(); break;
       case 1: next.msgsize = pick_msgsize(); break;
       case 2: next.priority = pick_priority(); break;
       case 3: next.read_mode = in_.ConsumeBool() ? ReadMode::stream : ReadMode::message; break;
       case 4: next.recv_timeout_ms = pick_timeout(); break;
       case 5: next.send_timeout_ms = pick_timeout(); break;
-      default: next.framing = static_cast<Framing>(in_.ConsumeIntegralInRange(0, 2)); break;
+      case 6: next.framing = static_cast<Framing>(in_.ConsumeIntegralInRange(0, 2)); break;
+      case 7: next.lease_ms = pick_lease_ms(); break;
+      case 8: next.retry_delay_ms = pick_retry_delay_ms(); break;
+      case 9: next.max_deliveries = in_.ConsumeIntegralInRange(0, 3); break;
+      default: next.dead_letter = kDeadLetters[in_.ConsumeIntegralInRange(0, 5)]; break;
     }
     s.settings = next;  // before: the queue serves waiters with them at once
     s.queue->configure(next);
@@ -928,16 +1227,112 @@ class Harness {
     f->slot->queue->watch(*f->engine, std::make_unique<FlagWatch>(f->notified));
   }
 
-  void pass_time() {
-    now_ += std::chrono::milliseconds(in_.ConsumeIntegralInRange(0, 60));
+  void pass_time() { pass_time_to(now_ + std::chrono::milliseconds(in_.ConsumeIntegralInRange(0, 60))); }
+
+  // The timer fires at each deadline up to `to`, in order.
+  void pass_time_to(Clock::time_point to) {
+    for (auto next = next_deadline(); next && *next <= to; next = next_deadline()) {
+      // A waiter's deadline is in whole milliseconds, a lease's or a delay's a little after one.
+      now_ = Clock::time_point(std::chrono::floor<std::chrono::milliseconds>(next->time_since_epoch()));
+      fake_clock.at = now_;
+      for (Slot& s : slots_)
+        if (s.queue) expire_leases(s, *next);
+      expire(*next);
+    }
+    now_ = fake_clock.at = to;
+    expire(now_);
+  }
+
+  void expire(Clock::time_point at) {
     expiring_ = true;
-    timeouts_.expire(now_);
+    timeouts_.expire(at);
     expiring_ = false;
+    take_dead_letters();
     for (Slot& s : slots_) {
       std::erase_if(s.writers, [&](const ParkedWrite& p) { return !p.waiter && p.deadline && *p.deadline <= now_; });
       for (const ParkedWrite& p : s.writers) CHECK(!p.deadline || *p.deadline > now_);
       for (const ParkedRead& p : s.readers) CHECK(!p.deadline || *p.deadline > now_);
     }
+  }
+
+  // -- SPEC section 11 operations
+
+  // MQFS_IOC_ACK or MQFS_IOC_NACK of an id the file holds, had, another
+  // holds, any other, or 0 (all).
+  void acknowledge() {
+    File* f = pick_file();
+    if (!f) return;
+    Slot& s = *f->slot;
+    const bool nack = in_.ConsumeBool();
+    const uint64_t id = pick_ack_id(*f);
+    const Clock::time_point now = nack ? clock_now() : Clock::time_point{};  // as the adapter passes it
+    int expected = 0;
+    auto end = [&](Msg m) {
+      if (nack)
+        give_back(s, std::move(m), now);
+      else
+        taken_for_good(s, m);
+    };
+    if (id == 0) {
+      const bool lapsed = std::any_of(f->leases.begin(), f->leases.end(), [](const File::Held& h) { return h.lapsed; });
+      const bool held = std::any_of(f->leases.begin(), f->leases.end(), [](const File::Held& h) { return !h.lapsed; });
+      if (!held && lapsed) expected = -ETIMEDOUT;
+      for (const File::Held& h : f->leases)
+        if (!h.lapsed) end(take_lease(s, *f, h.id).message);
+      f->leases.clear();
+    } else {
+      // The message held under that id; else a lease of it that ran out.
+      auto held = std::find_if(f->leases.begin(), f->leases.end(),
+                               [&](const File::Held& h) { return h.id == id && !h.lapsed; });
+      if (held == f->leases.end())
+        held = std::find_if(f->leases.begin(), f->leases.end(), [&](const File::Held& h) { return h.id == id; });
+      if (held == f->leases.end()) {
+        expected = -ENOENT;
+      } else if (held->lapsed) {
+        expected = -ETIMEDOUT;  // told once
+        f->leases.erase(held);
+      } else {
+        f->leases.erase(held);
+        end(take_lease(s, *f, id).message);
+      }
+    }
+    const int status = nack ? s.queue->nack(*f->engine, id, now) : s.queue->ack(*f->engine, id);
+    CHECK(status == expected);
+    sync(s);
+  }
+
+  uint64_t pick_ack_id(const File& f) {
+    const Slot& s = *f.slot;
+    switch (in_.ConsumeIntegralInRange(0, 3)) {
+      case 0: return 0;
+      case 1:
+        if (!f.leases.empty()) return f.leases[in_.ConsumeIntegralInRange<std::size_t>(0, f.leases.size() - 1)].id;
+        [[fallthrough]];
+      case 2:  // maybe another file's
+        if (!s.leased.empty()) {
+          auto it = s.leased.begin();
+          std::advance(it, in_.ConsumeIntegralInRange<std::size_t>(0, s.leased.size() - 1));
+          return it->second.message.id;
+        }
+        [[fallthrough]];
+      default: return in_.ConsumeIntegralInRange<uint64_t>(1, s.last_id + 2);
+    }
+  }
+
+  // MQFS_IOC_SET_ACK, and MQFS_IOC_SET_READ_MODE with peek (or back to the queue's mode).
+  void set_ack_or_peek() {
+    File* f = pick_file();
+    if (!f) return;
+    switch (in_.ConsumeIntegralInRange(0, 2)) {
+      case 0:
+        f->explicit_ack = in_.ConsumeBool();
+        f->engine->set_ack_mode(f->explicit_ack ? AckMode::explicit_ack : AckMode::automatic);
+        return;
+      case 1: f->read_mode = ReadMode::peek; break;
+      default: f->read_mode = std::nullopt; break;
+    }
+    f->engine->set_read_mode(f->read_mode);
+    f->was_readable = readable(*f);  // the caller knows: it polls again
   }
 
   void interrupt() {
@@ -965,6 +1360,7 @@ class Harness {
   void check() {
     uint64_t held = 0, waiters = 0, timed = 0, nodes = 0;
     bool exact = true;  // framed bytes are charged by capacity: then only a lower bound
+    take_dead_letters();
     for (Slot& s : slots_) {
       nodes += s.node != nullptr;
       if (!s.queue) continue;
@@ -981,7 +1377,12 @@ class Harness {
       CHECK(s.writers.empty() || !has_room(s));
       CHECK(q.writable() == writable(s));
       CHECK(q.settings().maxmsg == s.settings.maxmsg && q.settings().framing == s.settings.framing);
+      CHECK(q.inflight() == s.inflight());
+      CHECK(q.dead_lettered() == s.dead_lettered);
       held += s.bytes + s.count * kOverhead;
+      for (const auto& [deadline, lease] : s.leased) held += lease.message.size() + kOverhead;
+      for (const auto& [deadline, m] : s.delayed) held += m.size() + kOverhead;
+      timed += s.inflight() > 0;  // the queue's entry on the timer
       for (const ParkedWrite& p : s.writers) {
         if (p.framed) {
           held += p.bytes.size();
@@ -994,8 +1395,18 @@ class Harness {
       for (const ParkedRead& p : s.readers) timed += p.deadline.has_value();
       waiters += s.readers.size() + s.writers.size();
     }
+    CHECK(dead_letters_.empty());
     for (const auto& f : files_) {
       CHECK(f->engine->holds_rest() == !f->rest.empty());
+      CHECK(f->engine->leases().held() ==
+            static_cast<std::size_t>(std::count_if(f->leases.begin(), f->leases.end(),
+                                                   [](const File::Held& h) { return !h.lapsed; })));
+      CHECK(f->engine->leases().empty() == f->leases.empty());
+      const auto& last = f->engine->last_delivery();  // GET_DELIVERY
+      CHECK(last.has_value() == f->last.has_value());
+      if (last)
+        CHECK(last->id == f->last->id && last->priority == f->last->priority &&
+              last->deliveries == f->last->deliveries && last->type == 0);
       CHECK(f->engine->at_end() == at_end(*f));
       CHECK(f->slot->queue->readable(*f->engine) == readable(*f));
       CHECK(f->engine->priority() == priority_of(*f));
@@ -1014,6 +1425,8 @@ class Harness {
     CHECK(budget_.bytes() <= limits_.max_bytes);
     CHECK(budget_.waiters() == waiters);
     CHECK(timeouts_.size() == timed);
+    CHECK(timeouts_.next() == next_deadline());
+    CHECK(fake_clock.readings == readings_);
     CHECK(budget_.open_files() == files_.size());
     CHECK(budget_.nodes() == nodes);
   }
@@ -1038,6 +1451,10 @@ class Harness {
     check();
     while (!files_.empty()) close(*files_.back());
     check();
+    for (auto next = next_deadline(); next; next = next_deadline()) {  // returned messages wait out their delay
+      pass_time_to(std::max(now_, Clock::time_point(std::chrono::ceil<std::chrono::milliseconds>(next->time_since_epoch()))));
+      check();
+    }
     for (Slot& s : slots_) {
       if (!s.queue) continue;
       auto f = std::make_unique<File>();
@@ -1047,7 +1464,7 @@ class Harness {
       files_.push_back(std::move(f));
       while (read_now(*files_.back(), 2 * kMaxMsg, false) == 1) check();
       check();
-      CHECK(s.count == 0 && s.writers.empty());
+      CHECK(s.count == 0 && s.writers.empty() && s.inflight() == 0);
       close(*files_.back());
       unlink(s);
     }
@@ -1073,6 +1490,13 @@ class Harness {
   const Waiter* interrupting_ = nullptr;
   bool expiring_ = false;
   int cancel_all_error_ = 0;
+  uint64_t readings_ = 0;  // of the clock, by the engine and the harness: fake_clock.readings
+  struct DeadLetter {
+    Slot* from;
+    Slot* to;
+    Msg message;
+  };
+  std::deque<DeadLetter> dead_letters_;  // returned to `from`, moved by the engine one by one
 };
 
 // --- The callbacks --------------------------------------------------------
@@ -1100,9 +1524,10 @@ void Harness::read_failed(File& f, std::size_t size, const Waiter* waiter, int e
   auto it = find_reader(s, waiter);
   if (const int cancel = cancelling(waiter, it->deadline)) {
     CHECK(error == cancel);
-  } else {  // served, but its buffer is too small for the next frame
+  } else {  // served, but its buffer is too small for the next frame, or no room for a rest
     CHECK(it == s.readers.begin());
-    CHECK(error == EMSGSIZE && expect_read(f, size).kind == Read::too_small);
+    const Read::Kind kind = expect_read(f, size).kind;
+    CHECK((kind == Read::too_small || kind == Read::no_space) && error == error_of(kind));
   }
   s.readers.erase(it);
   --f.parked;
@@ -1112,7 +1537,10 @@ void Harness::read_failed(File& f, std::size_t size, const Waiter* waiter, int e
 bool Harness::accepted_now(File& f, const std::string* message, Priority priority, bool refuse, std::size_t n) {
   if (message) {
     CHECK(n == message->size());
-    if (!refuse) enqueue(*f.slot, *message, priority);
+    if (!refuse)
+      enqueue(*f.slot, *message, priority);
+    else
+      ++f.slot->last_id;  // recorded, then withdrawn
   }
   return !refuse;
 }
@@ -1128,7 +1556,10 @@ bool Harness::write_accepted(File& f, const Waiter* waiter, std::size_t n, bool 
     if (!it->framed) {
       CHECK(has_room(s));
       CHECK(n == it->bytes.size());
-      if (!refuse) enqueue(s, it->bytes, it->priority);
+      if (!refuse)
+        enqueue(s, it->bytes, it->priority);
+      else
+        ++s.last_id;
     } else {
       framed_end(s, f, it->framing, it->bytes, it->consumed, Seen{false, n, 0});
     }
