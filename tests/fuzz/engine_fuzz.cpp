@@ -1297,6 +1297,7 @@ class Harness {
       }
     }
     const int status = nack ? s.queue->nack(*f->engine, id, now) : s.queue->ack(*f->engine, id);
+    if (kTrace) std::fprintf(stderr, "  %s %llu: %d\n", nack ? "nack" : "ack", static_cast<unsigned long long>(id), status);
     CHECK(status == expected);
     sync(s);
   }
@@ -1512,6 +1513,7 @@ bool Harness::delivered(File& f, std::size_t size, std::span<const iovec> data, 
     --f.parked;
   }
   const Read r = expect_read(f, size);
+  if (kTrace) std::fprintf(stderr, "  %s%s: \"%s\"\n", waiter ? "parked " : "", f.explicit_ack ? "leased" : "read", r.bytes.c_str());
   CHECK(r.kind == Read::eof || r.kind == Read::data);
   CHECK(text_of(data) == r.bytes);
   if (!refuse) apply(f, r);

@@ -53,7 +53,11 @@ class Input:
 # --- engine_fuzz: each op is one step() of the harness ----------------------
 
 WRITE, READ, OPEN, CLOSE, CONFIGURE, FILE_OPTIONS, TIME, INTERRUPT, PURGE_OR_POLL, NAME = 0, 4, 8, 9, 10, 11, 12, 13, 14, 15
+ACK, ACK_MODE_OR_PEEK = 16, 18
+STEPS = 19  # step() picks 0..STEPS
 MAXMSG, MSGSIZE, PRIORITY, READ_MODE, RECV_TIMEOUT, SEND_TIMEOUT, FRAMING = range(7)
+LEASE_MS, RETRY_DELAY_MS, MAX_DELIVERIES, DEAD_LETTER = range(7, 11)
+DEAD_LETTERS = ["", "a", "/a", "b", "/b", "c"]
 
 
 class Engine(Input):
@@ -86,43 +90,54 @@ class Engine(Input):
 
     def open(self, slot=0, access=2, stream=False):  # access: 0 read, 1 write, 2 both
         self.files += 1
-        return self.int(OPEN, 0, 15).int(slot, 0, 1).int(access, 0, 2).bool(stream)
+        return self.int(OPEN, 0, STEPS).int(slot, 0, 1).int(access, 0, 2).bool(stream)
 
     def close(self, index):
-        self.int(CLOSE, 0, 15).file(index)
+        self.int(CLOSE, 0, STEPS).file(index)
         self.files -= 1
         return self
 
     def write(self, index, size, nonblocking=True, refuse=False):  # an unframed write of 1..8 bytes
-        self.int(WRITE, 0, 15).file(index).bool(nonblocking).int(0 if refuse else 1, 0, 7).int(1, 0, 7)
+        self.int(WRITE, 0, STEPS).file(index).bool(nonblocking).int(0 if refuse else 1, 0, 7).int(1, 0, 7)
         return self.int(0, 0, 3).int(size, 1, 8)
 
     def write_lines(self, index, sizes, msgsize, cut=None, nonblocking=True):  # line framing: lines of these sizes
-        self.int(WRITE, 0, 15).file(index).bool(nonblocking).int(1, 0, 7).int(1, 0, 7)
+        self.int(WRITE, 0, STEPS).file(index).bool(nonblocking).int(1, 0, 7).int(1, 0, 7)
         self.int(1, 0, 4).int(len(sizes), 1, 4)
         for size in sizes:
             self.int(3, 0, 3).int(size, 1, min(msgsize + 1, 200))
         return self.bool(cut is not None).int(cut, 1, sum(sizes)) if cut else self.bool(False)
 
     def write_frames(self, index, sizes, msgsize, bad=None, nonblocking=True):  # u32 framing
-        self.int(WRITE, 0, 15).file(index).bool(nonblocking).int(1, 0, 7).int(1, 0, 7)
+        self.int(WRITE, 0, STEPS).file(index).bool(nonblocking).int(1, 0, 7).int(1, 0, 7)
         self.int(1, 0, 4).int(len(sizes), 1, 4)
         for i, size in enumerate(sizes):
-            self.int(3, 0, 3).int(size, 1, min(msgsize + 1, 200)).int(0 if i == bad else 5, 0, 15)
+            self.int(3, 0, 3).int(size, 1, min(msgsize + 1, 200)).int(0 if i == bad else 5, 0, STEPS)
         return self.bool(False)
 
     def write_raw(self, index, data, header=None):  # raw bytes to a framed queue, maybe after a u32 header
-        self.int(WRITE, 0, 15).file(index).bool(True).int(1, 0, 7).int(1, 0, 7)
+        self.int(WRITE, 0, STEPS).file(index).bool(True).int(1, 0, 7).int(1, 0, 7)
         self.int(0, 0, 4).int(len(data), 1, 24).bytes(data).bool(header is not None)
         return self.int(header, 0, 8) if header is not None else self
 
     def read(self, index, size=300, nonblocking=True, refuse=False):
         assert 1 <= size <= 300
-        self.int(READ, 0, 15).file(index).int(1, 0, 4).int(size, 1, 300)
+        self.int(READ, 0, STEPS).file(index).int(1, 0, 4).int(size, 1, 300)
         return self.bool(nonblocking).int(0 if refuse else 1, 0, 7).int(1, 0, 7)  # 0: the reply fails
 
+    def value(self, v, first, second, lo, hi):  # pick_value
+        return self.int(0, 0, 3) if v == first else self.int(1, 0, 3) if v == second else self.int(2, 0, 3).int(v, lo, hi)
+
     def configure(self, what, *values, slot=0):
-        self.int(CONFIGURE, 0, 15).int(slot, 0, 1).int(what, 0, 6)
+        self.int(CONFIGURE, 0, STEPS).int(slot, 0, 1).int(what, 0, 10)
+        if what == LEASE_MS:
+            return self.value(values[0], 30000, 2**40, 1, 60)
+        if what == RETRY_DELAY_MS:
+            return self.value(values[0], 0, 2**40, 1, 60)
+        if what == MAX_DELIVERIES:
+            return self.int(values[0], 0, 3)
+        if what == DEAD_LETTER:
+            return self.int(DEAD_LETTERS.index(values[0]), 0, 5)
         if what == MAXMSG:
             return self.maxmsg(values[0])
         if what == MSGSIZE:
@@ -136,23 +151,38 @@ class Engine(Input):
         return self.int(values[0], 0, 2)
 
     def file_priority(self, index, priority):
-        return self.int(FILE_OPTIONS, 0, 15).file(index).int(0, 0, 2).bool(False).bool(False).int(priority, 0, 3)
+        return self.int(FILE_OPTIONS, 0, STEPS).file(index).int(0, 0, 2).bool(False).bool(False).int(priority, 0, 3)
 
     def time(self, ms):
-        return self.int(TIME, 0, 15).int(ms, 0, 60)
+        return self.int(TIME, 0, STEPS).int(ms, 0, 60)
 
     def interrupt(self, index, parked):
-        self.int(INTERRUPT, 0, 15)
+        self.int(INTERRUPT, 0, STEPS)
         return self.int(index, 0, parked - 1) if parked > 1 else self
 
     def purge(self, slot=0):
-        return self.int(PURGE_OR_POLL, 0, 15).bool(True).int(slot, 0, 1)
+        return self.int(PURGE_OR_POLL, 0, STEPS).bool(True).int(slot, 0, 1)
 
     def poll(self, index):
-        return self.int(PURGE_OR_POLL, 0, 15).bool(False).file(index)
+        return self.int(PURGE_OR_POLL, 0, STEPS).bool(False).file(index)
 
     def name(self, slot):  # make, or unlink
-        return self.int(NAME, 0, 15).int(slot, 0, 1)
+        return self.int(NAME, 0, STEPS).int(slot, 0, 1)
+
+    def explicit(self, index, on=True):  # MQFS_IOC_SET_ACK
+        return self.int(ACK_MODE_OR_PEEK, 0, STEPS).file(index).int(0, 0, 2).bool(on)
+
+    def peek(self, index, on=True):  # MQFS_IOC_SET_READ_MODE peek, or back to the queue's mode
+        return self.int(ACK_MODE_OR_PEEK, 0, STEPS).file(index).int(1 if on else 2, 0, 2)
+
+    def ack(self, index, nack=False, held=None):
+        """ACK (or NACK) of 0 (all), or of the file's `held` = (k, n): its k-th lease of n."""
+        self.int(ACK, 0, STEPS).file(index).bool(nack)
+        if held is None:
+            return self.int(0, 0, 3)
+        k, n = held
+        self.int(1, 0, 3)
+        return self.int(k, 0, n - 1) if n > 1 else self
 
 
 def engine_seeds():
@@ -206,6 +236,27 @@ def engine_seeds():
     e = Engine(maxmsg=1, msgsize=40, framing=1).open(stream=True).write_lines(0, [4], 40)
     e = e.write_lines(0, [4, 4], 40, nonblocking=False).configure(FRAMING, 0)
     seeds["parked_then_none"] = e.read(0).read(0).read(0)
+    # SPEC section 11. Explicit acknowledgement: three reads lease three
+    # messages; the second is acked, the others returned (ahead of a younger
+    # one), read again and closed over; another file reads them.
+    e = Engine(maxmsg=4).open(stream=True).explicit(0).write(0, 5).write(0, 6).write(0, 7).read(0).read(0).read(0)
+    e = e.ack(0, held=(1, 3)).write(0, 8).ack(0, nack=True).read(0).close(0).open(stream=True)
+    seeds["explicit_ack"] = e.read(0).read(0).read(0)
+    # A lease runs out: the message is back, a late ACK is ETIMEDOUT.
+    e = Engine().configure(LEASE_MS, 5).open().explicit(0).write(0, 5).read(0).time(10)
+    seeds["lease_runs_out"] = e.ack(0, held=(0, 1)).configure(READ_MODE, True).read(0).ack(0)
+    # The retry delay keeps a returned message invisible, then it is back.
+    e = Engine().configure(RETRY_DELAY_MS, 20).open(stream=True).explicit(0).write(0, 5).read(0).ack(0, nack=True)
+    seeds["retry_delay"] = e.read(0).time(10).read(0).time(15).read(0).ack(0)
+    # After its last delivery a message moves to the dead-letter queue b.
+    e = Engine(max_nodes=2).name(1).configure(MAX_DELIVERIES, 1).configure(DEAD_LETTER, "/b").open(stream=True)
+    seeds["dead_letter"] = e.explicit(0).write(0, 5).read(0).ack(0, nack=True).open(slot=1).read(1).read(0)
+    # Peeking: the queue in order, one message a read, then end of file.
+    e = Engine(maxmsg=4).open().write(0, 5).file_priority(0, 3).write(0, 6).peek(0)
+    seeds["peek"] = e.read(0, 2).read(0).read(0).read(0).file_priority(0, 0).write(0, 7).read(0).peek(0, False).read(0)
+    # Leased messages hold their place under maxmsg: a writer waits for the ACK.
+    e = Engine(maxmsg=1).open().explicit(0).write(0, 5).read(0).write(0, 6, nonblocking=False)
+    seeds["leased_full"] = e.ack(0).configure(READ_MODE, True).read(0)
     return {name: e.data() for name, e in seeds.items()}
 
 
