@@ -604,13 +604,15 @@ class Harness {
   }
 
   // What a read of `size` bytes on `f` gets now (Queue::read_now).
-  Read expect_read(const File& f, std::size_t size) const {
+  // `delivering`: asked while the engine delivers, which it does after
+  // charging the budget for the copy of a rest it keeps.
+  Read expect_read(const File& f, std::size_t size, bool delivering = false) const {
     const Slot& s = *f.slot;
     if (!f.rest.empty()) {
       const std::size_t n = std::min(size, f.rest.size());
       return {.kind = Read::data, .bytes = f.rest.substr(0, n), .rest = f.rest.substr(n), .rest_of = f.rest_of};
     }
-    if (mode_of(f) == ReadMode::peek) return expect_peek(f, size);
+    if (mode_of(f) == ReadMode::peek) return expect_peek(f, size, delivering);
     if (at_end(f) || size == 0) return {.kind = Read::eof};
     if (s.count == 0) return {.kind = Read::wait};
     const bool u32 = s.settings.framing == Framing::u32;
@@ -634,7 +636,8 @@ class Harness {
     const std::string& front = s.queued.begin()->second.front().text;
     const std::size_t n = std::min(size, front.size());
     // A message leased stays whole in the queue: the file keeps a copy of its rest.
-    if (f.explicit_ack && n < front.size() && !fits(front.size() - n + kOverhead)) return {.kind = Read::no_space};
+    if (f.explicit_ack && n < front.size() && !delivering && !fits(front.size() - n + kOverhead))
+      return {.kind = Read::no_space};
     return {.kind = Read::data,
             .bytes = front.substr(0, n),
             .taken = 1,
@@ -653,7 +656,7 @@ class Harness {
   }
 
   // Peek read mode: one message a read, a copy of its rest kept by the file.
-  Read expect_peek(const File& f, std::size_t size) const {
+  Read expect_peek(const File& f, std::size_t size, bool delivering) const {
     const Msg* m = next_peeked(f);
     if (!m || size == 0) return {.kind = Read::eof};
     if (f.slot->settings.framing == Framing::u32) {
@@ -661,7 +664,7 @@ class Harness {
       return {.kind = Read::data, .bytes = frame_header(m->size()) + m->text, .peeked = m};
     }
     const std::size_t n = std::min(size, m->size());
-    if (n < m->size() && !fits(m->size() - n + kOverhead)) return {.kind = Read::no_space};
+    if (n < m->size() && !delivering && !fits(m->size() - n + kOverhead)) return {.kind = Read::no_space};
     return {.kind = Read::data,
             .bytes = m->text.substr(0, n),
             .rest = m->text.substr(n),
@@ -1512,8 +1515,10 @@ bool Harness::delivered(File& f, std::size_t size, std::span<const iovec> data, 
     s.readers.erase(it);
     --f.parked;
   }
-  const Read r = expect_read(f, size);
-  if (kTrace) std::fprintf(stderr, "  %s%s: \"%s\"\n", waiter ? "parked " : "", f.explicit_ack ? "leased" : "read", r.bytes.c_str());
+  const Read r = expect_read(f, size, true);
+  if (kTrace)
+    std::fprintf(stderr, "  %s%s (%d): \"%s\"\n", waiter ? "parked " : "", f.explicit_ack ? "leased" : "read", r.kind,
+                 r.bytes.c_str());
   CHECK(r.kind == Read::eof || r.kind == Read::data);
   CHECK(text_of(data) == r.bytes);
   if (!refuse) apply(f, r);

@@ -63,6 +63,12 @@ class LeasesTest : public ::testing::Test {
     return to.got;
   }
   uint64_t last_id(const OpenFile& file) { return file.last_delivery()->id; }
+  // Sends `text` and leases it to `file` (which reads nothing before it): its id.
+  uint64_t lease(OpenFile& file, std::string_view text) {
+    send(text);
+    EXPECT_EQ(read(file), text);
+    return last_id(file);
+  }
   // Reads everything a fresh auto reader can take now.
   Order drain(std::shared_ptr<Queue> of = nullptr) {
     OpenFile& file = reader(false, of);
@@ -146,10 +152,8 @@ TEST_F(LeasesTest, ClosingReturnsEveryMessageTheFileHolds) {
 
 TEST_F(LeasesTest, ALeaseThatRunsOutReturnsItsMessageAndALateAckIsEtimedout) {
   configure([](Settings& s) { s.lease_ms = 100; });
-  send("a");
   OpenFile& r = reader();
-  read(r);
-  const uint64_t id = last_id(r);
+  const uint64_t id = lease(r, "a");
   time_passes(milliseconds(50));
   EXPECT_EQ(q->inflight(), 1u);
   time_passes(milliseconds(150));
@@ -324,10 +328,8 @@ TEST_F(LeasesTest, DISABLED_AFramedWriteToAParkedReaderPutsItsLeaseOnTheTimer) {
 // so an ACK of its id takes it (ETIMEDOUT is for an id it no longer holds).
 TEST_F(LeasesTest, DISABLED_AnAckOfAMessageReadAgainAfterItsLeaseRanOutTakesIt) {
   configure([](Settings& s) { s.lease_ms = 100; });
-  send("a");
   OpenFile& r = reader();
-  read(r);
-  const uint64_t id = last_id(r);
+  const uint64_t id = lease(r, "a");
   time_passes(milliseconds(200));
   EXPECT_EQ(read(r), "a");
   EXPECT_EQ(last_id(r), id);
