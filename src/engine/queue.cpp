@@ -5,6 +5,8 @@
 #include <cstring>
 #include <vector>
 
+#include <spdlog/spdlog.h>
+
 #include "engine/framing.hpp"
 
 namespace mqfs::engine {
@@ -37,6 +39,7 @@ Queue::~Queue() {
 
 void Queue::configure(const Settings& settings) {
   settings_ = settings;
+  dead_letter_warned_ = false;
   if (backing_) backing_->put_settings(ino_, settings_);
   times_.ctime = now_realtime();
   settle();
@@ -556,13 +559,17 @@ void Queue::acknowledged(const Message& message) {
 // after the retry delay, if there is one. Nothing is ever dropped: without
 // a dead-letter queue to take it, it stays here.
 void Queue::give_back(MessagePtr message, Clock::time_point now) {
-  if (settings_.max_deliveries > 0 && message->deliveries() >= settings_.max_deliveries && finder_ &&
-      !settings_.dead_letter.empty()) {
-    Queue* dead_letters = finder_->find_queue(settings_.dead_letter);
+  if (settings_.max_deliveries > 0 && message->deliveries() >= settings_.max_deliveries) {
+    Queue* dead_letters = finder_ && !settings_.dead_letter.empty() ? finder_->find_queue(settings_.dead_letter) : nullptr;
     if (dead_letters && dead_letters != this) {
       ++dead_lettered_;
       return dead_letters->take_dead_letter(*this, std::move(message));
     }
+    if (!dead_letter_warned_)
+      spdlog::warn("queue (inode {}): a message passed max_deliveries={}, but dead_letter '{}' names no other queue; "
+                   "it stays in the queue",
+                   ino_, settings_.max_deliveries, settings_.dead_letter);
+    dead_letter_warned_ = true;  // once, until the settings change
   }
   if (settings_.retry_delay_ms > 0)
     return leases_.delay(std::move(message), now + std::chrono::milliseconds(settings_.retry_delay_ms));
