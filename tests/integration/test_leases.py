@@ -147,8 +147,7 @@ class PyClient:
 
 class CClient:
     """The same calls from C: one tests/programs/lease_check process, driven
-    step by step over a pipe; a descriptor is a slot of it. Descriptors are
-    non-blocking unless opened with block=True."""
+    step by step over a pipe; a descriptor is a slot of it, non-blocking."""
 
     kind = "c"
 
@@ -157,26 +156,21 @@ class CClient:
         self.out = LineReader(self.proc)
         self.free = list(range(16))
 
-    def send(self, step):
+    def step(self, step, timeout=10):
+        """Runs one step; returns the words after the step's name in its
+        answer, or raises OSError for "NAME ERR ENAME"."""
         self.proc.stdin.write(step.encode() + b"\n")
         self.proc.stdin.flush()
-
-    def reply(self, step, timeout=10):
-        """The words after the step's name; raises OSError for "NAME ERR ENAME"."""
         line = self.out.line(timeout=timeout, what=f"lease_check's answer to {step}")
         words = line.split(" ")[1:]
         if words[:1] == ["ERR"]:
             raise OSError(getattr(errno, words[1], 0), f"lease_check {step}: {line}")
         return words
 
-    def step(self, step, timeout=10):
-        self.send(step)
-        return self.reply(step, timeout)
-
-    def open(self, path, flags="r", block=False):
+    def open(self, path, flags="r"):
         slot = self.free.pop(0)
         try:
-            self.step(f"{slot}@open:{flags}{'' if block else 'n'}:{path}")
+            self.step(f"{slot}@open:{flags}n:{path}")
         except OSError:
             self.free.insert(0, slot)
             raise
@@ -206,13 +200,6 @@ class CClient:
 
     def read(self, slot, size=65536):
         return self._data(self.step(f"{slot}@read:{size}"))
-
-    def start_read(self, slot, size=65536):
-        """Starts a read that may block; finish_read() gives what it returned."""
-        self.send(f"{slot}@read:{size}")
-
-    def finish_read(self, timeout=10):
-        return self._data(self.reply("read", timeout))
 
     def write(self, slot, data):
         return int(self.step(f"{slot}@write:{data.hex()}")[1])
@@ -298,10 +285,10 @@ def lease(c, h):
     return data, c.delivery(h)
 
 
-def leased(c, path, *messages):
-    """Sends `messages` to `path` and leases the first on a new explicit
-    descriptor of `c`: (the descriptor, the first's Delivery)."""
-    send(path, *messages)
+def leased(c, path, *messages, priority=0):
+    """Sends `messages` to `path` (at `priority`) and leases the first on a new
+    explicit descriptor of `c`: (the descriptor, the first's Delivery)."""
+    send(path, *messages, priority=priority)
     h = reader(c, path)
     return h, lease(c, h)[1]
 
@@ -785,7 +772,7 @@ def test_received_counts_at_the_ack_in_explicit_mode_and_at_the_read_in_auto_mod
 
 @pytest.mark.parametrize("how", ["nack", "close", "expiry"])
 def test_a_blocked_reader_gets_a_returned_message(mq, client, procs, how):
-    q = queue(mq, lease_ms=300 if how == "expiry" else 30000)
+    q = queue(mq, lease_ms=600 if how == "expiry" else 30000)
     h, a = leased(client, q, "a")
     waiting = procs.qio(q, "open:r", "read")
     wait_blocked(waiting, SYS_READ, what="the reader to wait")
@@ -1186,47 +1173,38 @@ def test_leased_messages_are_queued_again_after_a_daemon_sigkill_with_their_deli
 
 
 @pytest.mark.parametrize("how", ["sigkill", "sigterm"])
-def test_a_message_waiting_for_its_retry_delay_is_queued_again_at_its_place_after_a_restart(mount_mqfs, tmp_path,
-                                                                                           how):
+def test_a_message_waiting_for_its_retry_delay_is_queued_again_at_its_place_after_a_restart(mount_mqfs, client,
+                                                                                           tmp_path, how):
     m = mount_mqfs(f"store={tmp_path}/store")
     q = queue(m, retry_delay_ms=3_600_000)
-    send(q, "a", "b")
-    c = PyClient()
-    h = reader(c, q)
-    _, d = lease(c, h)
-    c.nack(h, d.id)
-    c.close(h)
+    h, d = leased(client, q, "a", "b")
+    client.nack(h, d.id)
+    client.close(h)
     assert counts(q, "curmsgs", "inflight") == (1, 1)
     restart(m, how)
     assert counts(q, "curmsgs", "inflight") == (2, 0)
-    h = c.open(q)
-    try:
-        assert lease(c, h)[0] == b"a" and c.delivery(h).deliveries == 2
-    finally:
-        c.close(h)
+    h = client.open(q)
+    assert lease(client, h)[0] == b"a" and client.delivery(h).deliveries == 2
+    client.close(h)
 
 
 @pytest.mark.parametrize("how", ["sigkill", "sigterm"])
-def test_the_lease_settings_dead_lettered_and_the_dead_letters_survive_a_restart(mount_mqfs, tmp_path, how):
+def test_the_lease_settings_dead_lettered_and_the_dead_letters_survive_a_restart(mount_mqfs, client, tmp_path,
+                                                                                 how):
     m = mount_mqfs(f"store={tmp_path}/store")
     dead = queue(m, "d/dead")
     settings = {"lease_ms": "1234", "retry_delay_ms": "56", "max_deliveries": "1", "dead_letter": "d/dead"}
     q = queue(m, **settings)
-    send(q, "x", priority=4)
+    h, d = leased(client, q, "x", priority=4)
     send(q, "y")
-    c = PyClient()
-    h = reader(c, q)
-    _, d = lease(c, h)
-    c.nack(h, d.id)
-    c.close(h)
+    client.nack(h, d.id)
+    client.close(h)
     restart(m, how)
     assert {name: attr(q, name) for name in SETTINGS} == settings
     assert counts(q, "dead_lettered", "curmsgs", "inflight") == (1, 1, 0)
-    h = c.open(dead)
-    try:
-        data, moved = lease(c, h)
-    finally:
-        c.close(h)
+    h = client.open(dead)
+    data, moved = lease(client, h)
+    client.close(h)
     assert (data, moved.priority, moved.deliveries, moved.enqueued_ns) == (b"x", 4, 1, d.enqueued_ns)
     assert drain(q) == ["y"]
 
