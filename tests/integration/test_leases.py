@@ -617,6 +617,16 @@ def test_ack_0_holding_none_after_a_lease_ran_out_is_etimedout(mq, client):
     assert error_of(client.ack, h, 0) == errno.ETIMEDOUT
 
 
+def test_a_message_leased_again_after_its_lease_ran_out_can_be_acked(mq, client):
+    q = queue(mq, lease_ms=200)
+    h, first = leased(client, q, "a")
+    wait_until(lambda: counts(q, "curmsgs") == (1,), what="the lease to run out")
+    data, again = lease(client, h)
+    assert (data, again.id, again.deliveries) == (b"a", first.id, 2)
+    client.ack(h, again.id)  # held again: the ack counts, not the lease that ran out
+    assert counts(q, "curmsgs", "inflight", "received") == (0, 0, 1)
+
+
 def test_the_descriptor_remembers_the_last_1024_ids_that_ran_out(mount_mqfs, client):
     m = mount_mqfs("maxmsg=2000")
     q = queue(m, lease_ms=300, framing="line")
@@ -784,6 +794,30 @@ def test_a_blocked_reader_gets_a_returned_message(mq, client, procs, how):
     assert parse_qio_read(out.splitlines()[-1])[:2] == ("OK", "a")
 
 
+def test_a_blocked_explicit_reader_leases_the_message_that_comes(mq, procs):
+    q = queue(mq)
+    waiting = procs.start([program("lease_check"), q, "open:r", "ack-mode:1", "read", "delivery", "sleep:60000"])
+    out = LineReader(waiting)
+    assert [out.line(what="lease_check to start") for _ in range(2)] == ["open OK", "ack-mode OK"]
+    wait_blocked(waiting, SYS_READ, what="the explicit reader to wait")
+    send(q, "m")
+    assert out.line(what="the read") == "read OK " + b"m".hex()
+    assert out.line(what="the delivery").split()[4] == "1"
+    assert counts(q, "curmsgs", "inflight", "received") == (0, 1, 0)
+    waiting.kill()
+    wait_until(lambda: counts(q, "curmsgs", "inflight") == (1, 0), what="the killed reader's lease to come back")
+
+
+def test_truncate_keeps_a_message_waiting_for_its_retry_delay(mq, client):
+    q = queue(mq, retry_delay_ms=300)
+    h, a = leased(client, q, "a", "b")
+    client.nack(h, a.id)
+    os.truncate(q, 0)  # drops "b", queued; "a" is in flight
+    assert counts(q, "curmsgs", "inflight") == (0, 1)
+    wait_until(lambda: counts(q, "curmsgs", "inflight") == (1, 0), what="the retry delay to pass")
+    assert drain(q) == ["a"]
+
+
 # -- dead letters ----------------------------------------------------------------------------------
 
 def give_back(c, h, how, message_id):
@@ -840,18 +874,22 @@ def test_dead_letter_names_a_queue_from_the_mount_root_with_or_without_a_leading
     assert (counts(q, "dead_lettered"), drain(dead)) == ((1,), ["m"])
 
 
-def test_a_full_dead_letter_queue_takes_the_message_anyway(mq, client):
+def test_a_full_dead_letter_queue_takes_the_message_anyway_its_writers_wait_until_below(mq, client, procs):
     dead = queue(mq, "dead", maxmsg=1)
     send(dead, "first")
+    writer = procs.qio(dead, "open:w", "write:third")
+    wait_blocked(writer, SYS_WRITE, what="a writer to wait for room in the dead-letter queue")
     q = queue(mq, max_deliveries=1, dead_letter="dead")
     h, d = leased(client, q, "second")
     client.nack(h, d.id)
-    assert counts(dead, "curmsgs") == (2,)  # more than its maxmsg
-    assert errno_of(put, dead, b"third") == errno.EAGAIN
+    assert counts(dead, "curmsgs", "waiting_writers") == (2, 1)  # more than its maxmsg
     assert take(dead) == b"first"
-    assert errno_of(put, dead, b"third") == errno.EAGAIN  # 1 of 1: still full
+    assert counts(dead, "curmsgs", "waiting_writers") == (1, 1)  # 1 of 1: still full
+    assert errno_of(put, dead, b"fourth") == errno.EAGAIN
     assert take(dead) == b"second"
-    assert put(dead, b"third") == 5
+    _, out, _ = finish(writer, what="the writer to get in")
+    assert parse_qio_write(out.splitlines()[-1])[0] == "OK"
+    assert drain(dead) == ["third"]
 
 
 @pytest.mark.parametrize("target", ["unset", "missing", "directory", "itself", "removed"])
@@ -993,6 +1031,14 @@ def test_get_delivery_after_a_peek_tells_the_deliveries_so_far(mq, client):
     assert (data, peeked.deliveries) == (b"never", 0)
 
 
+def test_peek_in_line_framing_returns_one_line_per_read(mq, client):
+    q = queue(mq, framing="line")
+    put(q, b"one\ntwo\n")
+    h = peeker(client, q)
+    assert [client.read(h) for _ in range(3)] == [b"one\n", b"two\n", b""]
+    assert counts(q, "curmsgs") == (2,)
+
+
 def test_peek_in_u32_framing_returns_one_frame_with_its_header_per_read(mq, client):
     q = queue(mq, framing="u32")
     frames = [struct.pack("<I", 3) + b"one", struct.pack("<I", 5) + b"three"]
@@ -1011,6 +1057,16 @@ def test_peek_with_a_short_buffer_gets_the_message_in_parts(mq, client):
     h = peeker(client, q)
     assert [client.read(h, 4) for _ in range(5)] == [b"abcd", b"efgh", b"ij", b"next", b""]
     assert counts(q, "curmsgs") == (2,)
+
+
+def test_back_from_peeking_a_read_takes_the_first_message(mq, client):
+    q = queue(mq)
+    send(q, "a", "b", "c")
+    h = peeker(client, q)
+    assert client.read(h) == b"a" and client.read(h) == b"b"
+    client.set_read_mode(h, STREAM)
+    assert client.read(h) == b"a"
+    assert counts(q, "curmsgs", "received") == (2, 1)
 
 
 _PEEK_BLOCKING = r"""
@@ -1286,11 +1342,12 @@ def storm_ledger(logs):
     return acked, unsure
 
 
-@pytest.mark.parametrize("kind", ["memory", "store", "store-daemon-sigkill"])
+@pytest.mark.parametrize("kind", ["memory", "store", "store-daemon-sigkill", "sync-disk-daemon-sigkill"])
 def test_kill_storm_every_message_is_acked_once_or_still_queued_or_dead_lettered(mount_mqfs, procs, tmp_path, kind):
     seed = int(os.environ.get("MQFS_LEASE_STORM_SEED") or random.randrange(1 << 30))
     what = f"(seed {seed})"
-    m = mount_mqfs(*([] if kind == "memory" else [f"store={tmp_path}/store"]))
+    options = {"memory": [], "store": [f"store={tmp_path}/store"]}
+    m = mount_mqfs(*options.get(kind, [f"store={tmp_path}/store", "sync=disk" if "disk" in kind else "sync=os"]))
     q = queue(m, "storm", maxmsg=STORM_MESSAGES, lease_ms=STORM_LEASE_MS, max_deliveries=STORM_MAX_DELIVERIES,
               dead_letter="storm-dead")
     dead = queue(m, "storm-dead", maxmsg=STORM_MESSAGES)
@@ -1307,7 +1364,7 @@ def test_kill_storm_every_message_is_acked_once_or_still_queued_or_dead_lettered
         storm.kill_one()  # while the consumers are busy with the batch
         wait_until(lambda: iattr(q, "curmsgs") <= 5, timeout=30, what=f"the consumers to take a batch {what}")
         storm.kill_one()  # while they hold leases
-        if kind == "store-daemon-sigkill" and batch == STORM_MESSAGES // STORM_BATCH // 2:
+        if kind.endswith("daemon-sigkill") and batch == STORM_MESSAGES // STORM_BATCH // 2:
             kill_daemon(m)
             storm.wait_ended()
             m.start(timeout=30)
