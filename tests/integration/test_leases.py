@@ -26,8 +26,8 @@ import time
 
 import pytest
 
-from helpers import (PYTHON, SYS_READ, SYS_WRITE, LineReader, MESSAGE_OVERHEAD, attr, drain, errno_of, finish,
-                     iattr, kill_daemon, parse_qio_read, parse_qio_write, program, put, set_attr, take,
+from helpers import (MAX_MSGSIZE, MESSAGE_OVERHEAD, PYTHON, SYS_READ, SYS_WRITE, LineReader, attr, drain, errno_of,
+                     finish, iattr, kill_daemon, parse_qio_read, parse_qio_write, program, put, set_attr, take,
                      wait_blocked, wait_exit, wait_until)
 
 
@@ -1203,6 +1203,24 @@ def restart(m, how):
     m.start(timeout=30)
 
 
+def held_when(holder, steps, last):
+    """Waits for lease_check `holder` to answer its first `steps` steps, the last with `last`, none failing."""
+    out = LineReader(holder)
+    lines = [out.line(what="the holder to lease") for _ in range(steps)]
+    assert lines[-1] == last and "ERR" not in " ".join(lines), lines
+
+
+def take_with_counts(path, count):
+    """Takes `count` messages of `path`: [(bytes, deliveries)]."""
+    c = PyClient()
+    h = c.open(path)
+    c.set_read_mode(h, STREAM)
+    try:
+        return [(data, d.deliveries) for data, d in (lease(c, h) for _ in range(count))]
+    finally:
+        c.close(h)
+
+
 def test_leased_messages_are_queued_again_after_a_daemon_sigkill_with_their_delivery_counts(mount_mqfs, procs,
                                                                                            tmp_path):
     m = mount_mqfs(f"store={tmp_path}/store")
@@ -1211,21 +1229,13 @@ def test_leased_messages_are_queued_again_after_a_daemon_sigkill_with_their_deli
     # "a" was delivered and NACKed once, then leased again; "b" leased; "c" acknowledged.
     holder = procs.start([program("lease_check"), q, "open:rn", "ack-mode:1", "read-mode:1", "read", "delivery",
                           "nack:last", "read", "read", "read", "delivery", "ack:last", "sleep:60000"])
-    out = LineReader(holder)
-    lines = [out.line(what="the holder to lease") for _ in range(11)]
-    assert lines[-1] == "ack OK" and "ERR" not in " ".join(lines), lines
+    held_when(holder, 11, "ack OK")
     assert counts(q, "curmsgs", "inflight") == (1, 2)
     kill_daemon(m)
     holder.kill()  # after the daemon: its close must not be what returns them
     m.start(timeout=30)
     assert counts(q, "curmsgs", "inflight", "received") == (3, 0, 1)
-    c = PyClient()
-    h = reader(c, q, ack=AUTO)
-    try:
-        found = [(data, d.deliveries) for data, d in (lease(c, h) for _ in range(3))]
-    finally:
-        c.close(h)
-    assert found == [(b"a", 3), (b"b", 2), (b"d", 1)]
+    assert take_with_counts(q, 3) == [(b"a", 3), (b"b", 2), (b"d", 1)]
 
 
 @pytest.mark.parametrize("how", ["sigkill", "sigterm"])
@@ -1263,6 +1273,39 @@ def test_the_lease_settings_dead_lettered_and_the_dead_letters_survive_a_restart
     client.close(h)
     assert (data, moved.priority, moved.deliveries, moved.enqueued_ns) == (b"x", 4, 1, d.enqueued_ns)
     assert drain(q) == ["y"]
+
+
+def journal_segments(store):
+    """The numbers of the store's journal segments (journal-NNNNNNNN, docs/design.md "The journal")."""
+    return sorted(int(name[len("journal-"):], 16) for name in os.listdir(store) if name.startswith("journal-"))
+
+
+def test_leased_and_returning_messages_keep_their_place_and_counts_through_the_stores_compaction(mount_mqfs, procs,
+                                                                                                tmp_path):
+    store = tmp_path / "store"
+    m = mount_mqfs(f"store={store}")
+    q = queue(m, retry_delay_ms=3_600_000)
+    send(q, "a", "b", "c")
+    # "a" leased, "b" given back and waiting for its retry, both delivered once; "c" queued.
+    holder = procs.start([program("lease_check"), q, "open:rn", "ack-mode:1", "read-mode:1", "read", "read",
+                          "delivery", "nack:last", "sleep:60000"])
+    held_when(holder, 7, "nack OK")
+    first = journal_segments(store)[0]
+    # Traffic through another queue until the journal has retired the segment
+    # that recorded the sends and the deliveries.
+    pump = queue(m, "pump", msgsize=MAX_MSGSIZE)
+    big = bytes(MAX_MSGSIZE)
+    for _ in range(200):
+        if journal_segments(store)[0] > first:
+            break
+        put(pump, big)
+        assert take(pump) == big
+    assert journal_segments(store)[0] > first, "the journal never retired its first segment"
+    kill_daemon(m)
+    holder.kill()  # after the daemon: its close must not be what returns them
+    m.start(timeout=30)
+    assert counts(q, "curmsgs", "inflight") == (3, 0)
+    assert take_with_counts(q, 3) == [(b"a", 2), (b"b", 2), (b"c", 1)]
 
 
 # -- a kill storm ----------------------------------------------------------------------------------
