@@ -1193,13 +1193,16 @@ def test_mount_options_set_the_lease_settings_of_new_queues(mount_mqfs):
 
 # -- durable: -o store=DIR -------------------------------------------------------------------------
 
-def restart(m, how):
+def restart(m, how, before_start=None):
     """Ends the daemon of mount `m`, by SIGKILL (a crash) or SIGTERM (a clean
-    stop), and mounts a new one with the same options (the same store)."""
+    stop), calls `before_start` and mounts a new daemon with the same options
+    (the same store)."""
     if how == "sigkill":
         kill_daemon(m)
     else:
         assert m.stop() == 0, m.read_log()
+    if before_start:
+        before_start()
     m.start(timeout=30)
 
 
@@ -1221,8 +1224,9 @@ def take_with_counts(path, count):
         c.close(h)
 
 
-def test_leased_messages_are_queued_again_after_a_daemon_sigkill_with_their_delivery_counts(mount_mqfs, procs,
-                                                                                           tmp_path):
+@pytest.mark.parametrize("how", ["sigkill", "sigterm"])
+def test_leased_messages_are_queued_again_after_a_restart_with_their_delivery_counts(mount_mqfs, procs, tmp_path,
+                                                                                    how):
     m = mount_mqfs(f"store={tmp_path}/store")
     q = queue(m)
     send(q, "a", "b", "c", "d")
@@ -1231,9 +1235,7 @@ def test_leased_messages_are_queued_again_after_a_daemon_sigkill_with_their_deli
                           "nack:last", "read", "read", "read", "delivery", "ack:last", "sleep:60000"])
     held_when(holder, 11, "ack OK")
     assert counts(q, "curmsgs", "inflight") == (1, 2)
-    kill_daemon(m)
-    holder.kill()  # after the daemon: its close must not be what returns them
-    m.start(timeout=30)
+    restart(m, how, before_start=holder.kill)  # the holder outlives its daemon
     assert counts(q, "curmsgs", "inflight", "received") == (3, 0, 1)
     assert take_with_counts(q, 3) == [(b"a", 3), (b"b", 2), (b"d", 1)]
 
@@ -1301,9 +1303,7 @@ def test_leased_and_returning_messages_keep_their_place_and_counts_through_the_s
         put(pump, big)
         assert take(pump) == big
     assert journal_segments(store)[0] > first, "the journal never retired its first segment"
-    kill_daemon(m)
-    holder.kill()  # after the daemon: its close must not be what returns them
-    m.start(timeout=30)
+    restart(m, "sigkill", before_start=holder.kill)  # the holder outlives its daemon
     assert counts(q, "curmsgs", "inflight") == (3, 0)
     assert take_with_counts(q, 3) == [(b"a", 2), (b"b", 2), (b"c", 1)]
 
