@@ -26,9 +26,9 @@ import time
 
 import pytest
 
-from helpers import (MAX_MSGSIZE, MESSAGE_OVERHEAD, PYTHON, SYS_READ, SYS_WRITE, LineReader, attr, drain, errno_of,
-                     finish, iattr, kill_daemon, parse_qio_read, parse_qio_write, program, put, set_attr, take,
-                     wait_blocked, wait_exit, wait_until)
+from helpers import (MAX_MSGSIZE, MESSAGE_OVERHEAD, PYTHON, SYS_READ, SYS_WRITE, LineReader, Readiness, attr, drain,
+                     errno_of, finish, iattr, kill_daemon, parse_qio_read, parse_qio_write, program, put, set_attr,
+                     take, wait_blocked, wait_exit, wait_until)
 
 
 def _ioc(direction, nr, size):
@@ -816,6 +816,21 @@ def test_truncate_keeps_a_message_waiting_for_its_retry_delay(mq, client):
     assert counts(q, "curmsgs", "inflight") == (0, 1)
     wait_until(lambda: counts(q, "curmsgs", "inflight") == (1, 0), what="the retry delay to pass")
     assert drain(q) == ["a"]
+
+
+@pytest.mark.parametrize("mech", ["poll", "epollet"])
+@pytest.mark.parametrize("how", ["nack", "expiry"])
+def test_a_returned_message_wakes_a_waiter_in_poll_or_epoll(mq, client, procs, mech, how):
+    q = queue(mq, lease_ms=600 if how == "expiry" else 30000)
+    h, a = leased(client, q, "a")
+    waiter = Readiness(procs, mech, f"r:{q}")
+    assert "IN" not in waiter.wait(0).get(0, set())  # all leased: nothing to read
+    waiter.start_wait()
+    if how == "nack":
+        client.nack(h, a.id)
+    assert "IN" in waiter.woken().get(0, set())
+    assert waiter.read(0) == "read 0 OK a"
+    waiter.quit()
 
 
 # -- dead letters ----------------------------------------------------------------------------------
