@@ -28,7 +28,7 @@ import pytest
 
 from helpers import (MAX_MSGSIZE, MESSAGE_OVERHEAD, PYTHON, SYS_READ, SYS_WRITE, LineReader, Readiness, attr, drain,
                      errno_of, finish, iattr, kill_daemon, parse_qio_read, parse_qio_write, program, put, set_attr,
-                     take, wait_blocked, wait_exit, wait_until)
+                     statfs, take, wait_blocked, wait_exit, wait_until)
 
 
 def _ioc(direction, nr, size):
@@ -311,6 +311,12 @@ def error_of(call, *args):
     code = errno_of(call, *args)
     assert code is not None, f"{getattr(call, '__name__', call)}{args} succeeded"
     return code
+
+
+def bytes_used(m):
+    """The bytes `df` shows in use on mount `m` (messages and their bookkeeping)."""
+    st = statfs(m.path)
+    return (st["blocks"] - st["bfree"]) * st["bsize"]
 
 
 def warnings_in(m):
@@ -938,6 +944,46 @@ def test_max_deliveries_0_never_moves_a_message(mq, client):
         client.nack(h, d.id)
     assert counts(q, "curmsgs", "dead_lettered") == (1, 0)
     assert counts(dead, "curmsgs") == (0,)
+
+
+def test_a_dead_letter_wakes_a_reader_waiting_on_the_dead_letter_queue(mq, client, procs):
+    dead = queue(mq, "dead")
+    q = queue(mq, max_deliveries=1, dead_letter="dead")
+    waiting = procs.qio(dead, "open:r", "read")
+    wait_blocked(waiting, SYS_READ, what="the reader of the dead-letter queue to wait")
+    h, d = leased(client, q, "m")
+    client.nack(h, d.id)
+    _, out, _ = finish(waiting, what="the dead letter to reach the waiting reader")
+    assert parse_qio_read(out.splitlines()[-1])[:2] == ("OK", "m")
+
+
+@pytest.mark.parametrize("store", [False, True], ids=["memory", "store"])
+def test_a_removed_queue_keeps_the_leases_of_its_open_files_until_they_let_go(mount_mqfs, client, tmp_path, store):
+    m = mount_mqfs(*([f"store={tmp_path}/store"] if store else []))
+    q = queue(m, max_deliveries=1, dead_letter="dead")
+    dead = queue(m, "dead")
+    h, a = leased(client, q, "a", "b", "c")
+    _, b = lease(client, h)
+    os.unlink(q)
+    client.ack(h, a.id)
+    client.nack(h, b.id)  # its last delivery: to the dead-letter queue, which is still there
+    assert client.read(h) == b"c"
+    client.close(h)  # "c" at its last delivery too: to the dead-letter queue
+    assert drain(dead) == ["b", "c"]
+    assert not os.path.exists(q)
+
+
+@pytest.mark.parametrize("how", ["close", "expiry"])
+def test_a_message_returned_into_a_removed_queue_is_freed_with_it(mq, client, how):
+    q = queue(mq, lease_ms=200)
+    h, _ = leased(client, q, "x" * 5000)
+    assert bytes_used(mq) > 5000
+    os.unlink(q)
+    if how == "expiry":
+        wait_until(lambda: client.curmsgs(h) == 1, what="the lease to run out")
+    client.close(h)
+    wait_until(lambda: bytes_used(mq) == 0, what="the removed queue and its message to be freed")
+    assert statfs(mq.path)["ffree"] == statfs(mq.path)["files"]
 
 
 # -- what a reader learns: MQFS_IOC_GET_DELIVERY ---------------------------------------------------
