@@ -46,9 +46,7 @@ while [ $# -gt 0 ]; do
 done
 
 [ "$(id -u)" -eq 0 ] || { echo "durability.sh: run as root (FUSE mounts, apt-get)" >&2; exit 1; }
-for tool in cmake fusermount3 findmnt du; do
-  command -v "$tool" >/dev/null || { echo "durability.sh: $tool is missing" >&2; exit 1; }
-done
+require_tools cmake fusermount3 findmnt du
 [ -x "$mqfs_bin" ] || { echo "durability.sh: no mqfs binary at $mqfs_bin (build it first)" >&2; exit 1; }
 mqfs_bin=$(realpath "$mqfs_bin")
 if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
@@ -67,25 +65,6 @@ fs=$(findmnt -n -o FSTYPE,SOURCE,OPTIONS -T "$work" | awk '{ print $1 " on " $2 
 case $fs in
   tmpfs* | ramfs* | overlay*) echo "durability.sh: $work is on $fs, not a disk; use --dir" >&2; exit 1 ;;
 esac
-
-# run LIMIT COMMAND...: a step that cannot hang the script (its own process
-# group is ended; the daemons, if a call into them hangs, by cleanup).
-run() {
-  local seconds=$1
-  shift
-  "$@" &
-  bench_pid=$!
-  local deadline=$((SECONDS + seconds))
-  while kill -0 "$bench_pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.2; done
-  if kill -0 "$bench_pid" 2>/dev/null; then
-    echo "durability.sh: $1 $2 did not finish within $seconds s" >&2
-    exit 124  # cleanup stops it and the daemons
-  fi
-  local status=0
-  wait "$bench_pid" || status=$?
-  bench_pid=
-  return "$status"
-}
 
 opts=maxmsg=10,msgsize=65536,read_mode=stream,log_level=warn
 start_daemon memory "$mqfs_bin" -f -o "$opts"
@@ -114,7 +93,7 @@ report=$results/durability.md
 rates_md=$work/rates.md
 start=$SECONDS
 echo "Measuring rates"
-run "$limit" "$bench" rates --memory "${memory%:*}" --store "${store_os%:*}" --disk "${store_disk%:*}" \
+run_step "$limit" "$bench" rates --memory "${memory%:*}" --store "${store_os%:*}" --disk "${store_disk%:*}" \
   --sync-dir "$work" --redis "$port" --csv "$results/durability.csv" "${rates_args[@]}" >"$rates_md"
 stop_daemon "$memory"
 stop_daemon "$store_os"
@@ -132,7 +111,7 @@ start_daemon recovery "$mqfs_bin" -f -o "$rec_opts"
 rec=${mounted%:*}
 "$bench" queue "$rec/q" $((recover_count * 2))
 fill_start=$(date +%s%N)
-run 300 "$bench" fill "$rec/q" "$recover_count" 64
+run_step 300 "$bench" fill "$rec/q" "$recover_count" 64
 fill_s=$(seconds_since "$fill_start")
 stop_daemon "$mounted"
 rec_store_kib=$(du -sk "$work/journal-recovery" | cut -f1)
@@ -165,7 +144,7 @@ churn=${mounted%:*}
 # A full max_bytes fails a write (ENOSPC); a full queue makes it wait.
 "$bench" queue "$churn/q" $(( $(numfmt --from=iec "$churn_max_bytes") * 9 / 10 / (churn_size + 128) ))
 churn_start=$(date +%s%N)
-run 600 "$bench" churn "$churn/q" "$churn_push" "$churn_keep" "$churn_size"
+run_step 600 "$bench" churn "$churn/q" "$churn_push" "$churn_keep" "$churn_size"
 churn_s=$(seconds_since "$churn_start")
 live=$(stat -c %s "$churn/q")
 sleep 1  # the end of a loop turn retires what it can

@@ -37,9 +37,7 @@ while [ $# -gt 0 ]; do
 done
 
 [ "$(id -u)" -eq 0 ] || echo "run.sh: not root: kernel queue limits and daemon pinning will be limited" >&2
-for tool in cmake fusermount3; do
-  command -v "$tool" >/dev/null || { echo "run.sh: $tool is missing (scripts/install-deps.sh)" >&2; exit 1; }
-done
+require_tools cmake fusermount3
 if [ ! -x "$mqfs_bin" ]; then
   echo "run.sh: no mqfs binary at $mqfs_bin; build one first:" >&2
   echo "  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build -j" >&2
