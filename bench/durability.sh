@@ -21,7 +21,6 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 parent=/var/tmp
-rates_args=()
 recoveries=3             # recovery timings (median)
 recover_count=1000000    # messages queued for the recovery
 churn_max_bytes=64M      # the size test's max_bytes ...
@@ -33,16 +32,11 @@ limit=900
 while [ $# -gt 0 ]; do
   case $1 in
     --quick)
-      rates_args+=(--rounds 3 --window-ms 300 --warmup-ms 100); recoveries=1
-      churn_max_bytes=16M; churn_push=$((160 << 20)); churn_keep=$((4 << 20)); limit=400 ;;
-    --dir) parent=$2; shift ;;
-    -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    --*)
-      [ $# -ge 2 ] || { echo "durability.sh: $1 needs a value" >&2; exit 2; }
-      rates_args+=("$1" "$2"); shift ;;
-    *) mqfs_bin=$1 ;;
+      pass_args+=(--rounds 3 --window-ms 300 --warmup-ms 100); recoveries=1
+      churn_max_bytes=16M; churn_push=$((160 << 20)); churn_keep=$((4 << 20)); limit=400; shift ;;
+    --dir) parent=$2; shift 2 ;;
+    *) common_arg "$@"; shift "$taken" ;;
   esac
-  shift
 done
 
 [ "$(id -u)" -eq 0 ] || { echo "durability.sh: run as root (FUSE mounts, apt-get)" >&2; exit 1; }
@@ -94,7 +88,7 @@ rates_md=$work/rates.md
 start=$SECONDS
 echo "Measuring rates"
 run_step "$limit" "$bench" rates --memory "${memory%:*}" --store "${store_os%:*}" --disk "${store_disk%:*}" \
-  --sync-dir "$work" --redis "$port" --csv "$results/durability.csv" "${rates_args[@]}" >"$rates_md"
+  --sync-dir "$work" --redis "$port" --csv "$results/durability.csv" "${pass_args[@]}" >"$rates_md"
 stop_daemon "$memory"
 stop_daemon "$store_os"
 stop_daemon "$store_disk"
@@ -162,7 +156,7 @@ size_limit=$((2 * live + (64 << 20)))
   echo "- $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(uname -r); mqfs: $mqfs_bin ($("$mqfs_bin" --version 2>/dev/null | grep -m1 '^mqfs' || echo '?'))"
   echo "- stores, the fdatasync probe and Redis's files in $parent: $fs"
   echo "- mounts: -f -o $opts, plus store=DIR,sync=os / store=DIR,sync=disk; Redis $(redis-server --version | awk '{ print $3 }') with appendonly yes, appendfsync always"
-  echo "- nothing pinned; rates: ${rates_args[*]:-defaults (5 rounds of 1000 ms after 200 ms)}; the measurements took $((SECONDS - start)) s"
+  echo "- nothing pinned; rates: ${pass_args[*]:-defaults (5 rounds of 1000 ms after 200 ms)}; the measurements took $((SECONDS - start)) s"
   if git -C "$root" rev-parse --short HEAD >/dev/null 2>&1; then
     echo "- source: commit $(git -C "$root" rev-parse --short HEAD)"
   fi

@@ -19,7 +19,6 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-rates_args=()
 count=100000
 lease_ms=2000
 expiries=3
@@ -27,17 +26,12 @@ limit=600
 
 while [ $# -gt 0 ]; do
   case $1 in
-    --quick) rates_args+=(--rounds 3 --window-ms 300 --warmup-ms 100); expiries=1; limit=300 ;;
-    --count) count=$2; shift ;;
-    --lease-ms) lease_ms=$2; shift ;;
-    --expiries) expiries=$2; shift ;;
-    -h | --help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    --*)
-      [ $# -ge 2 ] || { echo "leases.sh: $1 needs a value" >&2; exit 2; }
-      rates_args+=("$1" "$2"); shift ;;
-    *) mqfs_bin=$1 ;;
+    --quick) pass_args+=(--rounds 3 --window-ms 300 --warmup-ms 100); expiries=1; limit=300; shift ;;
+    --count) count=$2; shift 2 ;;
+    --lease-ms) lease_ms=$2; shift 2 ;;
+    --expiries) expiries=$2; shift 2 ;;
+    *) common_arg "$@"; shift "$taken" ;;
   esac
-  shift
 done
 
 [ "$(id -u)" -eq 0 ] || { echo "leases.sh: run as root (FUSE mounts, the daemon's /proc)" >&2; exit 1; }
@@ -70,7 +64,7 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 start=$SECONDS
 echo "Measuring rates: auto and explicit acknowledgement"
 run_step "$limit" "$bench" rates --mount "${rates%:*}" --csv "$work/rates.csv" --targets "$work/targets.md" \
-  "${rates_args[@]}" >"$work/rates.md"
+  "${pass_args[@]}" >"$work/rates.md"
 stop_daemon "$rates"
 echo "Measuring $count messages in flight, and their leases running out (lease_ms=$lease_ms)"
 inflight_status=0
@@ -88,7 +82,7 @@ stop_daemon "$inflight"
   if git -C "$root" rev-parse --short HEAD >/dev/null 2>&1; then
     echo "- source: commit $(git -C "$root" rev-parse --short HEAD)"
   fi
-  echo "- rates: mounted -f -o $rates_opts; ${rates_args[*]:-defaults (5 rounds of 1000 ms after 200 ms)}; nothing pinned"
+  echo "- rates: mounted -f -o $rates_opts; ${pass_args[*]:-defaults (5 rounds of 1000 ms after 200 ms)}; nothing pinned"
   echo "- in flight: mounted -f -o $inflight_opts; queues with u32 framing, read_mode=stream, maxmsg=$count"
   echo "- load average before: $load_before, after: $(cut -d' ' -f1-3 /proc/loadavg); the measurements took $((SECONDS - start)) s"
   echo

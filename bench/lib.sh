@@ -13,6 +13,21 @@ mounts=()    # mount points we made
 pids=()      # the daemons we started
 services=()  # other processes we started (Redis), stopped at once by pid
 bench_pid=   # the benchmark program, while it runs
+pass_args=() # --OPTION VALUE pairs for the benchmark program
+
+# common_arg ARGS...: takes the first of ARGS as every script does: -h or
+# --help prints the script's header comment and exits; --OPTION VALUE goes to
+# $pass_args; any other word is the mqfs binary. Sets $taken, the words used.
+common_arg() {
+  taken=1
+  case $1 in
+    -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+    --*)
+      [ $# -ge 2 ] || { echo "${0##*/}: $1 needs a value" >&2; exit 2; }
+      pass_args+=("$1" "$2"); taken=2 ;;
+    *) mqfs_bin=$1 ;;
+  esac
+}
 
 # build_bench HERE BUILD: builds bench/ (Release) into BUILD.
 build_bench() {
