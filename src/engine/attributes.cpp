@@ -88,6 +88,42 @@ constexpr Attribute word(std::string_view name, std::string_view help) {
   };
 }
 
+// A queue's path from the mount root ("" for none): stored without a
+// leading '/', each component a name (not empty, ".", or "..").
+std::optional<std::string> parse_queue_path(std::string_view text) {
+  text = trim_newline(text);
+  if (!text.empty() && text.front() == '/') {
+    text.remove_prefix(1);
+    if (text.empty()) return std::nullopt;  // the root is no queue
+  }
+  if (text.size() > kMaxPathLength || text.find('\0') != std::string_view::npos) return std::nullopt;
+  for (std::string_view rest = text; !rest.empty();) {
+    const std::size_t slash = rest.find('/');
+    const std::string_view name = rest.substr(0, slash);
+    if (name.empty() || name == "." || name == ".." || name.size() > 255) return std::nullopt;
+    if (slash == std::string_view::npos) break;
+    rest.remove_prefix(slash + 1);
+    if (rest.empty()) return std::nullopt;  // a trailing '/'
+  }
+  return std::string(text);
+}
+
+constexpr Attribute path_setting(std::string_view name, std::string_view help) {
+  return Attribute{
+      .name = name,
+      .parse = [](Settings& s, std::string_view text) {
+        auto value = parse_queue_path(text);
+        if (!value) return -EINVAL;
+        s.dead_letter = std::move(*value);
+        return 0;
+      },
+      .print_setting = [](const Settings& s) { return s.dead_letter; },
+      .copy = [](Settings& to, const Settings& from) { to.dead_letter = from.dead_letter; },
+      .value = "PATH",
+      .help = help,
+  };
+}
+
 // A read-only counter of the queue.
 template <class Get>
 constexpr Attribute counter(std::string_view name, Get) {
@@ -107,12 +143,24 @@ const Attribute kAttributes[] = {
     word<&Settings::framing, parse_framing>("framing",
                                             "none (default), line or u32: many messages per write and read; "
                                             "file: all one open file writes, up to its close, is one message"),
+    integer<&Settings::lease_ms, 1, kMaxTimeoutMs>(
+        "lease_ms", "how long a message read with explicit acknowledgement stays leased (default 30000)"),
+    integer<&Settings::retry_delay_ms, 0, kMaxTimeoutMs>(
+        "retry_delay_ms", "how long a returned message waits before it is queued again (default 0)"),
+    integer<&Settings::max_deliveries, 0, kMaxDeliveries>(
+        "max_deliveries", "deliveries before a returned message goes to dead_letter (default 0: no limit)"),
+    path_setting("dead_letter", "the queue, by its path from the mount root, that takes dead letters (default none)"),
     counter("curmsgs", [](const Queue& q) { return q.curmsgs(); }),
     counter("curbytes", [](const Queue& q) { return q.curbytes(); }),
     counter("sent", [](const Queue& q) { return q.sent(); }),
     counter("received", [](const Queue& q) { return q.received(); }),
     counter("lspid", [](const Queue& q) { return q.lspid(); }),
     counter("lrpid", [](const Queue& q) { return q.lrpid(); }),
+    counter("inflight", [](const Queue& q) { return q.inflight(); }),
+    counter("dead_lettered", [](const Queue& q) { return q.dead_lettered(); }),
+    counter("waiting_readers", [](const Queue& q) { return q.receivers_waiting(); }),
+    counter("waiting_writers", [](const Queue& q) { return q.senders_waiting(); }),
+    counter("oldest_ms", [](const Queue& q) { return q.oldest_ms(); }),
 };
 
 }  // namespace

@@ -6,12 +6,13 @@
 
 namespace mqfs::engine {
 
-template <class T>
+template <class T, class Tag>
 class List;
 
 // Base of anything that can stand on a List<T>; an element leaves its list
-// when destroyed.
-template <class T>
+// when destroyed. An element on two lists at once derives from a ListNode of
+// each, told apart by their tags (ListNode<Lease, ByHolder>).
+template <class T, class Tag = T>
 class ListNode {
  public:
   ListNode() = default;
@@ -29,13 +30,15 @@ class ListNode {
   }
 
  private:
-  friend class List<T>;
+  friend class List<T, Tag>;
   ListNode* prev_ = nullptr;
   ListNode* next_ = nullptr;
 };
 
-template <class T>
+template <class T, class Tag = T>
 class List {
+  using Node = ListNode<T, Tag>;
+
  public:
   List() { head_.prev_ = head_.next_ = &head_; }
   List(const List&) = delete;
@@ -47,9 +50,15 @@ class List {
   bool empty() const { return head_.next_ == &head_; }
 
   T* front() const { return empty() ? nullptr : static_cast<T*>(head_.next_); }
+  T* back() const { return empty() ? nullptr : static_cast<T*>(head_.prev_); }
+  // The element after `element` on this list, or null at its end.
+  T* next(const T& element) const {
+    const Node* node = static_cast<const Node*>(&element);
+    return node->next_ == &head_ ? nullptr : static_cast<T*>(node->next_);
+  }
 
   void push_back(T& element) {
-    ListNode<T>& node = element;
+    Node& node = element;
     node.unlink();
     node.prev_ = head_.prev_;
     node.next_ = &head_;
@@ -58,7 +67,7 @@ class List {
   }
 
   void push_front(T& element) {
-    ListNode<T>& node = element;
+    Node& node = element;
     node.unlink();
     node.prev_ = &head_;
     node.next_ = head_.next_;
@@ -68,8 +77,23 @@ class List {
 
   T* pop_front() {
     T* element = front();
-    if (element) static_cast<ListNode<T>*>(element)->unlink();
+    if (element) static_cast<Node*>(element)->unlink();
     return element;
+  }
+
+  // Puts `element` after the last element that does not come after it
+  // (`before(a, b)`: a comes before b): O(1) when elements mostly arrive in
+  // order, as deadlines of one length do.
+  template <class Before>
+  void insert_sorted(T& element, Before before) {
+    Node& node = element;
+    node.unlink();
+    Node* at = head_.prev_;
+    while (at != &head_ && before(element, *static_cast<T*>(at))) at = at->prev_;
+    node.prev_ = at;
+    node.next_ = at->next_;
+    at->next_->prev_ = &node;
+    at->next_ = &node;
   }
 
   std::size_t size() const {
@@ -79,7 +103,7 @@ class List {
   }
 
  private:
-  ListNode<T> head_;  // sentinel: the list is a ring through it
+  Node head_;  // sentinel: the list is a ring through it
 };
 
 }  // namespace mqfs::engine

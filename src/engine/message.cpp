@@ -94,14 +94,42 @@ void MessageStore::push_back(MessagePtr message) noexcept {
   bytes_ += m->size();
 }
 
-void MessageStore::push_front(MessagePtr message) noexcept {
+void MessageStore::put_back(MessagePtr message) noexcept {
   Message* m = message.release();
   Fifo& fifo = level(m->priority());
-  m->next_ = fifo.head;
-  fifo.head = m;
-  if (!fifo.tail) fifo.tail = m;
   ++count_;
   bytes_ += m->size();
+  if (!fifo.head || m->id() < fifo.head->id()) {
+    m->next_ = fifo.head;
+    fifo.head = m;
+    if (!fifo.tail) fifo.tail = m;
+  } else {
+    Message* at = fifo.put_back && fifo.put_back->id() < m->id() ? fifo.put_back : fifo.head;
+    while (at->next_ && at->next_->id() < m->id()) at = at->next_;
+    m->next_ = at->next_;
+    at->next_ = m;
+    if (fifo.tail == at) fifo.tail = m;
+  }
+  fifo.put_back = m;
+}
+
+const Message* MessageStore::next_after(std::optional<std::pair<Priority, uint64_t>> position) const {
+  if (!position) return front();
+  const auto [priority, id] = *position;
+  for (auto it = levels_.lower_bound(priority); it != levels_.end(); ++it) {
+    const Message* m = it->second.head;
+    if (it->first == priority)
+      while (m && m->id() <= id) m = m->next_;
+    if (m) return m;
+  }
+  return nullptr;
+}
+
+int64_t MessageStore::oldest_enqueued_ns() const {
+  int64_t oldest = 0;
+  for (const auto& [priority, fifo] : levels_)
+    if (oldest == 0 || fifo.head->enqueued_ns() < oldest) oldest = fifo.head->enqueued_ns();
+  return oldest;
 }
 
 MessagePtr MessageStore::pop_front() {
@@ -109,6 +137,7 @@ MessagePtr MessageStore::pop_front() {
   auto it = levels_.begin();
   Fifo& fifo = it->second;
   Message* m = fifo.head;
+  if (fifo.put_back == m) fifo.put_back = nullptr;
   fifo.head = m->next_;
   m->next_ = nullptr;
   if (!fifo.head) {

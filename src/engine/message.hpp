@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
+#include <utility>
 #include <span>
 #include <vector>
 
@@ -17,7 +19,7 @@ inline constexpr Priority kMaxPriority = 32767;
 
 class Message;
 
-// What holding a message costs besides its bytes, at most: its 32-byte
+// What holding a message costs besides its bytes, at most: its 40-byte
 // header, the allocator's header and rounding (up to 23 bytes), and a 64-byte
 // entry for its priority when it is alone there. The mount charges this to
 // max_bytes with every message, so that max_bytes bounds the memory messages
@@ -54,6 +56,13 @@ class Message {
   // Where the journal store keeps its record (a segment's number).
   uint32_t segment() const { return segment_; }
   void set_segment(uint32_t segment) { segment_ = segment; }
+  // When it was sent: CLOCK_REALTIME nanoseconds.
+  int64_t enqueued_ns() const { return enqueued_ns_; }
+  void set_enqueued_ns(int64_t ns) { enqueued_ns_ = ns; }
+  // How many times a read delivered it (a lease that ended returns it, and
+  // the next read counts again).
+  uint32_t deliveries() const { return deliveries_; }
+  void set_deliveries(uint32_t deliveries) { deliveries_ = deliveries; }
 
  private:
   friend class MessageStore;
@@ -65,9 +74,11 @@ class Message {
 
   Message* next_ = nullptr;  // the next message of the same priority
   uint64_t id_ = 0;
+  int64_t enqueued_ns_ = 0;
   uint32_t size_;
   Priority priority_;
   uint32_t segment_ = 0;
+  uint32_t deliveries_ = 0;
 };
 
 // Bytes held outside messages — the unfinished message of a framed write, the
@@ -122,10 +133,18 @@ class MessageStore {
   // Queue a message; reserve(its priority) must have come first, with no
   // other push in between.
   void push_back(MessagePtr message) noexcept;
-  // Returns a message to the place it was taken from (the head of its priority).
-  void push_front(MessagePtr message) noexcept;
+  // Returns a message to its place among its priority's messages, which are
+  // in id order: O(1) when messages come back in the order they were taken,
+  // or in the reverse of it. reserve(its priority) must have come first.
+  void put_back(MessagePtr message) noexcept;
   MessagePtr pop_front();
   void clear();
+
+  // The message after the one of `priority` and `id` in queue order, or the
+  // front when there was none before (peeking): O(messages of that priority).
+  const Message* next_after(std::optional<std::pair<Priority, uint64_t>> position) const;
+  // The earliest enqueued_ns of the queued messages (0: none).
+  int64_t oldest_enqueued_ns() const;
 
   // Calls `visit(const Message&)` front to back while it returns true.
   template <class Visit>
@@ -145,6 +164,7 @@ class MessageStore {
   struct Fifo {
     Message* head = nullptr;
     Message* tail = nullptr;
+    Message* put_back = nullptr;  // the last message put back, while it is here
   };
   using Levels = std::map<Priority, Fifo, std::greater<Priority>>;
 

@@ -31,6 +31,21 @@ Node* Namespace::find(uint64_t ino) const {
   return it == nodes_.end() ? nullptr : it->second.get();
 }
 
+Queue* Namespace::find_queue(std::string_view path) {
+  const Node* node = root_;
+  while (node && !path.empty()) {
+    const std::size_t slash = path.find('/');
+    const std::string_view name = path.substr(0, slash);
+    path = slash == std::string_view::npos ? std::string_view() : path.substr(slash + 1);
+    if (name.empty()) continue;
+    if (node->is_directory())
+      node = lookup(*node, name);
+    else
+      return nullptr;
+  }
+  return node && !node->is_directory() ? node->queue.get() : nullptr;
+}
+
 Node* Namespace::lookup(const Node& dir, std::string_view name) const {
   auto it = dir.children.find(name);
   return it == dir.children.end() ? nullptr : it->second;
@@ -50,7 +65,7 @@ std::shared_ptr<Node> Namespace::new_node(uint64_t ino, mode_t mode, Owner owner
     node->times_.atime = node->times_.mtime = node->times_.ctime = now;
   } else {
     node->mode = S_IFREG | (mode & 07777);
-    node->queue = std::make_shared<Queue>(*budget_, *timeouts_, defaults_, store_, ino);
+    node->queue = std::make_shared<Queue>(*budget_, *timeouts_, defaults_, store_, ino, this);
   }
   return node;
 }
@@ -168,7 +183,7 @@ void Namespace::detach(Node& node) {
 // files its queue; it counts against max_nodes only while a file is open.
 void Namespace::remove(Node& node) {
   if (store_) {
-    if (node.queue && node.queue->curmsgs() > 0) store_->purged(node.ino, node.queue->messages());
+    if (node.queue) node.queue->drop_records();
     store_->remove_node(node.ino);
   }
   detach(node);

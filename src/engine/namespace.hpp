@@ -55,7 +55,7 @@ class Node : public std::enable_shared_from_this<Node> {
 };
 
 // The names, and what a store copies of them (store::Source).
-class Namespace final : public store::Source {
+class Namespace final : public store::Source, public QueueFinder {
  public:
   // `defaults` are the settings of new queues (the mount options); `store`
   // records every change (none: the mount lives in memory).
@@ -89,6 +89,9 @@ class Namespace final : public store::Source {
 
   void visit_nodes(NodeVisitor& visitor) const override;
   void visit_messages(MessageVisitor& visitor) override;
+
+  // The queue at `path` from the root ("a/b", or "/a/b"), or null.
+  Queue* find_queue(std::string_view path) override;
 
   // Named nodes, the root included.
   std::size_t size() const { return nodes_.size(); }

@@ -13,14 +13,22 @@ OpenFile::OpenFile(std::shared_ptr<Queue> queue, bool reads, bool writes)
   queue_->opened();
 }
 
-// Unread rest of a message is dropped: that message was delivered.
+// Unread rest of a message is dropped: that message was delivered. The
+// messages the file holds under lease go back to the queue.
 OpenFile::~OpenFile() {
-  queue_->closed();
+  queue_->closed(*this);
   queue_->budget().remove_open_file();
 }
 
 Priority OpenFile::priority() const {
   return priority_ ? *priority_ : static_cast<Priority>(queue_->settings().priority);
+}
+
+void OpenFile::set_last_delivery(const Message& message) {
+  last_delivery_ = Delivery{.id = message.id(),
+                            .priority = message.priority(),
+                            .deliveries = message.deliveries(),
+                            .enqueued_ns = message.enqueued_ns()};
 }
 
 ReadMode OpenFile::read_mode() const { return read_mode_ ? *read_mode_ : queue_->settings().read_mode; }

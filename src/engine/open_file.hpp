@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "engine/frame_writer.hpp"
+#include "engine/leases.hpp"
 #include "engine/list.hpp"
 #include "engine/message.hpp"
 #include "engine/read_cursor.hpp"
@@ -14,6 +15,19 @@
 namespace mqfs::engine {
 
 class Queue;
+
+// SPEC section 11: whether a read takes its messages for good (auto) or
+// leases them to the open file until it acknowledges them (explicit).
+enum class AckMode { automatic, explicit_ack };
+
+// The last message a file read or peeked (MQFS_IOC_GET_DELIVERY).
+struct Delivery {
+  uint64_t id = 0;
+  int64_t type = 0;
+  Priority priority = 0;
+  uint32_t deliveries = 0;
+  int64_t enqueued_ns = 0;
+};
 
 // Told once when the queue's readiness may have changed (poll, select, epoll).
 class Watch {
@@ -41,6 +55,14 @@ class OpenFile : public ListNode<OpenFile> {
   // The read mode of this file: its own if set, else the queue's.
   ReadMode read_mode() const;
   void set_read_mode(std::optional<ReadMode> mode) { read_mode_ = mode; }
+
+  AckMode ack_mode() const { return ack_mode_; }
+  void set_ack_mode(AckMode mode) { ack_mode_ = mode; }
+  // The messages this file holds under lease.
+  Holder& leases() { return leases_; }
+  // The last message read or peeked, if any.
+  const std::optional<Delivery>& last_delivery() const { return last_delivery_; }
+  void set_last_delivery(const Message& message);
 
   // O_NONBLOCK as last seen on this file's requests (open, read, write).
   bool nonblocking() const { return nonblocking_; }
@@ -71,6 +93,9 @@ class OpenFile : public ListNode<OpenFile> {
   bool nonblocking_ = false;
   std::optional<Priority> priority_;
   std::optional<ReadMode> read_mode_;
+  AckMode ack_mode_ = AckMode::automatic;
+  Holder leases_;
+  std::optional<Delivery> last_delivery_;
   ReadCursor cursor_;
   std::unique_ptr<Watch> watch_;
   FrameWriter frame_writer_;

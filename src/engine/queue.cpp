@@ -15,19 +15,25 @@ timespec now_realtime() {
   return now;
 }
 
-Queue::Queue(Budget& budget, Timeouts& timeouts, const Settings& settings, store::Store* store, uint64_t ino)
+Queue::Queue(Budget& budget, Timeouts& timeouts, const Settings& settings, store::Store* store, uint64_t ino,
+             QueueFinder* finder)
     : budget_(&budget),
       timeouts_(&timeouts),
       settings_(settings),
       store_(budget),
       backing_(store),
-      ino_(ino) {
+      ino_(ino),
+      finder_(finder),
+      leases_(budget) {
   times_.atime = times_.mtime = times_.ctime = now_realtime();
 }
 
 // Waiters keep their open file, and the open file its queue: a queue with
 // waiters is never destroyed — except detached sends, which end with it.
-Queue::~Queue() { cancel_all(ENOTCONN); }
+Queue::~Queue() {
+  cancel_all(ENOTCONN);
+  timeouts_->remove(lease_timer_);
+}
 
 void Queue::configure(const Settings& settings) {
   settings_ = settings;
@@ -38,7 +44,15 @@ void Queue::configure(const Settings& settings) {
 }
 
 bool Queue::readable(const OpenFile& file) const {
-  return file.holds_rest() || file.at_end() || !store_.empty();
+  return file.holds_rest() || file.at_end() || file.read_mode() == ReadMode::peek || !store_.empty();
+}
+
+int64_t Queue::oldest_ms() const {
+  const int64_t oldest = store_.oldest_enqueued_ns();
+  if (oldest == 0) return 0;
+  const timespec now = now_realtime();
+  const int64_t now_ns = int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec;
+  return std::max<int64_t>(0, (now_ns - oldest) / 1'000'000);
 }
 
 void Queue::receive(OpenFile& file, std::size_t size, pid_t pid, Clock::time_point now, ReadRequest& request) {
@@ -50,6 +64,7 @@ void Queue::receive(OpenFile& file, std::size_t size, pid_t pid, Clock::time_poi
       settle();
       notify_watchers();
     }
+    rearm();
     return;
   }
   if (file.nonblocking()) return request.fail(EAGAIN);
@@ -61,6 +76,7 @@ int Queue::read_now(OpenFile& file, std::size_t size, pid_t pid, Receiver& to) {
     file.cursor().read_rest(size, to);
     return 1;
   }
+  if (file.read_mode() == ReadMode::peek) return read_peek(file, size, to);
   if (file.at_end() || size == 0) {
     to.deliver({});
     return 1;
@@ -72,16 +88,33 @@ int Queue::read_now(OpenFile& file, std::size_t size, pid_t pid, Receiver& to) {
   return read_message(file, size, pid, to);
 }
 
-// One message, without a copy; a short buffer leaves the rest with the file.
+// One message, without a copy; a short buffer leaves the rest with the file
+// (a copy of it when the message stays in the queue under lease).
 int Queue::read_message(OpenFile& file, std::size_t size, pid_t pid, Receiver& to) {
   const Message* front = store_.front();
   const iovec part{const_cast<std::byte*>(front->bytes().data()), std::min<std::size_t>(size, front->size())};
+  const bool lease = file.ack_mode() == AckMode::explicit_ack;
+  MessagePtr rest(nullptr, MessageDeleter{budget_});
+  if (lease) {
+    leases_.reserve(1);
+    if (part.iov_len < front->size()) {
+      rest = Message::make(*budget_, front->bytes().subspan(part.iov_len), front->priority());
+      if (!rest) return -ENOSPC;
+    }
+  }
   if (!to.deliver({&part, 1})) return 1;  // the reader is gone: the message stays
 
   MessagePtr message = store_.pop_front();
-  dequeued(*message);
-  taken(file, 1, pid);
-  file.cursor().keep_rest(std::move(message), part.iov_len);
+  delivered(file, *message);
+  taken(file, pid);
+  if (lease) {
+    hold(file, std::move(message));
+    if (rest) file.cursor().keep_rest(std::move(rest), 0);
+  } else {
+    dequeued(*message);
+    ++received_;
+    file.cursor().keep_rest(std::move(message), part.iov_len);
+  }
   return 1;
 }
 
@@ -112,16 +145,71 @@ int Queue::read_batch(OpenFile& file, std::size_t size, pid_t pid, Receiver& to)
     if (u32) return -EMSGSIZE;  // whole frames only
     return read_message(file, size, pid, to);  // a line longer than the buffer comes in parts
   }
+  const bool lease = file.ack_mode() == AckMode::explicit_ack;
+  if (lease) leases_.reserve(count);
   const iovec all{gather.data(), gather.size()};
   if (!to.deliver({&all, 1})) return 1;
-  for (std::size_t i = 0; i < count; ++i) dequeued(*store_.pop_front());
-  taken(file, count, pid);
+  for (std::size_t i = 0; i < count; ++i) {
+    MessagePtr message = store_.pop_front();
+    delivered(file, *message);
+    if (lease) {
+      hold(file, std::move(message));
+    } else {
+      dequeued(*message);
+      ++received_;
+    }
+  }
+  taken(file, pid);
   return 1;
 }
 
-// Accounts for `count` messages delivered to `file`.
-void Queue::taken(OpenFile& file, std::size_t count, pid_t pid) {
-  received_ += count;
+// Peeking: the next message in queue order after the last one peeked, one
+// per read, nothing taken; then end of file. A short buffer gets a copy's
+// first part, and the rest with the next reads (u32 framing: whole frames only).
+int Queue::read_peek(OpenFile& file, std::size_t size, Receiver& to) {
+  const Message* message = store_.next_after(file.cursor().peeked());
+  if (!message || size == 0) {
+    to.deliver({});
+    return 1;
+  }
+  std::byte header[kFrameHeader];
+  iovec parts[2];
+  std::size_t count = 0;
+  MessagePtr rest(nullptr, MessageDeleter{budget_});
+  if (settings_.framing == Framing::u32) {
+    if (kFrameHeader + message->size() > size) return -EMSGSIZE;
+    put_frame_header(header, message->size());
+    parts[count++] = {header, sizeof header};
+    parts[count++] = {const_cast<std::byte*>(message->bytes().data()), message->size()};
+  } else {
+    const std::size_t part = std::min<std::size_t>(size, message->size());
+    if (part < message->size()) {
+      rest = Message::make(*budget_, message->bytes().subspan(part), message->priority());
+      if (!rest) return -ENOSPC;
+    }
+    parts[count++] = {const_cast<std::byte*>(message->bytes().data()), part};
+  }
+  if (!to.deliver({parts, count})) return 1;
+  file.cursor().set_peeked(*message);
+  file.set_last_delivery(*message);
+  if (rest) file.cursor().keep_rest(std::move(rest), 0);
+  return 1;
+}
+
+// A read handed `message` to `file`: one more delivery.
+void Queue::delivered(OpenFile& file, Message& message) {
+  message.set_deliveries(message.deliveries() + 1);
+  file.set_last_delivery(message);
+}
+
+// Leases a delivered message to `file` (leases_.reserve() came first).
+void Queue::hold(OpenFile& file, MessagePtr message) {
+  if (backing_) backing_->delivered(ino_, *message);
+  leases_.hold(std::move(message), file.leases(), Clock::now() + std::chrono::milliseconds(settings_.lease_ms));
+}
+
+// Accounts for a read that delivered messages to `file`.
+void Queue::taken(OpenFile& file, pid_t pid) {
   lrpid_ = pid;
   times_.atime = now_realtime();
   file.cursor().delivered();
@@ -349,6 +437,8 @@ int Queue::enqueue_now(MessagePtr message, pid_t pid) {
 // Gives `message` its id and records it in the store: before its writer is
 // answered, so that an answered write is in the store.
 void Queue::record(Message& message) {
+  const timespec now = now_realtime();
+  message.set_enqueued_ns(int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec);
   if (backing_)
     backing_->enqueued(ino_, message);
   else
@@ -417,9 +507,118 @@ bool Queue::resume(SendWaiter& writer) {
 void Queue::settle() {
   for (;;) {
     serve_receivers();
-    if (senders_.empty() || !has_room()) return;
-    if (!resume(static_cast<SendWaiter&>(*senders_.front()))) return;
+    if (senders_.empty() || !has_room()) break;
+    if (!resume(static_cast<SendWaiter&>(*senders_.front()))) break;
   }
+  rearm();
+}
+
+int Queue::ack(OpenFile& file, uint64_t id) {
+  bool lapsed = false;
+  if (id == 0) {
+    std::vector<MessagePtr> messages = leases_.release_all(file.leases(), &lapsed);
+    if (messages.empty()) return lapsed ? -ETIMEDOUT : 0;
+    for (const MessagePtr& message : messages) acknowledged(*message);
+  } else {
+    MessagePtr message = leases_.release(file.leases(), id, &lapsed);
+    if (!message) return lapsed ? -ETIMEDOUT : -ENOENT;
+    acknowledged(*message);
+  }
+  settle();  // room for a writer
+  notify_watchers();
+  return 0;
+}
+
+int Queue::nack(OpenFile& file, uint64_t id, Clock::time_point now) {
+  bool lapsed = false;
+  if (id == 0) {
+    std::vector<MessagePtr> messages = leases_.release_all(file.leases(), &lapsed);
+    if (messages.empty()) return lapsed ? -ETIMEDOUT : 0;
+    for (MessagePtr& message : messages) give_back(std::move(message), now);
+  } else {
+    MessagePtr message = leases_.release(file.leases(), id, &lapsed);
+    if (!message) return lapsed ? -ETIMEDOUT : -ENOENT;
+    give_back(std::move(message), now);
+  }
+  settle();
+  notify_watchers();
+  return 0;
+}
+
+// A leased message was taken for good.
+void Queue::acknowledged(const Message& message) {
+  dequeued(message);
+  ++received_;
+}
+
+// A message whose lease ended without an ACK: to the dead-letter queue
+// after its last allowed delivery, else back to its place in this queue —
+// after the retry delay, if there is one. Nothing is ever dropped: without
+// a dead-letter queue to take it, it stays here.
+void Queue::give_back(MessagePtr message, Clock::time_point now) {
+  if (settings_.max_deliveries > 0 && message->deliveries() >= settings_.max_deliveries && finder_ &&
+      !settings_.dead_letter.empty()) {
+    Queue* dead_letters = finder_->find_queue(settings_.dead_letter);
+    if (dead_letters && dead_letters != this) {
+      ++dead_lettered_;
+      return dead_letters->take_dead_letter(*this, std::move(message));
+    }
+  }
+  if (settings_.retry_delay_ms > 0)
+    return leases_.delay(std::move(message), now + std::chrono::milliseconds(settings_.retry_delay_ms));
+  store_.reserve(message->priority());
+  store_.put_back(std::move(message));
+}
+
+// A dead letter from `from`: queued at the end, even past maxmsg (it has no
+// writer to wait), with a new id and its delivery count back at 0.
+void Queue::take_dead_letter(Queue& from, MessagePtr message) {
+  store_.reserve(message->priority());
+  if (from.backing_ && backing_)
+    backing_->moved(from.ino_, ino_, *message);
+  else if (backing_)
+    backing_->enqueued(ino_, *message);
+  else
+    message->set_id(last_id_ + 1);
+  last_id_ = std::max(last_id_, message->id());
+  message->set_deliveries(0);
+  store_.push_back(std::move(message));
+  ++sent_;
+  times_.mtime = now_realtime();
+  settle();
+  notify_watchers();
+}
+
+void Queue::LeaseTimer::expired(Clock::time_point now) {
+  armed.reset();
+  queue_->expire_leases(now);
+}
+
+// Returns the messages whose lease ran out, and puts back those whose retry
+// delay ended.
+void Queue::expire_leases(Clock::time_point now) {
+  bool delayed = false;
+  while (MessagePtr message = leases_.next_expired(now, &delayed)) {
+    if (delayed) {
+      store_.reserve(message->priority());
+      store_.put_back(std::move(message));
+    } else {
+      give_back(std::move(message), now);
+    }
+  }
+  settle();
+  notify_watchers();
+}
+
+// Keeps the queue's entry on the mount's timer at its earliest deadline.
+void Queue::rearm() {
+  const auto next = leases_.next_deadline();
+  if (next == lease_timer_.armed) return;
+  if (next)
+    timeouts_->add(lease_timer_, *next);
+  else
+    timeouts_->remove(lease_timer_);
+  lease_timer_.armed = next;
 }
 
 void SendWaiter::cancelled(int error) { accept_or_fail(*this, consumed_, error); }
@@ -439,8 +638,21 @@ void Queue::cancel_all(int error) {
   while (Waiter* w = senders_.front()) take_waiter(*w)->cancelled(error);
 }
 
+// The records of `messages` are dropped; `all`: they are every message.
+void Queue::drop_records(bool queued_only) {
+  if (!backing_) return;
+  std::vector<const Message*> messages;
+  messages.reserve(store_.count() + (queued_only ? 0 : leases_.count()));
+  store_.for_each([&](const Message& m) {
+    messages.push_back(&m);
+    return true;
+  });
+  if (!queued_only) leases_.for_each_message([&](const Message& m) { messages.push_back(&m); });
+  if (!messages.empty()) backing_->purged(ino_, messages, !queued_only || leases_.count() == 0);
+}
+
 void Queue::purge() {
-  if (backing_ && !store_.empty()) backing_->purged(ino_, store_);
+  drop_records(true);
   store_.clear();
   times_.mtime = times_.ctime = now_realtime();
   settle();
@@ -460,6 +672,7 @@ void Queue::restore(const store::QueueState& state, std::vector<MessagePtr> mess
   settings_ = state.settings;
   sent_ = state.sent;
   received_ = state.received;
+  dead_lettered_ = state.dead_lettered;
   for (MessagePtr& message : messages) {
     store_.reserve(message->priority());
     last_id_ = std::max(last_id_, message->id());
@@ -467,7 +680,13 @@ void Queue::restore(const store::QueueState& state, std::vector<MessagePtr> mess
   }
 }
 
-void Queue::closed() {
+void Queue::closed(OpenFile& file) {
+  if (!file.leases().empty()) {
+    const auto now = Clock::now();
+    for (MessagePtr& message : leases_.release_all(file.leases())) give_back(std::move(message), now);
+    settle();
+    notify_watchers();
+  }
   if (--open_files_ == 0) unlinked_charge_.release();
 }
 

@@ -11,8 +11,10 @@
 #include <ctime>
 #include <memory>
 #include <span>
+#include <string_view>
 
 #include "engine/budget.hpp"
+#include "engine/leases.hpp"
 #include "engine/list.hpp"
 #include "engine/message.hpp"
 #include "engine/open_file.hpp"
@@ -32,11 +34,24 @@ struct Times {
 
 timespec now_realtime();
 
+class Queue;
+
+// Finds a queue by its path from the mount root: where a queue's dead
+// letters go (SPEC section 11).
+class QueueFinder {
+ public:
+  virtual Queue* find_queue(std::string_view path) = 0;
+
+ protected:
+  ~QueueFinder() = default;
+};
+
 class Queue {
  public:
-  // `store` records the queue's changes under `ino` (none: memory only).
+  // `store` records the queue's changes under `ino` (none: memory only);
+  // `finder` finds its dead-letter queue (none: it has none).
   Queue(Budget& budget, Timeouts& timeouts, const Settings& settings, store::Store* store = nullptr,
-        uint64_t ino = 0);
+        uint64_t ino = 0, QueueFinder* finder = nullptr);
   Queue(const Queue&) = delete;
   Queue& operator=(const Queue&) = delete;
   ~Queue();
@@ -48,10 +63,17 @@ class Queue {
   void configure(const Settings& settings);
 
   const MessageStore& messages() const { return store_; }
+  // Messages a reader can take now, and their bytes.
   uint64_t curmsgs() const { return store_.count(); }
   uint64_t curbytes() const { return store_.bytes(); }
+  // Messages leased to readers, or returned and waiting for their retry delay.
+  uint64_t inflight() const { return leases_.count(); }
   uint64_t sent() const { return sent_; }
+  // Messages taken for good: read in auto mode, or acknowledged.
   uint64_t received() const { return received_; }
+  uint64_t dead_lettered() const { return dead_lettered_; }
+  // Age of the oldest queued message, 0 when none is.
+  int64_t oldest_ms() const;
   pid_t lspid() const { return lspid_; }
   pid_t lrpid() const { return lrpid_; }
   Times& times() { return times_; }
@@ -60,7 +82,7 @@ class Queue {
   // A read on `file` would not block.
   bool readable(const OpenFile& file) const;
   // A write would not block.
-  bool writable() const { return senders_.empty() && store_.count() < static_cast<uint64_t>(settings_.maxmsg); }
+  bool writable() const { return senders_.empty() && has_room(); }
 
   // A read(2) of up to `size` bytes for `file`. It is answered now — the
   // bytes, or EMSGSIZE when the next u32 frame does not fit in `size`, or
@@ -71,6 +93,11 @@ class Queue {
   // Framing (SPEC section 7): in stream mode a read carries as many whole
   // messages as fit (line: the messages' bytes; u32: each with its length);
   // in message mode, one.
+  //
+  // In explicit acknowledgement mode every message the read carries is
+  // leased to `file` instead of taken (SPEC section 11). In peek mode the
+  // read returns the next queued message after the last one the file
+  // peeked, or end of file, and takes nothing.
   void receive(OpenFile& file, std::size_t size, pid_t pid, Clock::time_point now, ReadRequest& request);
 
   // A write(2) of `bytes` from `file`, answered now or parked until there is
@@ -113,13 +140,24 @@ class Queue {
   // caps left no room to keep the line.
   int flush(OpenFile& file, pid_t pid, Clock::time_point now);
 
+  // SPEC section 11. The message `file` holds under `id` (0: all it holds) is
+  // taken for good (ack) or returned (nack): 0, -ETIMEDOUT (its lease ran
+  // out; for 0: it held none, and one ran out) or -ENOENT (it holds no such
+  // message).
+  int ack(OpenFile& file, uint64_t id);
+  int nack(OpenFile& file, uint64_t id, Clock::time_point now);
+
   // Ends one wait with `error`; nothing is taken or queued for it.
   void cancel(Waiter& waiter, int error);
   // Ends every wait with `error` (the daemon is going away).
   void cancel_all(int error);
 
-  // Drops every queued message (truncate to 0).
+  // Drops every queued message (truncate to 0); leased ones stay leased.
   void purge();
+  // The queue's name is going: the store forgets every message of it, queued
+  // or in flight (the messages themselves stay while an open file holds the
+  // queue).
+  void drop_records(bool queued_only = false);
 
   // Notifies `watch` at the next change of readiness (once).
   void watch(OpenFile& file, std::unique_ptr<Watch> watch);
@@ -131,10 +169,12 @@ class Queue {
 
   // The queue as its store kept it: counters, and messages in queue order.
   void restore(const store::QueueState& state, std::vector<MessagePtr> messages);
-  // Calls `visit(Message&)` for every queued message (the store's compaction).
+  // Calls `visit(Message&)` for every message, queued or in flight (the
+  // store's compaction).
   template <class Visit>
   void for_each_message(Visit visit) {
     store_.for_each_mutable(visit);
+    leases_.for_each_message(visit);
   }
 
   std::size_t receivers_waiting() const { return receivers_.size(); }
@@ -149,14 +189,23 @@ class Queue {
   int read_now(OpenFile& file, std::size_t size, pid_t pid, Receiver& to);
   int read_message(OpenFile& file, std::size_t size, pid_t pid, Receiver& to);
   int read_batch(OpenFile& file, std::size_t size, pid_t pid, Receiver& to);
-  void taken(OpenFile& file, std::size_t count, pid_t pid);
+  int read_peek(OpenFile& file, std::size_t size, Receiver& to);
+  void delivered(OpenFile& file, Message& message);
+  void hold(OpenFile& file, MessagePtr message);
+  void taken(OpenFile& file, pid_t pid);
+  void acknowledged(const Message& message);
+  void give_back(MessagePtr message, Clock::time_point now);
+  void take_dead_letter(Queue& from, MessagePtr message);
+  void expire_leases(Clock::time_point now);
+  void rearm();
   int prepare(const Message& message);
   void record(Message& message);
   void withdraw(const Message& message);
   void enqueue(MessagePtr message, pid_t pid) noexcept;
   int enqueue_now(MessagePtr message, pid_t pid);
   void dequeued(const Message& message);
-  bool has_room() const { return store_.count() < static_cast<uint64_t>(settings_.maxmsg); }
+  // Leased messages hold their place: they may come back.
+  bool has_room() const { return store_.count() + leases_.count() < static_cast<uint64_t>(settings_.maxmsg); }
 
   struct Progress {
     std::size_t used = 0;  // bytes of the input turned into queued messages or held
@@ -173,7 +222,19 @@ class Queue {
 
   friend class OpenFile;
   void opened() { ++open_files_; }
-  void closed();
+  // The last close of `file`: the messages it holds are returned.
+  void closed(OpenFile& file);
+
+  // The queue's entry on the mount's timer: its earliest lease or delay.
+  class LeaseTimer final : public Timed {
+   public:
+    explicit LeaseTimer(Queue& queue) : queue_(&queue) {}
+    std::optional<Clock::time_point> armed;
+
+   private:
+    void expired(Clock::time_point now) override;
+    Queue* queue_;
+  };
 
   Budget* budget_;
   Timeouts* timeouts_;
@@ -181,12 +242,16 @@ class Queue {
   MessageStore store_;
   store::Store* backing_;  // where changes are recorded; null once the name is gone
   uint64_t ino_;
+  QueueFinder* finder_;
   uint64_t last_id_ = 0;
+  Leases leases_;
+  LeaseTimer lease_timer_{*this};
   List<Waiter> receivers_;  // ReceiveWaiters, in arrival order
   List<Waiter> senders_;    // SendWaiters, in arrival order
   List<OpenFile> watchers_;
   uint64_t sent_ = 0;
   uint64_t received_ = 0;
+  uint64_t dead_lettered_ = 0;
   pid_t lspid_ = 0;
   pid_t lrpid_ = 0;
   Times times_;

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
+#include <utility>
 
 #include "engine/message.hpp"
 #include "engine/settings.hpp"
@@ -28,7 +30,13 @@ class ReadCursor {
   // counts as read only when the reader got it.
   void read_rest(std::size_t size, Receiver& to);
 
+  // Peek read mode: the place in queue order of the last message peeked.
+  using Position = std::optional<std::pair<Priority, uint64_t>>;
+  const Position& peeked() const { return peeked_; }
+  void set_peeked(const Message& message) { peeked_.emplace(message.priority(), message.id()); }
+
  private:
+  Position peeked_;
   MessagePtr rest_;
   std::size_t rest_offset_ = 0;  // bytes of rest_ already read
   bool delivered_ = false;

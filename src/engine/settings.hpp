@@ -11,7 +11,8 @@
 
 namespace mqfs::engine {
 
-enum class ReadMode { message, stream };
+// peek: per open file only (MQFS_IOC_SET_READ_MODE), never a queue's setting.
+enum class ReadMode { message, stream, peek };
 enum class Framing { none, line, u32, file };
 
 // Largest message: 1 MiB less one page, so that a write of up to msgsize bytes
@@ -20,6 +21,8 @@ enum class Framing { none, line, u32, file };
 inline constexpr int64_t kMaxMsgsize = (1 << 20) - 4096;
 inline constexpr int64_t kMaxMaxmsg = 1 << 30;
 inline constexpr int64_t kMaxTimeoutMs = int64_t{1} << 40;
+inline constexpr int64_t kMaxDeliveries = INT32_MAX;
+inline constexpr std::size_t kMaxPathLength = 4095;
 
 struct Settings {
   int64_t priority = 0;
@@ -29,6 +32,11 @@ struct Settings {
   int64_t recv_timeout_ms = 0;  // 0: wait for ever
   int64_t send_timeout_ms = 0;
   Framing framing = Framing::none;
+  // SPEC section 11.
+  int64_t lease_ms = 30000;
+  int64_t retry_delay_ms = 0;
+  int64_t max_deliveries = 0;  // 0: no limit
+  std::string dead_letter;     // a queue's path from the mount root, without a leading '/'; empty: none
 };
 
 // Strict decimal integer in [min, max]; an optional trailing newline is allowed.

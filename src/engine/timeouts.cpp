@@ -5,27 +5,30 @@
 
 namespace mqfs::engine {
 
-void Timeouts::add(Waiter& waiter, Clock::time_point deadline) {
-  remove(waiter);
-  waiter.deadline_ = waiters_.emplace(deadline, &waiter);
+void Timeouts::add(Timed& timed, Clock::time_point deadline) {
+  remove(timed);
+  timed.deadline_ = deadlines_.emplace(deadline, &timed);
 }
 
-void Timeouts::remove(Waiter& waiter) {
-  if (!waiter.deadline_) return;
-  waiters_.erase(*waiter.deadline_);
-  waiter.deadline_.reset();
+void Timeouts::remove(Timed& timed) {
+  if (!timed.deadline_) return;
+  deadlines_.erase(*timed.deadline_);
+  timed.deadline_.reset();
 }
 
 std::optional<Clock::time_point> Timeouts::next() const {
-  if (waiters_.empty()) return std::nullopt;
-  return waiters_.begin()->first;
+  if (deadlines_.empty()) return std::nullopt;
+  return deadlines_.begin()->first;
 }
 
 void Timeouts::expire(Clock::time_point now) {
-  while (!waiters_.empty() && waiters_.begin()->first <= now) {
-    Waiter* waiter = waiters_.begin()->second;
-    waiter->queue()->cancel(*waiter, ETIMEDOUT);  // also removes it from here
+  while (!deadlines_.empty() && deadlines_.begin()->first <= now) {
+    Timed* timed = deadlines_.begin()->second;
+    remove(*timed);
+    timed->expired(now);
   }
 }
+
+void Waiter::expired(Clock::time_point) { queue()->cancel(*this, ETIMEDOUT); }
 
 }  // namespace mqfs::engine

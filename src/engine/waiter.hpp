@@ -14,6 +14,7 @@
 
 #include "engine/list.hpp"
 #include "engine/message.hpp"
+#include "engine/settings.hpp"
 
 namespace mqfs::engine {
 
@@ -73,8 +74,27 @@ class WriteRequest : public Sender {
   ~WriteRequest() = default;
 };
 
+// Something with a deadline on the mount's one monotonic timer (Timeouts): a
+// waiter's timeout, a queue's earliest lease.
+class Timed {
+ public:
+  Timed() = default;
+  Timed(const Timed&) = delete;
+  Timed& operator=(const Timed&) = delete;
+
+ protected:
+  ~Timed() = default;
+
+ private:
+  friend class Timeouts;
+  // The deadline passed; it is off the timer already.
+  virtual void expired(Clock::time_point now) = 0;
+
+  std::optional<std::multimap<Clock::time_point, Timed*>::iterator> deadline_;
+};
+
 // A read or write that found the queue empty or full.
-class Waiter : public ListNode<Waiter> {
+class Waiter : public ListNode<Waiter>, public Timed {
  public:
   Waiter(OpenFile& file, pid_t pid) : file_(&file), pid_(pid) {}
   // A waiter that outlives its open file (a detached send).
@@ -95,12 +115,11 @@ class Waiter : public ListNode<Waiter> {
 
  private:
   friend class Queue;
-  friend class Timeouts;
+  void expired(Clock::time_point now) override;
 
   OpenFile* file_;
   pid_t pid_;
   Queue* queue_ = nullptr;
-  std::optional<std::multimap<Clock::time_point, Waiter*>::iterator> deadline_;
 };
 
 // A read waiting for a message.
@@ -141,18 +160,19 @@ class DetachedSend final : public SendWaiter {
   void fail(int) override {}
 };
 
-// Deadlines of the waiters that have a timeout, soonest first.
+// The mount's deadlines, soonest first: the loop arms one timer for next().
 class Timeouts {
  public:
-  void add(Waiter& waiter, Clock::time_point deadline);
-  void remove(Waiter& waiter);
+  // Sets (or moves) the deadline of `timed`.
+  void add(Timed& timed, Clock::time_point deadline);
+  void remove(Timed& timed);
   std::optional<Clock::time_point> next() const;
-  // Fails each waiter whose deadline is not after `now` with ETIMEDOUT.
+  // Tells each whose deadline is not after `now` (a waiter fails with ETIMEDOUT).
   void expire(Clock::time_point now);
-  std::size_t size() const { return waiters_.size(); }
+  std::size_t size() const { return deadlines_.size(); }
 
  private:
-  std::multimap<Clock::time_point, Waiter*> waiters_;
+  std::multimap<Clock::time_point, Timed*> deadlines_;
 };
 
 }  // namespace mqfs::engine

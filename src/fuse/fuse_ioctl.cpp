@@ -9,7 +9,8 @@
 
 namespace mqfs::fuse {
 
-static bool read_int32(const void* in_buf, size_t in_bufsz, int32_t& value) {
+template <class T>
+static bool read_value(const void* in_buf, size_t in_bufsz, T& value) {
   if (!in_buf || in_bufsz < sizeof value) return false;
   std::memcpy(&value, in_buf, sizeof value);
   return true;
@@ -20,10 +21,11 @@ void do_ioctl(Reply& reply, fuse_ino_t, unsigned int cmd, void*, fuse_file_info*
   if (flags & FUSE_IOCTL_DIR) return reply.status(-ENOTTY);
   engine::OpenFile& file = open_file_of(fi);
   int32_t value = 0;
+  uint64_t id = 0;
 
   switch (cmd) {
     case MQFS_IOC_SET_PRIORITY:
-      if (!read_int32(in_buf, in_bufsz, value)) return reply.status(-EINVAL);
+      if (!read_value(in_buf, in_bufsz, value)) return reply.status(-EINVAL);
       if (value == MQFS_PRIORITY_DEFAULT)
         file.set_priority(std::nullopt);
       else if (value >= 0 && value <= MQFS_PRIORITY_MAX)
@@ -34,17 +36,54 @@ void do_ioctl(Reply& reply, fuse_ino_t, unsigned int cmd, void*, fuse_file_info*
       return;
 
     case MQFS_IOC_SET_READ_MODE:
-      if (!read_int32(in_buf, in_bufsz, value)) return reply.status(-EINVAL);
+      if (!read_value(in_buf, in_bufsz, value)) return reply.status(-EINVAL);
       if (value == MQFS_READ_DEFAULT)
         file.set_read_mode(std::nullopt);
       else if (value == MQFS_READ_MESSAGE)
         file.set_read_mode(engine::ReadMode::message);
       else if (value == MQFS_READ_STREAM)
         file.set_read_mode(engine::ReadMode::stream);
+      else if (value == MQFS_READ_PEEK)
+        file.set_read_mode(engine::ReadMode::peek);
       else
         return reply.status(-EINVAL);
       reply.ioctl(nullptr, 0);
       return;
+
+    case MQFS_IOC_SET_ACK:
+      if (!read_value(in_buf, in_bufsz, value)) return reply.status(-EINVAL);
+      if (value == MQFS_ACK_AUTO)
+        file.set_ack_mode(engine::AckMode::automatic);
+      else if (value == MQFS_ACK_EXPLICIT)
+        file.set_ack_mode(engine::AckMode::explicit_ack);
+      else
+        return reply.status(-EINVAL);
+      reply.ioctl(nullptr, 0);
+      return;
+
+    case MQFS_IOC_ACK:
+    case MQFS_IOC_NACK: {
+      if (!read_value(in_buf, in_bufsz, id)) return reply.status(-EINVAL);
+      const int status = cmd == MQFS_IOC_ACK ? file.queue().ack(file, id)
+                                             : file.queue().nack(file, id, engine::Clock::now());
+      if (status < 0) return reply.status(status);
+      reply.ioctl(nullptr, 0);
+      return;
+    }
+
+    case MQFS_IOC_GET_DELIVERY: {
+      if (out_bufsz < sizeof(mqfs_delivery)) return reply.status(-EINVAL);
+      const auto& last = file.last_delivery();
+      if (!last) return reply.status(-ENOMSG);
+      mqfs_delivery delivery{};
+      delivery.id = last->id;
+      delivery.type = last->type;
+      delivery.priority = last->priority;
+      delivery.deliveries = last->deliveries;
+      delivery.enqueued_ns = last->enqueued_ns;
+      reply.ioctl(&delivery, sizeof delivery);
+      return;
+    }
 
     case MQFS_IOC_GET_ATTR: {
       if (out_bufsz < sizeof(mqfs_attr)) return reply.status(-EINVAL);
@@ -58,7 +97,7 @@ void do_ioctl(Reply& reply, fuse_ino_t, unsigned int cmd, void*, fuse_file_info*
       attr.curmsgs = static_cast<int64_t>(queue.curmsgs());
       attr.curbytes = static_cast<int64_t>(queue.curbytes());
       attr.priority = file.priority();
-      attr.read_mode = file.read_mode() == engine::ReadMode::stream ? MQFS_READ_STREAM : MQFS_READ_MESSAGE;
+      attr.read_mode = static_cast<int64_t>(file.read_mode());  // MQFS_READ_* in the same order
       attr.framing = static_cast<int64_t>(queue.settings().framing);
       reply.ioctl(&attr, sizeof attr);
       return;

@@ -30,15 +30,21 @@ constexpr int kRetiredPerTurn = 8;
 enum Type : uint8_t {
   kNode = 1,           // ino, parent, mode, uid, gid, name
   kRemove = 2,         // ino
-  kSettings = 3,       // queue, priority, maxmsg, msgsize, recv and send timeouts, read mode, framing
-  kEnqueue = 4,        // queue, id, priority, bytes
-  kMove = 5,           // as kEnqueue: a live message copied forward, not sent again
-  kDequeue = 6,        // queue, id
-  kPurge = 7,          // queue
+  kSettings = 3,       // queue, priority, maxmsg, msgsize, recv and send timeouts, read mode, framing,
+                       // then (since leases) lease_ms, retry_delay_ms, max_deliveries, dead_letter
+  kEnqueue = 4,        // queue, id, priority, bytes (journals from before leases; now kSend)
+  kMove = 5,           // as kEnqueue, copied forward (now kCopy)
+  kDequeue = 6,        // queue, id: taken for good
+  kPurge = 7,          // queue: every message dropped
   kSnapshotBegin = 8,  // the names, settings and counters that follow replace all before
   kSnapshotEnd = 9,    // next message id
-  kCounters = 10,      // queue, sent, received (in snapshots)
+  kCounters = 10,      // queue, sent, received, then (since leases) dead_lettered (in snapshots)
   kWithdraw = 11,      // queue, id: a message whose writer was not answered
+  kSend = 12,          // queue, id, priority, type, enqueued_ns, deliveries, bytes
+  kCopy = 13,          // as kSend: a live message copied forward, not sent again
+  kDeliver = 14,       // queue, id: leased to a reader, one more delivery
+  kDeadLetter = 15,    // queue, id, dead-letter queue, new id: moved there
+  kDrop = 16,          // queue, id: dropped by a truncate
 };
 
 uint32_t checksum(const std::byte* data, std::size_t size) {
@@ -76,6 +82,7 @@ class Reader {
     data_ = data_.subspan(sizeof value);
     return value;
   }
+  bool empty() const { return data_.empty(); }
   std::span<const std::byte> rest() {
     auto rest = data_;
     data_ = {};
@@ -200,6 +207,13 @@ struct Journal::Replay {
         s.send_timeout_ms = in.get<int64_t>();
         s.read_mode = static_cast<engine::ReadMode>(in.get<uint8_t>());
         s.framing = static_cast<engine::Framing>(in.get<uint8_t>());
+        if (!in.empty()) {
+          s.lease_ms = in.get<int64_t>();
+          s.retry_delay_ms = in.get<int64_t>();
+          s.max_deliveries = in.get<int64_t>();
+          const auto dead_letter = in.rest();
+          s.dead_letter.assign(reinterpret_cast<const char*>(dead_letter.data()), dead_letter.size());
+        }
         if (!in.ok()) return false;
         auto it = names().find(ino);
         if (it != names().end() && it->second.queue) it->second.queue->settings = s;
@@ -209,27 +223,40 @@ struct Journal::Replay {
         const auto ino = in.get<uint64_t>();
         const auto sent = in.get<uint64_t>();
         const auto received = in.get<uint64_t>();
+        const auto dead_lettered = in.empty() ? 0 : in.get<uint64_t>();
         auto it = names().find(ino);
         if (it != names().end() && it->second.queue) {
           it->second.queue->sent = sent;
           it->second.queue->received = received;
+          it->second.queue->dead_lettered = dead_lettered;
         }
         return in.ok();
       }
       case kEnqueue:
-      case kMove: {
+      case kMove:
+      case kSend:
+      case kCopy: {
         const auto queue = in.get<uint64_t>();
         const auto id = in.get<uint64_t>();
         const auto priority = in.get<engine::Priority>();
+        int64_t enqueued_ns = 0;
+        uint32_t deliveries = 0;
+        if (type == kSend || type == kCopy) {
+          in.get<int64_t>();  // the message's type (SPEC section 12), 0 for now
+          enqueued_ns = in.get<int64_t>();
+          deliveries = in.get<uint32_t>();
+        }
         const auto bytes = in.rest();
         if (!in.ok() || priority > engine::kMaxPriority) return false;
         next_id = std::max(next_id, id + 1);
-        if (type == kEnqueue) {
+        if (type == kEnqueue || type == kSend) {
           if (QueueState* q = this->queue(queue)) ++q->sent;
         }
         auto it = messages.find(id);
         if (it != messages.end()) {  // copied forward: it lives on in this segment
           it->second.message->set_segment(segment);
+          it->second.message->set_deliveries(deliveries);
+          it->second.queue = queue;
           return true;
         }
         engine::MessagePtr message = engine::Message::make(*budget, bytes, priority);
@@ -239,21 +266,50 @@ struct Journal::Replay {
         }
         message->set_id(id);
         message->set_segment(segment);
+        message->set_enqueued_ns(enqueued_ns);
+        message->set_deliveries(deliveries);
         messages.emplace(id, Held{queue, std::move(message)});
         return true;
       }
       case kDequeue:
-      case kWithdraw: {
+      case kWithdraw:
+      case kDrop: {
         const auto queue = in.get<uint64_t>();
         const auto id = in.get<uint64_t>();
         if (QueueState* q = this->queue(queue)) {
           if (type == kDequeue)
             ++q->received;
-          else
+          else if (type == kWithdraw)
             --q->sent;
         }
         messages.erase(id);
         return in.ok();
+      }
+      case kDeliver: {
+        in.get<uint64_t>();
+        const auto id = in.get<uint64_t>();
+        if (auto it = messages.find(id); it != messages.end())
+          it->second.message->set_deliveries(it->second.message->deliveries() + 1);
+        return in.ok();
+      }
+      case kDeadLetter: {
+        const auto from = in.get<uint64_t>();
+        const auto id = in.get<uint64_t>();
+        const auto to = in.get<uint64_t>();
+        const auto new_id = in.get<uint64_t>();
+        if (!in.ok()) return false;
+        next_id = std::max(next_id, new_id + 1);
+        if (QueueState* q = this->queue(from)) ++q->dead_lettered;
+        if (QueueState* q = this->queue(to)) ++q->sent;
+        auto it = messages.find(id);
+        if (it == messages.end()) return true;
+        Held held = std::move(it->second);
+        messages.erase(it);
+        held.queue = to;
+        held.message->set_id(new_id);
+        held.message->set_deliveries(0);
+        messages.emplace(new_id, std::move(held));
+        return true;
       }
       case kPurge: {
         const auto queue = in.get<uint64_t>();
@@ -546,10 +602,11 @@ void Journal::remove_node(uint64_t ino) {
 }
 
 void Journal::put_settings(uint64_t queue, const engine::Settings& s) {
-  make_room(kRecordHeader + 50);
+  make_room(kRecordHeader + 74 + s.dead_letter.size());
   Record record(buffer_, kSettings);
   record.put(queue).put(s.priority).put(s.maxmsg).put(s.msgsize).put(s.recv_timeout_ms).put(s.send_timeout_ms);
   record.put(static_cast<uint8_t>(s.read_mode)).put(static_cast<uint8_t>(s.framing));
+  record.put(s.lease_ms).put(s.retry_delay_ms).put(s.max_deliveries).put(std::as_bytes(std::span(s.dead_letter)));
   record.finish();
 }
 
@@ -561,9 +618,10 @@ Journal::Segment* Journal::segment(uint32_t number) {
 void Journal::put_message(uint8_t type, uint64_t queue, engine::Message& message) {
   make_room(kMessageRecord + message.size());
   Record record(buffer_, type);
-  record.put(queue).put(message.id()).put(message.priority()).put(message.bytes());
+  record.put(queue).put(message.id()).put(message.priority());
+  record.put(int64_t{0}).put(message.enqueued_ns()).put(message.deliveries()).put(message.bytes());
   record.finish();
-  if (Segment* old = segment(message.segment()); old && type == kMove) --old->live;
+  if (Segment* old = segment(message.segment()); old && type == kCopy) --old->live;
   message.set_segment(active().number);
   ++active().live;
 }
@@ -576,29 +634,47 @@ void Journal::forget(const engine::Message& message) {
 
 void Journal::enqueued(uint64_t queue, engine::Message& message) {
   message.set_id(next_id_++);
-  put_message(kEnqueue, queue, message);
+  put_message(kSend, queue, message);
   live_messages_ += kMessageRecord + message.size();
 }
 
-void Journal::dequeued(uint64_t queue, const engine::Message& message) {
+// A record naming one message of a queue: `type` (kDequeue, kWithdraw,
+// kDrop, kDeliver).
+void Journal::put_taken(uint8_t type, uint64_t queue, const engine::Message& message) {
   make_room(kRecordHeader + 16);
-  Record(buffer_, kDequeue).put(queue).put(message.id()).finish();
+  Record(buffer_, type).put(queue).put(message.id()).finish();
+}
+
+void Journal::dequeued(uint64_t queue, const engine::Message& message) {
+  put_taken(kDequeue, queue, message);
   forget(message);
 }
 
 void Journal::withdrawn(uint64_t queue, const engine::Message& message) {
-  make_room(kRecordHeader + 16);
-  Record(buffer_, kWithdraw).put(queue).put(message.id()).finish();
+  put_taken(kWithdraw, queue, message);
   forget(message);
 }
 
-void Journal::purged(uint64_t queue, const engine::MessageStore& messages) {
-  make_room(kRecordHeader + 8);
-  Record(buffer_, kPurge).put(queue).finish();
-  messages.for_each([&](const engine::Message& m) {
-    forget(m);
-    return true;
-  });
+void Journal::delivered(uint64_t queue, const engine::Message& message) { put_taken(kDeliver, queue, message); }
+
+// One record, so that a torn end never keeps the message in both queues or
+// in neither. Its bytes stay where they were recorded.
+void Journal::moved(uint64_t from, uint64_t to, engine::Message& message) {
+  make_room(kRecordHeader + 32);
+  const uint64_t id = message.id();
+  message.set_id(next_id_++);
+  Record(buffer_, kDeadLetter).put(from).put(id).put(to).put(message.id()).finish();
+}
+
+void Journal::purged(uint64_t queue, std::span<const engine::Message* const> messages, bool all) {
+  if (all) {
+    make_room(kRecordHeader + 8);
+    Record(buffer_, kPurge).put(queue).finish();
+  }
+  for (const engine::Message* m : messages) {
+    if (!all) put_taken(kDrop, queue, *m);
+    forget(*m);
+  }
 }
 
 // -- Group commit (sync=disk) --------------------------------------------------
@@ -682,8 +758,13 @@ void Journal::write_snapshot() {
       journal->put_node(node);
       if (queue) {
         journal->put_settings(node.ino, queue->settings);
-        journal->make_room(kRecordHeader + 24);
-        Record(journal->buffer_, kCounters).put(node.ino).put(queue->sent).put(queue->received).finish();
+        journal->make_room(kRecordHeader + 32);
+        Record(journal->buffer_, kCounters)
+            .put(node.ino)
+            .put(queue->sent)
+            .put(queue->received)
+            .put(queue->dead_lettered)
+            .finish();
       }
       bytes += journal->stored_bytes() - before;
     }
@@ -740,7 +821,7 @@ bool Journal::retire(const Segment oldest) {
     Journal* journal;
     uint32_t segment;
     void message(uint64_t queue, engine::Message& message) override {
-      if (message.segment() == segment) journal->put_message(kMove, queue, message);
+      if (message.segment() == segment) journal->put_message(kCopy, queue, message);
     }
   } mover;
   mover.journal = this;

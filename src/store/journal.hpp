@@ -53,8 +53,10 @@ class Journal final : public Store {
   void put_settings(uint64_t queue, const engine::Settings& settings) override;
   void enqueued(uint64_t queue, engine::Message& message) override;
   void dequeued(uint64_t queue, const engine::Message& message) override;
+  void delivered(uint64_t queue, const engine::Message& message) override;
+  void moved(uint64_t from, uint64_t to, engine::Message& message) override;
   void withdrawn(uint64_t queue, const engine::Message& message) override;
-  void purged(uint64_t queue, const engine::MessageStore& messages) override;
+  void purged(uint64_t queue, std::span<const engine::Message* const> messages, bool all) override;
   int write_out() override;
   bool syncs_writes() const override { return options_.sync_disk; }
   uint64_t position() const override;
@@ -73,7 +75,8 @@ class Journal final : public Store {
 
   // A record's bytes besides the payload of a message record.
   static constexpr std::size_t kRecordHeader = 9;      // length, CRC-32, type
-  static constexpr std::size_t kMessageRecord = kRecordHeader + 8 + 8 + 2;
+  // queue, id, priority, type, enqueued_ns, deliveries
+  static constexpr std::size_t kMessageRecord = kRecordHeader + 8 + 8 + 2 + 8 + 8 + 4;
 
  private:
   struct Segment {
@@ -92,6 +95,7 @@ class Journal final : public Store {
   bool retire_dead();
   void make_room(std::size_t need);
   void put_message(uint8_t type, uint64_t queue, engine::Message& message);
+  void put_taken(uint8_t type, uint64_t queue, const engine::Message& message);
   int rotate();
   int open_segment(uint32_t number);
   int load_segment(Replay& replay, const std::string& name, uint32_t number, bool last, uint64_t synced_before);

@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -42,6 +43,7 @@ struct QueueState {
   engine::Settings settings;
   uint64_t sent = 0;
   uint64_t received = 0;
+  uint64_t dead_lettered = 0;
 };
 
 // The state a store held at mount: what the engine builds the mount from.
@@ -51,7 +53,8 @@ struct Contents {
     std::optional<QueueState> queue;  // set for queues
   };
   std::vector<Node> nodes;  // the root's entry, when it was ever changed, among them
-  // Each queue's messages in queue order (highest priority first, oldest first).
+  // Each queue's messages in queue order (highest priority first, oldest
+  // first), those that were in flight among them, with their delivery counts.
   std::unordered_map<uint64_t, std::vector<engine::MessagePtr>> messages;
 };
 
@@ -91,11 +94,17 @@ class Store {
   virtual void put_settings(uint64_t queue, const engine::Settings& settings) = 0;
   // Gives `message` its id, then records it.
   virtual void enqueued(uint64_t queue, engine::Message& message) = 0;
+  // Taken for good: read in auto mode, or acknowledged.
   virtual void dequeued(uint64_t queue, const engine::Message& message) = 0;
+  // Leased to a reader (SPEC section 11): its delivery count went up.
+  virtual void delivered(uint64_t queue, const engine::Message& message) = 0;
+  // Moved to the dead-letter queue `to`: gives `message` its new id there.
+  virtual void moved(uint64_t from, uint64_t to, engine::Message& message) = 0;
   // A recorded message whose writer did not get the answer: it was never sent.
   virtual void withdrawn(uint64_t queue, const engine::Message& message) = 0;
-  // Every message of the queue was dropped: `messages`, before they go.
-  virtual void purged(uint64_t queue, const engine::MessageStore& messages) = 0;
+  // `messages` of the queue were dropped (truncate, or its name removed),
+  // before they go; `all`: they were its every message.
+  virtual void purged(uint64_t queue, std::span<const engine::Message* const> messages, bool all) = 0;
 
   // Hands the records made since the last call to the kernel: 0 or -errno.
   virtual int write_out() = 0;
@@ -131,8 +140,10 @@ class MemoryStore final : public Store {
   void put_settings(uint64_t, const engine::Settings&) override {}
   void enqueued(uint64_t, engine::Message& message) override { message.set_id(next_id_++); }
   void dequeued(uint64_t, const engine::Message&) override {}
+  void delivered(uint64_t, const engine::Message&) override {}
+  void moved(uint64_t, uint64_t, engine::Message& message) override { message.set_id(next_id_++); }
   void withdrawn(uint64_t, const engine::Message&) override {}
-  void purged(uint64_t, const engine::MessageStore&) override {}
+  void purged(uint64_t, std::span<const engine::Message* const>, bool) override {}
   int write_out() override { return 0; }
 
  private:

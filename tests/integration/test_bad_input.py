@@ -87,7 +87,10 @@ def _fd(m, name, flags):
 def snapshot(m):
     """Everything observable without taking a message: each node's type, mode,
     owner, size and times and each queue's attributes, plus the removed queue
-    through its descriptor."""
+    through its descriptor. The age of the oldest message grows by itself."""
+    def attributes(of):
+        return {n: os.getxattr(of, n) for n in os.listxattr(of) if n != "user.mq.oldest_ms"}
+
     state = {}
     for root, dirs, files in os.walk(m.path):
         for name in [""] + dirs + files if root == m.path else dirs + files:
@@ -95,12 +98,12 @@ def snapshot(m):
             st = os.lstat(path)
             entry = (stat.filemode(st.st_mode), st.st_uid, st.st_gid, st.st_size, st.st_nlink,
                      st.st_mtime_ns, st.st_ctime_ns, st.st_atime_ns)
-            attrs = {n: os.getxattr(path, n) for n in os.listxattr(path)}
+            attrs = attributes(path)
             state[os.path.relpath(path, m.path)] = (entry, attrs)
     fd = m.removed_fd
     st = os.fstat(fd)
     state["<removed>"] = ((st.st_size, st.st_mtime_ns, st.st_ctime_ns),
-                          {n: os.getxattr(fd, n) for n in os.listxattr(fd)})
+                          attributes(fd))
     return state
 
 

@@ -36,7 +36,8 @@ SEGMENT = 8 << 20
 MIB = 1 << 20
 # Read-only per-queue values that change with every send and receive and are
 # not kept (README "Durability": what is not kept).
-NOT_KEPT = ("user.mq.lspid", "user.mq.lrpid")
+# Not kept, or growing by themselves.
+NOT_KEPT = ("user.mq.lspid", "user.mq.lrpid", "user.mq.oldest_ms")
 
 # _IOW('M', nr, int32_t) of include/mqfs.h
 SET_PRIORITY = (1 << 30) | (4 << 16) | (ord("M") << 8) | 1

@@ -219,7 +219,7 @@ def test_read_mode_switches_both_ways_and_back_to_default(mq, fds):
     assert read_all(r2) == ["m2\n", "m3\n", "m4\n"]
 
 
-@pytest.mark.parametrize("value", [2, -2, 3, 2**31 - 1])
+@pytest.mark.parametrize("value", [-2, 3, 2**31 - 1])  # 2 is MQFS_READ_PEEK
 def test_bad_read_mode_is_einval_and_changes_nothing(mq, fds, value):
     mq.sh("touch q")
     r = fds(mq / "q", os.O_RDONLY)

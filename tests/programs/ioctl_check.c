@@ -158,7 +158,7 @@ int main(int argc, char** argv) {
         (long long)a.priority);
 
   /* Read modes. */
-  const int32_t bad_modes[] = {2, -2, 100, INT32_MIN};
+  const int32_t bad_modes[] = {3, -2, 100, INT32_MIN};  /* 2 is MQFS_READ_PEEK */
   for (size_t i = 0; i < sizeof bad_modes / sizeof *bad_modes; ++i) {
     char name[64];
     snprintf(name, sizeof name, "set_read_mode %d is EINVAL", bad_modes[i]);

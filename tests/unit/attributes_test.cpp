@@ -6,6 +6,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "doubles.hpp"
 #include "engine/attributes.hpp"
@@ -192,9 +193,11 @@ TEST(Attributes, BadValueLeavesTheSettingsAlone) {
   for (const Attribute& a : attributes()) {
     if (!a.writable()) continue;
     Settings t = s;
-    EXPECT_EQ(a.parse(t, "bogus"), -EINVAL) << a.name;
-    EXPECT_EQ(a.parse(t, "+1"), -EINVAL) << a.name;
-    EXPECT_EQ(a.parse(t, ""), -EINVAL) << a.name;
+    // Any name is a path; these are not.
+    const bool path = a.name == "dead_letter";
+    for (std::string_view bad : path ? std::vector<std::string_view>{"a//b", "../x", "a/", "./a", "/"}
+                                     : std::vector<std::string_view>{"bogus", "+1", ""})
+      EXPECT_EQ(a.parse(t, bad), -EINVAL) << a.name << " " << bad;
     EXPECT_EQ(t.priority, 4) << a.name;
     EXPECT_EQ(t.maxmsg, 5) << a.name;
     EXPECT_EQ(t.msgsize, 6) << a.name;
@@ -202,7 +205,21 @@ TEST(Attributes, BadValueLeavesTheSettingsAlone) {
     EXPECT_EQ(t.recv_timeout_ms, 7) << a.name;
     EXPECT_EQ(t.send_timeout_ms, 8) << a.name;
     EXPECT_EQ(t.framing, Framing::u32) << a.name;
+    EXPECT_EQ(t.dead_letter, "") << a.name;
   }
+}
+
+TEST(Attributes, DeadLetterIsAQueuePathWithAnOptionalLeadingSlash) {
+  const Attribute* a = find_attribute("dead_letter");
+  ASSERT_NE(a, nullptr);
+  Settings s;
+  EXPECT_EQ(a->parse(s, "/jobs/dead\n"), 0);
+  EXPECT_EQ(a->print_setting(s), "jobs/dead");
+  EXPECT_EQ(a->parse(s, "dead"), 0);
+  EXPECT_EQ(s.dead_letter, "dead");
+  EXPECT_EQ(a->parse(s, ""), 0);  // none
+  EXPECT_EQ(s.dead_letter, "");
+  EXPECT_EQ(a->parse(s, std::string(5000, 'a')), -EINVAL);
 }
 
 // Setting one attribute touches no other.

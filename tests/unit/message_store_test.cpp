@@ -19,6 +19,7 @@ class MessageStoreTest : public ::testing::Test {
   MessagePtr make(std::string_view bytes, Priority priority = 0) {
     MessagePtr message = Message::make(budget, bytes_of(bytes), priority);
     EXPECT_NE(message, nullptr);
+    message->set_id(++last_id);  // as a store gives them: in send order
     return message;
   }
   void push(std::string_view bytes, Priority priority = 0) {
@@ -33,8 +34,17 @@ class MessageStoreTest : public ::testing::Test {
     return got;
   }
 
+  // Puts messages back in the order given, and checks the queue order.
+  void put_back(std::vector<MessagePtr>& taken, const std::vector<std::size_t>& order) {
+    for (std::size_t i : order) {
+      store.reserve(taken[i]->priority());
+      store.put_back(std::move(taken[i]));
+    }
+  }
+
   Budget budget{10, 1 << 20};
   MessageStore store{budget};
+  uint64_t last_id = 0;
 };
 
 using Order = std::vector<std::string>;
@@ -139,28 +149,64 @@ TEST_F(MessageStoreTest, PrioritiesComeAndGo) {
   EXPECT_TRUE(store.empty());
 }
 
-// push_front puts a message back where it was taken: the head of its own
-// priority, not ahead of higher priorities.
-TEST_F(MessageStoreTest, PushFrontReturnsAMessageToTheHeadOfItsPriority) {
+// put_back returns a message to where it was taken: ahead of the younger
+// messages of its own priority, not ahead of higher priorities.
+TEST_F(MessageStoreTest, PutBackReturnsAMessageAheadOfYoungerOnesOfItsPriority) {
   push("a", 1);
   push("b", 1);
   push("h", 3);
   MessagePtr h = store.pop_front();
   MessagePtr a = store.pop_front();
   store.reserve(a->priority());
-  store.push_front(std::move(a));
+  store.put_back(std::move(a));
   EXPECT_EQ(store.count(), 2u);
   EXPECT_EQ(store.bytes(), 2u);
   push("h2", 3);
   EXPECT_EQ(pop_all(), (Order{"h2", "a", "b"}));
 }
 
-TEST_F(MessageStoreTest, PushFrontIntoAnEmptyPriorityKeepsLaterPushesBehindIt) {
+TEST_F(MessageStoreTest, PutBackIntoAnEmptyPriorityKeepsLaterPushesBehindIt) {
+  MessagePtr a = make("a", 4);
   store.reserve(4);
-  store.push_front(make("a", 4));
+  store.put_back(std::move(a));
   push("b", 4);
   push("c", 4);
   EXPECT_EQ(pop_all(), (Order{"a", "b", "c"}));
+}
+
+// Messages taken together come back in id order whatever the order they
+// are returned in: in order (leases running out), reversed, or mixed.
+TEST_F(MessageStoreTest, PutBackKeepsIdOrderWhateverTheOrderOfReturn) {
+  for (const std::vector<std::size_t> order :
+       {std::vector<std::size_t>{0, 1, 2, 3}, {3, 2, 1, 0}, {2, 0, 3, 1}, {1, 3, 0, 2}}) {
+    for (const char* m : {"a", "b", "c", "d", "e", "f"}) push(m, 2);
+    std::vector<MessagePtr> taken;
+    for (int i = 0; i < 4; ++i) taken.push_back(store.pop_front());
+    put_back(taken, order);
+    EXPECT_EQ(pop_all(), (Order{"a", "b", "c", "d", "e", "f"}));
+  }
+}
+
+// Peeking walks the queue in order from a position that outlives the
+// messages around it.
+TEST_F(MessageStoreTest, NextAfterWalksTheQueueInOrder) {
+  push("a", 1);
+  push("b", 5);
+  push("c", 1);
+  Order seen;
+  std::optional<std::pair<Priority, uint64_t>> at;
+  while (const Message* m = store.next_after(at)) {
+    seen.push_back(text(*m));
+    at.emplace(m->priority(), m->id());
+  }
+  EXPECT_EQ(seen, (Order{"b", "a", "c"}));
+  at.emplace(Priority{1}, uint64_t{1});  // after "a"
+  store.pop_front();
+  store.pop_front();  // "b" and "a" are gone
+  ASSERT_NE(store.next_after(at), nullptr);
+  EXPECT_EQ(text(*store.next_after(at)), "c");
+  push("d", 3);  // ahead of the position: not seen from it
+  EXPECT_EQ(text(*store.next_after(at)), "c");
 }
 
 TEST_F(MessageStoreTest, ForEachVisitsFrontToBackUntilToldToStop) {
