@@ -115,6 +115,59 @@ const char* verdict_at_most(double value, double target) {
 
 // ------------------------------------------------------------------ rates
 
+constexpr int kCalls = 5000;  // of each kind, per round, in call_costs
+
+// The calls the cases make, each timed alone: one process, nothing else on
+// the queue, `n` of each; microseconds per call into s["us-KEY"]. Shows what
+// a request of each kind costs next to the read it is added to.
+void call_costs(const std::string& mount, int n, Series& s) {
+  const std::string q = make_queue(mount + "/calls", false);
+  set_attr(q, "maxmsg", std::to_string(n));
+  std::map<std::string, Ns> spent;
+  auto timed = [&](const char* key, const char* what, auto call) {
+    const Ns start = clock_ns();
+    if (!call()) throw failure(what);
+    spent[key] += clock_ns() - start;
+  };
+  const int writer = open_queue(q, O_WRONLY);
+  const std::string msg(kSize, 'm');
+  auto fill_queue = [&] {
+    for (int i = 0; i < n; ++i) timed("write", "write", [&] { return write(writer, msg.data(), kSize) == kSize; });
+  };
+  char buf[kSize];
+  auto read_one = [&](int fd, const char* key) { timed(key, "read", [&] { return read(fd, buf, kSize) == kSize; }); };
+
+  fill_queue();
+  const int plain = open_queue(q, O_RDONLY);
+  for (int i = 0; i < n; ++i) read_one(plain, "read-auto");
+  mqfs_attr attr;
+  for (int i = 0; i < n; ++i)
+    timed("get-attr", "MQFS_IOC_GET_ATTR", [&] { return ioctl(plain, MQFS_IOC_GET_ATTR, &attr) == 0; });
+  close(plain);
+
+  const int leasing = open_queue(q, O_RDONLY);
+  set_ack(leasing, MQFS_ACK_EXPLICIT);
+  fill_queue();
+  mqfs_delivery d{};
+  for (int i = 0; i < n; ++i) {
+    read_one(leasing, "read-explicit");
+    timed("get-delivery", "MQFS_IOC_GET_DELIVERY", [&] { return ioctl(leasing, MQFS_IOC_GET_DELIVERY, &d) == 0; });
+    timed("ack-id", "MQFS_IOC_ACK", [&] { return ioctl(leasing, MQFS_IOC_ACK, &d.id) == 0; });
+  }
+  fill_queue();
+  const uint64_t all = 0;
+  for (int i = 0; i < n; ++i) {
+    read_one(leasing, "read-explicit");
+    timed("ack-0", "MQFS_IOC_ACK", [&] { return ioctl(leasing, MQFS_IOC_ACK, &all) == 0; });
+  }
+  close(leasing);
+  close(writer);
+  unlink(q.c_str());
+  const std::map<std::string, int> calls{{"write", 3 * n}, {"read-explicit", 2 * n}};
+  for (const auto& [key, ns] : spent)
+    s["us-" + key].push_back(static_cast<double>(ns) / 1e3 / (calls.contains(key) ? calls.at(key) : n));
+}
+
 void rates(const Options& o) {
   Round r(o.warmup, o.window);
   const Tally& t = r.tally();
@@ -132,6 +185,7 @@ void rates(const Options& o) {
     pair("u32-auto", batch_writer(q, t), batch_reader(q, t));
     pair("u32-explicit-0", batch_writer(q, t), batch_reader(q, t, kAckAll));
     unlink(q.c_str());
+    call_costs(o.mount, kCalls, s);
     std::fprintf(stderr, "rates: round %d done\n", round + 1);
   }
   write_csv(o.csv, s);
@@ -159,6 +213,18 @@ void rates(const Options& o) {
          << verdict(x, 0.7) << " |\n";
   }
   append_targets(o.targets, rows.str());
+
+  std::printf("## Microseconds per call, each timed alone (one process, %d calls of each per round), medians\n\n"
+              "| call | µs |\n|---|---:|\n",
+              kCalls);
+  for (const auto& [key, what] : {std::pair{"write", "write(2) of 64 B"}, std::pair{"read-auto", "read(2), auto ack"},
+                                  std::pair{"read-explicit", "read(2), explicit ack (leases the message)"},
+                                  std::pair{"get-delivery", "ioctl(MQFS_IOC_GET_DELIVERY)"},
+                                  std::pair{"ack-id", "ioctl(MQFS_IOC_ACK, &id)"},
+                                  std::pair{"ack-0", "ioctl(MQFS_IOC_ACK, &0), one message held"},
+                                  std::pair{"get-attr", "ioctl(MQFS_IOC_GET_ATTR): an ioctl that changes nothing"}})
+    std::printf("| %s | %s |\n", what, fmt(median(s.at("us-" + std::string(key))), "%.1f").c_str());
+  std::printf("\n");
 }
 
 // ------------------------------------------------------------------ the daemon's memory and CPU
