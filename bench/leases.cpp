@@ -115,7 +115,8 @@ const char* verdict_at_most(double value, double target) {
 
 // ------------------------------------------------------------------ rates
 
-constexpr int kCalls = 5000;  // of each kind, per round, in call_costs
+constexpr int kCalls = 5000;   // of each kind, per round, in call_costs
+constexpr int kLookups = 200;  // ACKs of an unknown id, timed in the memory phase
 
 // The calls the cases make, each timed alone: one process, nothing else on
 // the queue, `n` of each; microseconds per call into s["us-KEY"]. Shows what
@@ -285,22 +286,48 @@ void expect(bool ok, const std::string& what) {
   }
 }
 
+// A descriptor holding leases, and the ids of two it holds.
+struct Held {
+  int fd;
+  uint64_t early_id;  // the last message of the first read: near the oldest held
+  uint64_t last_id;   // the last message read: the newest held
+};
+
 // Opens `path` and leases every message queued there (u32 frames of kSize)
-// to the new descriptor, in 64 KiB stream reads; returns the descriptor.
-int lease_all(const std::string& path, uint64_t count) {
-  const int fd = open_queue(path, O_RDONLY | O_NONBLOCK);
-  set_ack(fd, MQFS_ACK_EXPLICIT);
-  set_read_mode(fd, MQFS_READ_STREAM);
+// to the new descriptor, in 64 KiB stream reads.
+Held lease_all(const std::string& path, uint64_t count) {
+  Held h{open_queue(path, O_RDONLY | O_NONBLOCK), 0, 0};
+  set_ack(h.fd, MQFS_ACK_EXPLICIT);
+  set_read_mode(h.fd, MQFS_READ_STREAM);
   std::vector<char> buf(kBatch);
   for (uint64_t held = 0; held < count;) {
-    const ssize_t n = read(fd, buf.data(), buf.size());
+    const ssize_t n = read(h.fd, buf.data(), buf.size());
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno == EAGAIN)
       throw std::runtime_error("leased " + std::to_string(held) + " of " + std::to_string(count) + ", then EAGAIN");
     if (n < 0) throw failure("read " + path);
     held += frames_in(n, kSize);
+    if (!h.early_id) h.early_id = last_delivery(h.fd).id;
   }
-  return fd;
+  h.last_id = last_delivery(h.fd).id;
+  return h;
+}
+
+// Microseconds of one ACK(id) on `fd`; `expect_errno` 0: it must succeed.
+double timed_ack(int fd, uint64_t id, int expect_errno) {
+  const Ns start = clock_ns();
+  const int result = ioctl(fd, MQFS_IOC_ACK, &id);
+  const Ns took = clock_ns() - start;
+  if (expect_errno ? result == 0 || errno != expect_errno : result != 0) throw failure("MQFS_IOC_ACK (timed)");
+  return static_cast<double>(took) / 1e3;
+}
+
+// Microseconds of ACK of an id the descriptor does not hold (ENOENT), the
+// median of `n`: what looking an id up among its leases costs.
+double unknown_ack_us(int fd, int n) {
+  std::vector<double> us;
+  for (int i = 0; i < n; ++i) us.push_back(timed_ack(fd, uint64_t{1} << 62, ENOENT));
+  return median(us);
 }
 
 // Takes everything queued in `path` (auto ack), without waiting.
@@ -340,16 +367,22 @@ MemoryResult measure_memory(const Options& o, Series& s) {
   m.queued = daemon_memory(o.pid);
 
   t0 = clock_ns();
-  const int fd = lease_all(q, o.count);
+  const Held held = lease_all(q, o.count);
+  const int fd = held.fd;
   s["lease_all_s"].push_back(seconds(t0, clock_ns()));
   expect(attr(q, "curmsgs") == 0, "curmsgs with all leased is not 0");
   expect(attr(q, "inflight") == static_cast<int64_t>(o.count), "inflight with all leased is not the count");
   settle();
   m.inflight = daemon_memory(o.pid);
 
+  // What finding one lease among all of them costs.
+  s["us_ack_unknown_all_held"].push_back(unknown_ack_us(fd, kLookups));
+  s["us_ack_newest"].push_back(timed_ack(fd, held.last_id, 0));
+  s["us_ack_early"].push_back(timed_ack(fd, held.early_id, 0));
   t0 = clock_ns();
   ack(fd, 0);
   s["ack_all_s"].push_back(seconds(t0, clock_ns()));
+  s["us_ack_unknown_none_held"].push_back(unknown_ack_us(fd, kLookups));
   expect(attr(q, "inflight") == 0 && attr(q, "curmsgs") == 0, "messages left after ACK(0) of all");
   expect(attr(q, "received") >= static_cast<int64_t>(o.count), "received does not count the ACKed messages");
   settle();
@@ -377,7 +410,7 @@ Expiry measure_expiry(const Options& o, int round) {
   set_attr(q, "lease_ms", std::to_string(o.lease_ms));
   fill(q, o.count, kSize);
   const Ns read_start = clock_ns();
-  const int fd = lease_all(q, o.count);
+  const int fd = lease_all(q, o.count).fd;
   const Ns read_end = clock_ns();
   const Ns lease = o.lease_ms * kMs;
   const Ns first_deadline = read_start + lease, last_deadline = read_end + lease;
@@ -461,6 +494,11 @@ void inflight(const Options& o) {
               "leasing all (64 KiB stream reads, explicit): %s s; ACK(0) of all: %s s.\n\n",
               ratio, m.inflight.rss / m.queued.rss, med("fill_s").c_str(), med("lease_all_s").c_str(),
               med("ack_all_s").c_str());
+  std::printf("One ACK(id) with all %llu held (a lookup among the descriptor's leases), µs: of the newest %s, of one "
+              "%zu from the oldest %s; of an id it does not hold (ENOENT, median of %d) %s, and with none held %s.\n\n",
+              static_cast<unsigned long long>(o.count), med("us_ack_newest", "%.0f").c_str(), kBatch / (kSize + 4),
+              med("us_ack_early", "%.0f").c_str(), kLookups, med("us_ack_unknown_all_held", "%.0f").c_str(),
+              med("us_ack_unknown_none_held", "%.0f").c_str());
 
   std::printf("## Leases running out: %llu messages, lease_ms=%lld, %d round%s\n\n",
               static_cast<unsigned long long>(o.count), static_cast<long long>(o.lease_ms), o.rounds,
