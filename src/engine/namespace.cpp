@@ -113,7 +113,8 @@ void Namespace::visit_nodes(NodeVisitor& visitor) const {
     const Node* node = pending.back();
     pending.pop_back();
     if (node->queue) {
-      const store::QueueState queue{node->queue->settings(), node->queue->sent(), node->queue->received()};
+      const store::QueueState queue{node->queue->settings(), node->queue->sent(), node->queue->received(),
+                                    node->queue->dead_lettered()};
       visitor.node(state_of(*node), &queue);
     } else {
       visitor.node(state_of(*node), nullptr);

@@ -574,14 +574,14 @@ void Queue::give_back(MessagePtr message, Clock::time_point now) {
 // writer to wait), with a new id and its delivery count back at 0.
 void Queue::take_dead_letter(Queue& from, MessagePtr message) {
   store_.reserve(message->priority());
+  message->set_deliveries(0);
   if (from.backing_ && backing_)
     backing_->moved(from.ino_, ino_, *message);
-  else if (backing_)
+  else if (backing_)  // `from` lost its name, and its records with it
     backing_->enqueued(ino_, *message);
   else
     message->set_id(last_id_ + 1);
   last_id_ = std::max(last_id_, message->id());
-  message->set_deliveries(0);
   store_.push_back(std::move(message));
   ++sent_;
   times_.mtime = now_realtime();

@@ -77,9 +77,12 @@ void Filesystem::sync_completed() {
 }
 
 void Filesystem::finish() {
+  cancel_all_waits(ENOTCONN);
+  // Files still open give back what they hold under lease (a dead letter
+  // among them is recorded), as their last close would.
+  open_files_.clear();
   store_->close();
   answer_durable();
-  cancel_all_waits(ENOTCONN);
 }
 
 // Answers the replies whose changes are durable now — or, when the store

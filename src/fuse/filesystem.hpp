@@ -74,8 +74,8 @@ class Filesystem {
   void end_turn();
   // The store finished a sync: answers the replies it made durable.
   void sync_completed();
-  // At unmount: the store writes and syncs everything, then every waiting
-  // request is answered.
+  // At unmount: every waiting request is answered, open files are closed,
+  // and the store writes and syncs everything.
   void finish();
 
   // Open files live from open until the kernel releases them; those still

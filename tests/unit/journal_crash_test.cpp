@@ -13,9 +13,13 @@
 //     and nothing is there that was never queued.
 //
 // The run also fills the disk now and then (writes fail with ENOSPC, and
-// nothing changes) and carries on from a restarted mount.
+// nothing changes) and carries on from a restarted mount. Readers in
+// explicit acknowledgement mode lease messages and ack, nack or close over
+// them, leases run out, and messages past max_deliveries move to a
+// dead-letter queue: a restart queues every message in flight again, at its
+// place, with its delivery count.
 //
-// MQFS_JOURNAL_CRASH_STEPS (default 400) and MQFS_JOURNAL_CRASH_SEED
+// MQFS_JOURNAL_CRASH_STEPS (default 1000) and MQFS_JOURNAL_CRASH_SEED
 // (default fixed) make a longer run, e.g. MQFS_JOURNAL_CRASH_STEPS=100000.
 #include <gtest/gtest.h>
 
@@ -128,6 +132,11 @@ class CrashRun {
     return found.empty() ? nullptr : found[pick(found.size())];
   }
   std::string name() { return std::string(1, static_cast<char>('a' + pick(4))); }
+  static std::string path_of(const Node& node) {
+    std::string path = node.name;
+    for (const Node* dir = node.parent; dir && dir->parent; dir = dir->parent) path = dir->name + "/" + path;
+    return path;
+  }
 
   std::string payload(std::size_t size) {
     std::string text(size, ' ');
@@ -169,11 +178,21 @@ class CrashRun {
       s.recv_timeout_ms = static_cast<int64_t>(pick(1000));
       s.send_timeout_ms = static_cast<int64_t>(pick(1000));
       s.framing = static_cast<engine::Framing>(pick(4));
+      s.retry_delay_ms = chance(70) ? 0 : static_cast<int64_t>(1 + pick(1000));
+      s.max_deliveries = static_cast<int64_t>(pick(4));
+      Node* dead_letters = any(true, false);
+      s.dead_letter = chance(20) ? "" : chance(20) ? name() : path_of(*dead_letters);
       q->queue->configure(s);
     } else if (what < 60) {
       write();
-    } else if (what < 90) {
+    } else if (what < 72) {
       read();
+    } else if (what < 84) {
+      read(true);
+    } else if (what < 89) {
+      settle_lease();
+    } else if (what < 90) {
+      mount_->timeouts.expire(engine::Clock::now() + std::chrono::hours(1000));  // every lease and delay ends
     } else if (what < 92) {
       if (Node* q = any(true, false)) q->queue->purge();
     } else if (what < 94) {
@@ -225,15 +244,40 @@ class CrashRun {
     q->queue->flush(file, engine::kWriterPid, engine::kT0);
   }
 
-  void read() {
+  // A read, by a file of its own or (`leased`) by a reader in explicit
+  // acknowledgement mode that stays open.
+  void read(bool leased = false) {
     Node* q = any(true, false);
     if (!q) return;
-    engine::OpenFile file(q->queue, true, false);
-    file.set_nonblocking(true);
-    if (chance(30)) file.set_read_mode(engine::ReadMode::stream);
+    engine::OpenFile own(q->queue, true, false);
+    engine::OpenFile* file = &own;
+    if (leased && holders_.size() >= 6) {
+      file = holders_[pick(holders_.size())].get();
+    } else if (leased) {
+      holders_.push_back(std::make_unique<engine::OpenFile>(q->queue, true, false));
+      file = holders_.back().get();
+      file->set_ack_mode(engine::AckMode::explicit_ack);
+    }
+    file->set_nonblocking(true);
+    if (chance(30)) file->set_read_mode(engine::ReadMode::stream);
     const std::size_t size = chance(20) ? 1 + pick(100) : 1 << 16;
     Read request(*this, chance(12));
-    q->queue->receive(file, size, engine::kReaderPid, engine::kT0, request);
+    file->queue().receive(*file, size, engine::kReaderPid, engine::kT0, request);
+  }
+
+  // A reader in explicit mode acks or nacks what it holds, or closes.
+  void settle_lease() {
+    if (holders_.empty()) return;
+    const std::size_t i = pick(holders_.size());
+    engine::OpenFile& file = *holders_[i];
+    const auto& last = file.last_delivery();
+    const uint64_t id = chance(50) || !last ? 0 : last->id;
+    if (chance(25))
+      file.queue().ack(file, id);
+    else if (chance(67))
+      file.queue().nack(file, id, engine::Clock::now());
+    else
+      holders_.erase(holders_.begin() + static_cast<std::ptrdiff_t>(i));
   }
 
   // The daemon is killed and started again on what it left.
@@ -241,6 +285,7 @@ class CrashRun {
     auto copy = disk_->crashed(Crash::process);
     auto again = std::make_unique<Mount>(*copy, options(sync_disk_));
     ASSERT_EQ(again->load(), 0);
+    holders_.clear();
     mount_.reset();  // a killed daemon writes nothing more: its disk is dropped with it
     disk_ = std::move(copy);
     mount_ = std::move(again);
@@ -271,6 +316,12 @@ class CrashRun {
 
     check_process_crash(0, "after a step");
     if (sync_disk_) check_power_cut(now);
+  }
+
+  // The same message, whatever its delivery count (a power cut may lose
+  // deliveries recorded since the last sync).
+  static bool same(const Held& a, const Held& b) {
+    return a.queue == b.queue && a.id == b.id && a.priority == b.priority && a.bytes == b.bytes;
   }
 
   std::string where(const char* when) const {
@@ -319,14 +370,14 @@ class CrashRun {
       for (const Held& m : list) {
         if (acked_.at(m.id) > synced) continue;
         auto& kept = got[queue];
-        ASSERT_TRUE(std::find(kept.begin(), kept.end(), m) != kept.end())
+        ASSERT_TRUE(std::find_if(kept.begin(), kept.end(), [&](const Held& k) { return same(k, m); }) != kept.end())
             << "message #" << m.id << " of queue " << queue << " was lost, " << where("power cut after");
       }
     for (const auto& [queue, list] : got) {
       for (std::size_t i = 0; i < list.size(); ++i) {
         const Held& m = list[i];
         auto it = ever_.find(m.id);
-        ASSERT_TRUE(it != ever_.end() && it->second == m)
+        ASSERT_TRUE(it != ever_.end() && same(it->second, m))
             << "message #" << m.id << " of queue " << queue << " was never queued so, " << where("power cut after");
         auto left = gone_.find(m.id);
         ASSERT_TRUE(left == gone_.end() || left->second > synced)
@@ -347,6 +398,7 @@ class CrashRun {
   std::unique_ptr<FaultyDisk> disk_;
   std::unique_ptr<Mount> mount_;
   std::deque<engine::Outcome> spare_;
+  std::vector<std::unique_ptr<engine::OpenFile>> holders_;  // readers in explicit mode, open
   std::map<uint64_t, Held> ever_;       // every message seen queued, by id
   std::map<uint64_t, uint64_t> acked_;  // the position its writer's answer waited for
   std::map<uint64_t, uint64_t> gone_;   // the position of its removal's record
@@ -354,7 +406,7 @@ class CrashRun {
 };
 
 void run(bool sync_disk) {
-  const uint64_t steps = env_or("MQFS_JOURNAL_CRASH_STEPS", 400);
+  const uint64_t steps = env_or("MQFS_JOURNAL_CRASH_STEPS", 1000);
   const uint64_t seed = env_or("MQFS_JOURNAL_CRASH_SEED", 20240601) + (sync_disk ? 1 : 0);
   SCOPED_TRACE("MQFS_JOURNAL_CRASH_SEED=" + std::to_string(seed - (sync_disk ? 1 : 0)));
   CrashRun crash_run(seed, sync_disk);

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include <cstdint>
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <memory>
@@ -100,16 +101,19 @@ inline std::string text_of(const engine::Message& m) {
   return std::string(reinterpret_cast<const char*>(m.bytes().data()), m.size());
 }
 
-// A queued message as the state shows it.
+// A message as the state shows it.
 struct Held {
   uint64_t queue;
   uint64_t id;
   engine::Priority priority;
   std::string bytes;
+  uint32_t deliveries = 0;
   bool operator==(const Held&) const = default;
 };
 
-// The messages of every named queue, each queue's in queue order.
+// The messages of every named queue, each queue's in queue order; those in
+// flight (leased, or waiting for their retry delay) at their place, as a
+// restart queues them.
 inline std::map<uint64_t, std::vector<Held>> messages_of(engine::Namespace& names) {
   std::map<uint64_t, std::vector<Held>> all;
   struct Nodes final : Source::NodeVisitor {
@@ -122,7 +126,10 @@ inline std::map<uint64_t, std::vector<Held>> messages_of(engine::Namespace& name
   for (uint64_t ino : nodes.queues) {
     auto& list = all[ino];
     names.find(ino)->queue->for_each_message(
-        [&](engine::Message& m) { list.push_back(Held{ino, m.id(), m.priority(), text_of(m)}); });
+        [&](engine::Message& m) { list.push_back(Held{ino, m.id(), m.priority(), text_of(m), m.deliveries()}); });
+    std::sort(list.begin(), list.end(), [](const Held& a, const Held& b) {
+      return a.priority != b.priority ? a.priority > b.priority : a.id < b.id;
+    });
   }
   return all;
 }
@@ -141,8 +148,12 @@ inline std::string names_of(const engine::Namespace& names, bool counters = true
         line += " priority " + std::to_string(s.priority) + " maxmsg " + std::to_string(s.maxmsg) + " msgsize " +
                 std::to_string(s.msgsize) + " read_mode " + std::string(engine::to_string(s.read_mode)) +
                 " timeouts " + std::to_string(s.recv_timeout_ms) + "/" + std::to_string(s.send_timeout_ms) +
-                " framing " + std::string(engine::to_string(s.framing));
-        if (counters) line += " sent " + std::to_string(q->sent) + " received " + std::to_string(q->received);
+                " framing " + std::string(engine::to_string(s.framing)) + " lease " + std::to_string(s.lease_ms) +
+                "/" + std::to_string(s.retry_delay_ms) + "/" + std::to_string(s.max_deliveries) + " dead_letter '" +
+                s.dead_letter + "'";
+        if (counters)
+          line += " sent " + std::to_string(q->sent) + " received " + std::to_string(q->received) + " dead_lettered " +
+                  std::to_string(q->dead_lettered);
       }
       lines[n.ino] = line;
     }
@@ -160,7 +171,7 @@ inline std::string describe(const std::map<uint64_t, std::vector<Held>>& message
     all += "queue " + std::to_string(queue) + ":";
     for (const Held& m : list)
       all += " #" + std::to_string(m.id) + "/p" + std::to_string(m.priority) + "/" + std::to_string(m.bytes.size()) +
-             "B";
+             "B/d" + std::to_string(m.deliveries);
     all += "\n";
   }
   return all;
