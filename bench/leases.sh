@@ -14,7 +14,8 @@
 # 2000) all COUNT are queued again. Writes bench/results/leases.md (also
 # printed) and leases.csv. Everything it started is stopped on any exit.
 #
-# Run as root on a quiet machine. Default: about 1 minute; --quick: about 20 s.
+# Run as root on a quiet machine (on a busy one, under chrt -f 10: see
+# README). Default: about 1 minute; --quick: about 20 s.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -58,6 +59,11 @@ daemon_pid=${inflight##*:}
 [ "$(cat "/proc/$daemon_pid/comm")" = "$(basename "$mqfs_bin" | cut -c1-15)" ] ||
   { echo "leases.sh: pid $daemon_pid is not the daemon" >&2; exit 1; }
 
+# The script's scheduling, which its daemons and workers inherit.
+scheduling() {
+  printf '%s, nice %s' "$(chrt -p $$ | awk -F': ' 'NR == 1 { p = $2 } NR == 2 { print p " priority " $2 }')" "$(nice)"
+}
+
 mkdir -p "$results"
 report=$results/leases.md
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -84,7 +90,7 @@ stop_daemon "$inflight"
   fi
   echo "- rates: mounted -f -o $rates_opts; ${pass_args[*]:-defaults (5 rounds of 1000 ms after 200 ms)}; nothing pinned"
   echo "- in flight: mounted -f -o $inflight_opts; queues with u32 framing, read_mode=stream, maxmsg=$count"
-  echo "- load average before: $load_before, after: $(cut -d' ' -f1-3 /proc/loadavg); the measurements took $((SECONDS - start)) s"
+  echo "- load average before: $load_before, after: $(cut -d' ' -f1-3 /proc/loadavg); $(scheduling); the measurements took $((SECONDS - start)) s"
   echo
   echo "## Targets"
   echo
