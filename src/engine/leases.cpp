@@ -1,5 +1,7 @@
 #include "engine/leases.hpp"
 
+#include <algorithm>
+
 namespace mqfs::engine {
 
 Leases::~Leases() {
@@ -7,11 +9,21 @@ Leases::~Leases() {
     while (Lease* l = list->pop_front()) MessagePtr(l->message_, MessageDeleter{budget_});
 }
 
+// A lease, its message's header and the allocator's share fit in the 128
+// bytes kMessageOverhead charges every message (a leased message has no
+// place in the priority store meanwhile).
+static_assert(sizeof(Lease) == 48);
+
+// The pool grows by as much as it has (16 at first, 4096 at most a time),
+// so that a queue with a few leases costs little and one with many makes
+// few allocations.
 void Leases::reserve(std::size_t n) {
   while (free_count_ < n) {
-    auto chunk = std::make_unique<Lease[]>(kPoolChunk);
-    for (std::size_t i = 0; i < kPoolChunk; ++i) free_.push_back(chunk[i]);
-    free_count_ += kPoolChunk;
+    const std::size_t size = std::clamp<std::size_t>(pooled_, 16, 4096);
+    auto chunk = std::make_unique<Lease[]>(size);
+    for (std::size_t i = 0; i < size; ++i) free_.push_back(chunk[i]);
+    free_count_ += size;
+    pooled_ += size;
     pool_.push_back(std::move(chunk));
   }
 }
