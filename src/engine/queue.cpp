@@ -103,6 +103,7 @@ int Queue::read_message(OpenFile& file, std::size_t size, pid_t pid, Receiver& t
     if (part.iov_len < front->size()) {
       rest = Message::make(*budget_, front->bytes().subspan(part.iov_len), front->priority());
       if (!rest) return -ENOSPC;
+      rest->set_id(front->id());
     }
   }
   if (!to.deliver({&part, 1})) return 1;  // the reader is gone: the message stays
@@ -533,6 +534,9 @@ int Queue::ack(OpenFile& file, uint64_t id) {
 }
 
 int Queue::nack(OpenFile& file, uint64_t id, Clock::time_point now) {
+  // The unread rest of a message given back is not read.
+  if (file.holds_rest() && file.ack_mode() == AckMode::explicit_ack && (id == 0 || file.cursor().rest_id() == id))
+    file.cursor().drop_rest();
   bool lapsed = false;
   if (id == 0) {
     std::vector<MessagePtr> messages = leases_.release_all(file.leases(), &lapsed);

@@ -168,6 +168,17 @@ TEST_F(LeasesTest, ALeaseThatRunsOutReturnsItsMessageAndALateAckIsEtimedout) {
   EXPECT_EQ(q->ack(r, 0), 0);
 }
 
+TEST_F(LeasesTest, ANackDropsTheUnreadRestOfItsMessage) {
+  send("abcdef");
+  OpenFile& r = reader();
+  r.set_read_mode(ReadMode::message);
+  EXPECT_EQ(read(r, 2), "ab");
+  EXPECT_EQ(q->nack(r, last_id(r), Clock::now()), 0);
+  EXPECT_FALSE(r.holds_rest());
+  OpenFile& other = reader();
+  EXPECT_EQ(read(other), "abcdef");
+}
+
 TEST_F(LeasesTest, AMessageReadAgainAfterItsLeaseRanOutCanBeAcknowledged) {
   configure([](Settings& s) { s.lease_ms = 50; });
   send("a");
