@@ -649,7 +649,8 @@ void Queue::cancel_all(int error) {
   while (Waiter* w = senders_.front()) take_waiter(*w)->cancelled(error);
 }
 
-// The records of `messages` are dropped; `all`: they are every message.
+// The store forgets the queued messages (a truncate: `queued_only`) or every
+// message of the queue; when that is all of them, in one record.
 void Queue::drop_records(bool queued_only) {
   if (!backing_) return;
   std::vector<const Message*> messages;
