@@ -20,259 +20,21 @@
 // stop. A worker still blocked after the window is interrupted (SIGUSR1, no
 // SA_RESTART) and, 5 s later, killed.
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <mqueue.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <signal.h>
-#include <sys/mman.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
-#include <sys/xattr.h>
-#include <unistd.h>
 
-#include <algorithm>
-#include <cerrno>
-#include <cmath>
-#include <cstdio>
-#include <cstdlib>
-#include <cstring>
-#include <ctime>
 #include <filesystem>
 #include <fstream>
-#include <functional>
-#include <map>
-#include <stdexcept>
-#include <string>
-#include <vector>
+
+#include "harness.hpp"
 
 namespace {
 
-using Ns = int64_t;
-constexpr Ns kMs = 1000000;
-constexpr int kMaxProcs = 40;
-constexpr size_t kSize = 64;      // the rate cases' message size
-constexpr size_t kBatch = 65536;  // bytes per framed write and read, as mqfs_bench's mqfs-u32
-constexpr long kFramedDepth = 4096;
-
-Ns clock_ns() {
-  timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return Ns{ts.tv_sec} * 1000000000 + ts.tv_nsec;
-}
-
-std::runtime_error failure(const std::string& what) { return std::runtime_error(what + ": " + std::strerror(errno)); }
-
-volatile sig_atomic_t g_stopped = 0;
-void on_usr1(int) { g_stopped = 1; }
-
-// ------------------------------------------------------------------ a case's workers
-
-// Shared with the workers: the window and what each counted.
-struct Tally {
-  Ns warm, end;
-  uint64_t counted[kMaxProcs];
-  char error[kMaxProcs][120];
-};
-
-// One worker: opens what it needs, calls ready() (which returns at the
-// release), then works and counts what completes in the window (in_window).
-using Body = std::function<void(const std::function<void()>& ready, uint64_t& count)>;
-
-struct Worker {
-  Body body;
-  bool counted;  // its count is the case's messages
-};
-
-class Round {
- public:
-  Round(Ns warmup, Ns window) : warmup_(warmup), window_(window) {
-    void* p = mmap(nullptr, sizeof(Tally), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED) throw failure("mmap");
-    tally_ = static_cast<Tally*>(p);
-  }
-  ~Round() { munmap(tally_, sizeof(Tally)); }
-  Round(const Round&) = delete;
-  Round& operator=(const Round&) = delete;
-
-  const Tally& tally() const { return *tally_; }
-  double window_s() const { return static_cast<double>(window_) / 1e9; }
-
-  // Messages/s of the counted workers, or NaN and a line on stderr.
-  double run(const std::string& name, const std::vector<Worker>& workers) {
-    std::memset(tally_, 0, sizeof(Tally));
-    tally_->warm = tally_->end = INT64_MAX;
-    int gate[2];
-    if (pipe2(gate, O_CLOEXEC) != 0) throw failure("pipe");
-    std::vector<pid_t> pids;
-    for (size_t i = 0; i < workers.size() && i < kMaxProcs; ++i) {
-      const pid_t parent = getpid();
-      const pid_t pid = fork();
-      if (pid < 0) throw failure("fork");
-      if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent) _exit(1);
-        close(gate[1]);
-        try {
-          workers[i].body([&] { char c; while (read(gate[0], &c, 1) < 0 && errno == EINTR) {} },
-                          tally_->counted[i]);
-        } catch (const std::exception& e) {
-          std::snprintf(tally_->error[i], sizeof tally_->error[i], "%s", e.what());
-        }
-        _exit(0);
-      }
-      pids.push_back(pid);
-    }
-    close(gate[0]);
-    usleep(20000);  // let them open their queues
-    tally_->warm = clock_ns() + warmup_;
-    tally_->end = tally_->warm + window_;
-    close(gate[1]);
-    reap(pids);
-    double messages = 0;
-    std::string errors;
-    for (size_t i = 0; i < workers.size(); ++i) {
-      if (tally_->error[i][0]) errors += std::string(errors.empty() ? "" : "; ") + tally_->error[i];
-      if (workers[i].counted) messages += static_cast<double>(tally_->counted[i]);
-    }
-    if (!errors.empty()) {
-      std::fprintf(stderr, "durability_bench: %s: %s\n", name.c_str(), errors.c_str());
-      return NAN;
-    }
-    return messages / window_s();
-  }
-
- private:
-  void reap(std::vector<pid_t>& pids) const {
-    while (clock_ns() < tally_->end) usleep(2000);
-    const Ns interrupt_at = tally_->end + 20 * kMs, kill_at = tally_->end + 5000 * kMs;
-    while (!pids.empty()) {
-      std::erase_if(pids, [](pid_t pid) { return waitpid(pid, nullptr, WNOHANG) == pid; });
-      const Ns t = clock_ns();
-      if (t >= interrupt_at)
-        for (pid_t pid : pids) kill(pid, t >= kill_at ? SIGKILL : SIGUSR1);
-      if (!pids.empty()) usleep(1000);
-    }
-  }
-
-  Ns warmup_, window_;
-  Tally* tally_;
-};
-
-// Counts `n` if now is inside the window; false once it is over (or a stop
-// signal came).
-bool in_window(const Tally& t, uint64_t& count, uint64_t n = 1) {
-  if (g_stopped) return false;
-  const Ns now = clock_ns();
-  if (now >= t.end) return false;
-  if (now >= t.warm) count += n;
-  return true;
-}
+using namespace bench;
 
 // ------------------------------------------------------------------ transports
-
-int open_queue(const std::string& path, int flags) {
-  const int fd = open(path.c_str(), flags | O_CLOEXEC);
-  if (fd < 0) throw failure("open " + path);
-  return fd;
-}
-
-void set_attr(const std::string& path, const char* name, const std::string& value) {
-  if (setxattr(path.c_str(), (std::string("user.mq.") + name).c_str(), value.data(), value.size(), 0) != 0)
-    throw failure("setxattr " + path + " " + name);
-}
-
-// A new queue in an mqfs mount; framed: u32, read_mode=stream, maxmsg=depth.
-std::string make_queue(const std::string& path, bool framed, long depth = kFramedDepth) {
-  unlink(path.c_str());
-  close(open_queue(path, O_CREAT | O_EXCL | O_RDWR));
-  if (framed) {
-    set_attr(path, "maxmsg", std::to_string(depth));
-    set_attr(path, "read_mode", "stream");
-    set_attr(path, "framing", "u32");
-  }
-  return path;
-}
-
-// One write(2) per message.
-Worker file_writer(const std::string& path, const Tally& t) {
-  return {[&t, path](auto ready, uint64_t& count) {
-            const int fd = open_queue(path, O_WRONLY);
-            const std::string msg(kSize, 'm');
-            ready();
-            while (write(fd, msg.data(), msg.size()) == static_cast<ssize_t>(msg.size()) && in_window(t, count)) {
-            }
-            if (!g_stopped && clock_ns() < t.end) throw failure("write " + path);
-          },
-          false};
-}
-
-Worker file_reader(const std::string& path, const Tally& t) {
-  return {[&t, path](auto ready, uint64_t& count) {
-            const int fd = open_queue(path, O_RDONLY);
-            char buf[kSize];
-            ready();
-            while (read(fd, buf, sizeof buf) == static_cast<ssize_t>(kSize) && in_window(t, count)) {
-            }
-            if (!g_stopped && clock_ns() < t.end) throw failure("read " + path);
-          },
-          true};
-}
-
-// u32 frames: a 4-byte little-endian length and the payload.
-std::string u32_frames(size_t size, size_t count) {
-  std::string frame(4 + size, 'm');
-  for (int b = 0; b < 4; ++b) frame[b] = static_cast<char>((size >> (8 * b)) & 0xff);
-  std::string batch;
-  for (size_t i = 0; i < count; ++i) batch += frame;
-  return batch;
-}
-
-// Writes all of `data`, continuing a write a signal cut short. False when
-// stopped.
-bool write_all(int fd, const std::string& data) {
-  for (size_t off = 0; off < data.size();) {
-    const ssize_t n = write(fd, data.data() + off, data.size() - off);
-    if (n < 0 && errno == EINTR && g_stopped) return false;
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) throw failure("framed write");
-    off += static_cast<size_t>(n);
-  }
-  return true;
-}
-
-// Messages in one read of u32 frames of `size` bytes.
-uint64_t frames_in(ssize_t n, size_t size) {
-  if (n <= 0 || n % static_cast<ssize_t>(size + 4) != 0)
-    throw std::runtime_error("framed read of " + std::to_string(n) + " bytes: not whole frames");
-  return static_cast<uint64_t>(n) / (size + 4);
-}
-
-Worker batch_writer(const std::string& path, const Tally& t) {
-  return {[&t, path](auto ready, uint64_t& count) {
-            const int fd = open_queue(path, O_WRONLY);
-            const std::string batch = u32_frames(kSize, kBatch / (kSize + 4));
-            ready();
-            while (write_all(fd, batch) && in_window(t, count)) {
-            }
-          },
-          false};
-}
-
-Worker batch_reader(const std::string& path, const Tally& t) {
-  return {[&t, path](auto ready, uint64_t& count) {
-            const int fd = open_queue(path, O_RDONLY);
-            std::vector<char> buf(kBatch);
-            ready();
-            for (;;) {
-              const ssize_t n = read(fd, buf.data(), buf.size());
-              if (n < 0 && errno == EINTR) break;
-              if (!in_window(t, count, frames_in(n, kSize))) break;
-            }
-          },
-          true};
-}
 
 Worker mq_writer(const std::string& name, const Tally& t) {
   return {[&t, name](auto ready, uint64_t& count) {
@@ -381,26 +143,6 @@ struct RatesOptions {
   std::vector<int> writers{1, 4, 16};
 };
 
-double median(std::vector<double> v) {
-  std::erase_if(v, [](double x) { return std::isnan(x); });
-  if (v.empty()) return NAN;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
-
-// Every key's value in every round; ratios are taken within a round.
-using Series = std::map<std::string, std::vector<double>>;
-
-std::string fmt(double v, const char* spec = "%.0f") {
-  if (std::isnan(v)) return "—";
-  char buf[64];
-  std::snprintf(buf, sizeof buf, spec, v);
-  return buf;
-}
-
-const char* verdict(double ratio, double target) { return std::isnan(ratio) ? "not measured" : ratio >= target ? "**met**" : "**not met**"; }
-
 void measure_round(const RatesOptions& o, Round& r, int round, Series& s) {
   const Tally& t = r.tally();
   auto pair = [&](const std::string& key, Worker w, Worker rd) { s[key].push_back(r.run(key, {w, rd})); };
@@ -449,14 +191,6 @@ void measure_round(const RatesOptions& o, Round& r, int round, Series& s) {
     }
   }
   std::fprintf(stderr, "round %d done\n", round + 1);
-}
-
-// Ratio a/b of each round, then the median.
-double median_ratio(const Series& s, const std::string& a, const std::string& b, double scale = 1) {
-  std::vector<double> r;
-  const auto &x = s.at(a), &y = s.at(b);
-  for (size_t i = 0; i < x.size() && i < y.size(); ++i) r.push_back(x[i] / (y[i] * scale));
-  return median(r);
 }
 
 void rates(const RatesOptions& o) {
@@ -520,17 +254,6 @@ void rates(const RatesOptions& o) {
   }
 }
 
-std::vector<int> parse_list(const std::string& text) {
-  std::vector<int> out;
-  for (size_t at = 0; at < text.size();) {
-    size_t comma = text.find(',', at);
-    if (comma == std::string::npos) comma = text.size();
-    out.push_back(std::stoi(text.substr(at, comma - at)));
-    at = comma + 1;
-  }
-  return out;
-}
-
 RatesOptions parse_rates(int argc, char** argv) {
   RatesOptions o;
   for (int i = 2; i + 1 < argc; i += 2) {
@@ -554,16 +277,7 @@ RatesOptions parse_rates(int argc, char** argv) {
   return o;
 }
 
-// ------------------------------------------------------------------ fill, churn, curmsgs, evict
-
-void fill(const std::string& path, uint64_t count, size_t size) {
-  const int fd = open_queue(path, O_WRONLY);
-  const uint64_t per_write = std::max<uint64_t>(1, kBatch / (size + 4));
-  const std::string batch = u32_frames(size, per_write);
-  for (uint64_t done = 0; done < count; done += per_write)
-    write_all(fd, count - done >= per_write ? batch : u32_frames(size, count - done));
-  close(fd);
-}
+// ------------------------------------------------------------------ churn, curmsgs, evict
 
 // A writer pushes `bytes` of payload in batches; a reader takes all but `keep`.
 void churn(const std::string& path, uint64_t bytes, uint64_t keep, size_t size) {
@@ -613,38 +327,34 @@ void evict(const std::string& dir) {
   }
 }
 
-int usage() {
-  std::fprintf(stderr,
-               "usage: durability_bench rates --memory DIR --store DIR --disk DIR --sync-dir DIR [--redis PORT]\n"
-               "                        [--rounds N] [--window-ms MS] [--warmup-ms MS] [--writers 1,4,16] [--csv FILE]\n"
-               "       durability_bench queue QUEUE MAXMSG\n"
-               "       durability_bench fill QUEUE COUNT SIZE\n"
-               "       durability_bench churn QUEUE BYTES KEEP SIZE\n"
-               "       durability_bench curmsgs QUEUE\n"
-               "       durability_bench evict DIR\n");
-  return 2;
+const char kUsage[] =
+    "usage: durability_bench rates --memory DIR --store DIR --disk DIR --sync-dir DIR [--redis PORT]\n"
+    "                        [--rounds N] [--window-ms MS] [--warmup-ms MS] [--writers 1,4,16] [--csv FILE]\n"
+    "       durability_bench queue QUEUE MAXMSG\n"
+    "       durability_bench fill QUEUE COUNT SIZE\n"
+    "       durability_bench churn QUEUE BYTES KEEP SIZE\n"
+    "       durability_bench curmsgs QUEUE\n"
+    "       durability_bench evict DIR\n";
+
+// A subcommand of `n` arguments after its name.
+Command with(int n, std::function<void(char** args)> run) {
+  return [n, run](int argc, char** argv) {
+    if (argc != n + 2) return kBadArguments;
+    run(argv + 2);
+    return 0;
+  };
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  struct sigaction sa {};
-  sa.sa_handler = on_usr1;  // no SA_RESTART: a blocked call returns EINTR
-  sigaction(SIGUSR1, &sa, nullptr);
-  signal(SIGPIPE, SIG_IGN);
-  if (argc < 2) return usage();
-  const std::string mode = argv[1];
-  try {
-    if (mode == "rates") rates(parse_rates(argc, argv));
-    else if (mode == "queue" && argc == 4) make_queue(argv[2], true, std::stol(argv[3]));
-    else if (mode == "fill" && argc == 5) fill(argv[2], std::stoull(argv[3]), std::stoul(argv[4]));
-    else if (mode == "churn" && argc == 6) churn(argv[2], std::stoull(argv[3]), std::stoull(argv[4]), std::stoul(argv[5]));
-    else if (mode == "curmsgs" && argc == 3) curmsgs(argv[2]);
-    else if (mode == "evict" && argc == 3) evict(argv[2]);
-    else return usage();
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "durability_bench: %s\n", e.what());
-    return 1;
-  }
-  return 0;
+  return run_command(
+      argc, argv,
+      {{"rates", [](int argc, char** argv) { rates(parse_rates(argc, argv)); return 0; }},
+       {"queue", with(2, [](char** a) { make_queue(a[0], true, std::stol(a[1])); })},
+       {"fill", with(3, [](char** a) { fill(a[0], std::stoull(a[1]), std::stoul(a[2])); })},
+       {"churn", with(4, [](char** a) { churn(a[0], std::stoull(a[1]), std::stoull(a[2]), std::stoul(a[3])); })},
+       {"curmsgs", with(1, [](char** a) { curmsgs(a[0]); })},
+       {"evict", with(1, [](char** a) { evict(a[0]); })}},
+      kUsage);
 }

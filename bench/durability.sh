@@ -21,7 +21,6 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 parent=/var/tmp
-rates_args=()
 recoveries=3             # recovery timings (median)
 recover_count=1000000    # messages queued for the recovery
 churn_max_bytes=64M      # the size test's max_bytes ...
@@ -33,22 +32,15 @@ limit=900
 while [ $# -gt 0 ]; do
   case $1 in
     --quick)
-      rates_args+=(--rounds 3 --window-ms 300 --warmup-ms 100); recoveries=1
-      churn_max_bytes=16M; churn_push=$((160 << 20)); churn_keep=$((4 << 20)); limit=400 ;;
-    --dir) parent=$2; shift ;;
-    -h | --help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    --*)
-      [ $# -ge 2 ] || { echo "durability.sh: $1 needs a value" >&2; exit 2; }
-      rates_args+=("$1" "$2"); shift ;;
-    *) mqfs_bin=$1 ;;
+      pass_args+=(--rounds 3 --window-ms 300 --warmup-ms 100); recoveries=1
+      churn_max_bytes=16M; churn_push=$((160 << 20)); churn_keep=$((4 << 20)); limit=400; shift ;;
+    --dir) parent=$2; shift 2 ;;
+    *) common_arg "$@"; shift "$taken" ;;
   esac
-  shift
 done
 
 [ "$(id -u)" -eq 0 ] || { echo "durability.sh: run as root (FUSE mounts, apt-get)" >&2; exit 1; }
-for tool in cmake fusermount3 findmnt du; do
-  command -v "$tool" >/dev/null || { echo "durability.sh: $tool is missing" >&2; exit 1; }
-done
+require_tools cmake fusermount3 findmnt du
 [ -x "$mqfs_bin" ] || { echo "durability.sh: no mqfs binary at $mqfs_bin (build it first)" >&2; exit 1; }
 mqfs_bin=$(realpath "$mqfs_bin")
 if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
@@ -67,25 +59,6 @@ fs=$(findmnt -n -o FSTYPE,SOURCE,OPTIONS -T "$work" | awk '{ print $1 " on " $2 
 case $fs in
   tmpfs* | ramfs* | overlay*) echo "durability.sh: $work is on $fs, not a disk; use --dir" >&2; exit 1 ;;
 esac
-
-# run LIMIT COMMAND...: a step that cannot hang the script (its own process
-# group is ended; the daemons, if a call into them hangs, by cleanup).
-run() {
-  local seconds=$1
-  shift
-  "$@" &
-  bench_pid=$!
-  local deadline=$((SECONDS + seconds))
-  while kill -0 "$bench_pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.2; done
-  if kill -0 "$bench_pid" 2>/dev/null; then
-    echo "durability.sh: $1 $2 did not finish within $seconds s" >&2
-    exit 124  # cleanup stops it and the daemons
-  fi
-  local status=0
-  wait "$bench_pid" || status=$?
-  bench_pid=
-  return "$status"
-}
 
 opts=maxmsg=10,msgsize=65536,read_mode=stream,log_level=warn
 start_daemon memory "$mqfs_bin" -f -o "$opts"
@@ -114,8 +87,8 @@ report=$results/durability.md
 rates_md=$work/rates.md
 start=$SECONDS
 echo "Measuring rates"
-run "$limit" "$bench" rates --memory "${memory%:*}" --store "${store_os%:*}" --disk "${store_disk%:*}" \
-  --sync-dir "$work" --redis "$port" --csv "$results/durability.csv" "${rates_args[@]}" >"$rates_md"
+run_step "$limit" "$bench" rates --memory "${memory%:*}" --store "${store_os%:*}" --disk "${store_disk%:*}" \
+  --sync-dir "$work" --redis "$port" --csv "$results/durability.csv" "${pass_args[@]}" >"$rates_md"
 stop_daemon "$memory"
 stop_daemon "$store_os"
 stop_daemon "$store_disk"
@@ -132,7 +105,7 @@ start_daemon recovery "$mqfs_bin" -f -o "$rec_opts"
 rec=${mounted%:*}
 "$bench" queue "$rec/q" $((recover_count * 2))
 fill_start=$(date +%s%N)
-run 300 "$bench" fill "$rec/q" "$recover_count" 64
+run_step 300 "$bench" fill "$rec/q" "$recover_count" 64
 fill_s=$(seconds_since "$fill_start")
 stop_daemon "$mounted"
 rec_store_kib=$(du -sk "$work/journal-recovery" | cut -f1)
@@ -165,7 +138,7 @@ churn=${mounted%:*}
 # A full max_bytes fails a write (ENOSPC); a full queue makes it wait.
 "$bench" queue "$churn/q" $(( $(numfmt --from=iec "$churn_max_bytes") * 9 / 10 / (churn_size + 128) ))
 churn_start=$(date +%s%N)
-run 600 "$bench" churn "$churn/q" "$churn_push" "$churn_keep" "$churn_size"
+run_step 600 "$bench" churn "$churn/q" "$churn_push" "$churn_keep" "$churn_size"
 churn_s=$(seconds_since "$churn_start")
 live=$(stat -c %s "$churn/q")
 sleep 1  # the end of a loop turn retires what it can
@@ -183,7 +156,7 @@ size_limit=$((2 * live + (64 << 20)))
   echo "- $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(uname -r); mqfs: $mqfs_bin ($("$mqfs_bin" --version 2>/dev/null | grep -m1 '^mqfs' || echo '?'))"
   echo "- stores, the fdatasync probe and Redis's files in $parent: $fs"
   echo "- mounts: -f -o $opts, plus store=DIR,sync=os / store=DIR,sync=disk; Redis $(redis-server --version | awk '{ print $3 }') with appendonly yes, appendfsync always"
-  echo "- nothing pinned; rates: ${rates_args[*]:-defaults (5 rounds of 1000 ms after 200 ms)}; the measurements took $((SECONDS - start)) s"
+  echo "- nothing pinned; rates: ${pass_args[*]:-defaults (5 rounds of 1000 ms after 200 ms)}; the measurements took $((SECONDS - start)) s"
   if git -C "$root" rev-parse --short HEAD >/dev/null 2>&1; then
     echo "- source: commit $(git -C "$root" rev-parse --short HEAD)"
   fi

@@ -1,5 +1,6 @@
-# Shell pieces bench/run.sh and bench/durability.sh share: building bench/,
-# starting FUSE daemons in a private directory, and cleaning up on any exit.
+# Shell pieces bench/run.sh, durability.sh and leases.sh share: building
+# bench/, starting FUSE daemons in a private directory, running a step with a
+# time limit, and cleaning up on any exit.
 # Sourced with $here set to bench/; the caller sets $work (the directory the
 # mount points go in) and calls `trap cleanup EXIT`.
 
@@ -12,12 +13,55 @@ mounts=()    # mount points we made
 pids=()      # the daemons we started
 services=()  # other processes we started (Redis), stopped at once by pid
 bench_pid=   # the benchmark program, while it runs
+pass_args=() # --OPTION VALUE pairs for the benchmark program
+
+# common_arg ARGS...: takes the first of ARGS as every script does: -h or
+# --help prints the script's header comment and exits; --OPTION VALUE goes to
+# $pass_args; any other word is the mqfs binary. Sets $taken, the words used.
+common_arg() {
+  taken=1
+  case $1 in
+    -h | --help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+    --*)
+      [ $# -ge 2 ] || { echo "${0##*/}: $1 needs a value" >&2; exit 2; }
+      pass_args+=("$1" "$2"); taken=2 ;;
+    *) mqfs_bin=$1 ;;
+  esac
+}
 
 # build_bench HERE BUILD: builds bench/ (Release) into BUILD.
 build_bench() {
   echo "Building bench/ into $2"
   cmake -S "$1" -B "$2" -DCMAKE_BUILD_TYPE=Release >/dev/null
   cmake --build "$2" -j "$(nproc)" >/dev/null
+}
+
+# require_tools TOOL...: exits unless every TOOL is on the PATH.
+require_tools() {
+  local tool
+  for tool in "$@"; do
+    command -v "$tool" >/dev/null || { echo "${0##*/}: $tool is missing (scripts/install-deps.sh)" >&2; exit 1; }
+  done
+}
+
+# run_step LIMIT COMMAND...: a step that cannot hang the script: past LIMIT
+# seconds it exits 124 (cleanup ends the step and, if a call into them hangs,
+# the daemons). Returns COMMAND's status.
+run_step() {
+  local seconds=$1
+  shift
+  "$@" &
+  bench_pid=$!
+  local deadline=$((SECONDS + seconds))
+  while kill -0 "$bench_pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.2; done
+  if kill -0 "$bench_pid" 2>/dev/null; then
+    echo "${0##*/}: $1 $2 did not finish within $seconds s" >&2
+    exit 124
+  fi
+  local status=0
+  wait "$bench_pid" || status=$?
+  bench_pid=
+  return "$status"
 }
 
 # Reads the mount table only: never touches the mount itself, which may hang.

@@ -21,25 +21,17 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
-bench_args=()
 limit=900  # seconds: the whole benchmark, whatever happens to a mount
 
 while [ $# -gt 0 ]; do
   case $1 in
-    --quick) bench_args+=(--quick); limit=300 ;;
-    -h | --help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    --*)
-      [ $# -ge 2 ] || { echo "run.sh: $1 needs a value" >&2; exit 2; }
-      bench_args+=("$1" "$2"); shift ;;
-    *) mqfs_bin=$1 ;;
+    --quick) pass_args+=(--quick); limit=300; shift ;;
+    *) common_arg "$@"; shift "$taken" ;;
   esac
-  shift
 done
 
 [ "$(id -u)" -eq 0 ] || echo "run.sh: not root: kernel queue limits and daemon pinning will be limited" >&2
-for tool in cmake fusermount3; do
-  command -v "$tool" >/dev/null || { echo "run.sh: $tool is missing (scripts/install-deps.sh)" >&2; exit 1; }
-done
+require_tools cmake fusermount3
 if [ ! -x "$mqfs_bin" ]; then
   echo "run.sh: no mqfs binary at $mqfs_bin; build one first:" >&2
   echo "  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && cmake --build build -j" >&2
@@ -83,7 +75,7 @@ mkdir -p "$results"
   --mqfs "$mqfs_mount" --noop-st "$noop_st_mount" --noop-mt "$noop_mt_mount" \
   --scratch "$work" --markdown "$results/latest.md" --raw "$results/latest.csv" \
   --plot-data "$results/latest.dat" --plot-vars "$results/latest.vars.gp" \
-  "${note_args[@]}" "${bench_args[@]}" &
+  "${note_args[@]}" "${pass_args[@]}" &
 bench_pid=$!
 deadline=$((SECONDS + limit))
 while kill -0 "$bench_pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do sleep 1; done

@@ -54,7 +54,7 @@ struct mqfs_attr {
 	int64_t curmsgs;   /* messages queued now */
 	int64_t curbytes;  /* bytes queued now */
 	int64_t priority;  /* priority this descriptor sends at */
-	int64_t read_mode; /* MQFS_READ_MESSAGE or MQFS_READ_STREAM for this descriptor */
+	int64_t read_mode; /* MQFS_READ_MESSAGE, MQFS_READ_STREAM or MQFS_READ_PEEK for this descriptor */
 	int64_t framing;   /* MQFS_FRAMING_* of the queue */
 	int64_t reserved[8];
 };

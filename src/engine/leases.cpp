@@ -69,18 +69,30 @@ void Leases::unlink_held(Holder& holder, Lease* before, Lease& lease) {
     --holder.held_;
 }
 
+// A message the holder read again after its lease ran out is held under
+// both leases, the lapsed one first: the live one answers, and the lapsed
+// one is forgotten with it.
 MessagePtr Leases::release(Holder& holder, uint64_t id, bool* lapsed) {
   *lapsed = false;
+  MessagePtr message(nullptr, MessageDeleter{budget_});
   Lease* before = nullptr;
-  for (Lease* l = holder.first_; l; before = l, l = l->next_held_) {
-    if (l->id() != id) continue;
-    unlink_held(holder, before, *l);
-    *lapsed = l->lapsed();
-    MessagePtr message(l->message_, MessageDeleter{budget_});
-    free(*l);
-    return message;
+  for (Lease* l = holder.first_; l;) {
+    Lease* next = l->next_held_;
+    if (l->id() != id) {
+      before = l;
+    } else {
+      unlink_held(holder, before, *l);
+      if (l->lapsed())
+        *lapsed = true;
+      else
+        message.reset(l->message_);
+      free(*l);
+      if (message) break;
+    }
+    l = next;
   }
-  return MessagePtr(nullptr, MessageDeleter{budget_});
+  if (message) *lapsed = false;
+  return message;
 }
 
 std::vector<MessagePtr> Leases::release_all(Holder& holder, bool* lapsed) {

@@ -5,6 +5,8 @@
 #include <cstring>
 #include <vector>
 
+#include <spdlog/spdlog.h>
+
 #include "engine/framing.hpp"
 
 namespace mqfs::engine {
@@ -37,6 +39,7 @@ Queue::~Queue() {
 
 void Queue::configure(const Settings& settings) {
   settings_ = settings;
+  dead_letter_warned_ = false;
   if (backing_) backing_->put_settings(ino_, settings_);
   times_.ctime = now_realtime();
   settle();
@@ -100,6 +103,7 @@ int Queue::read_message(OpenFile& file, std::size_t size, pid_t pid, Receiver& t
     if (part.iov_len < front->size()) {
       rest = Message::make(*budget_, front->bytes().subspan(part.iov_len), front->priority());
       if (!rest) return -ENOSPC;
+      rest->set_id(front->id());
     }
   }
   if (!to.deliver({&part, 1})) return 1;  // the reader is gone: the message stays
@@ -530,6 +534,9 @@ int Queue::ack(OpenFile& file, uint64_t id) {
 }
 
 int Queue::nack(OpenFile& file, uint64_t id, Clock::time_point now) {
+  // The unread rest of a message given back is not read.
+  if (file.holds_rest() && file.ack_mode() == AckMode::explicit_ack && (id == 0 || file.cursor().rest_id() == id))
+    file.cursor().drop_rest();
   bool lapsed = false;
   if (id == 0) {
     std::vector<MessagePtr> messages = leases_.release_all(file.leases(), &lapsed);
@@ -556,13 +563,17 @@ void Queue::acknowledged(const Message& message) {
 // after the retry delay, if there is one. Nothing is ever dropped: without
 // a dead-letter queue to take it, it stays here.
 void Queue::give_back(MessagePtr message, Clock::time_point now) {
-  if (settings_.max_deliveries > 0 && message->deliveries() >= settings_.max_deliveries && finder_ &&
-      !settings_.dead_letter.empty()) {
-    Queue* dead_letters = finder_->find_queue(settings_.dead_letter);
+  if (settings_.max_deliveries > 0 && message->deliveries() >= settings_.max_deliveries) {
+    Queue* dead_letters = finder_ && !settings_.dead_letter.empty() ? finder_->find_queue(settings_.dead_letter) : nullptr;
     if (dead_letters && dead_letters != this) {
       ++dead_lettered_;
       return dead_letters->take_dead_letter(*this, std::move(message));
     }
+    if (!dead_letter_warned_)
+      spdlog::warn("queue (inode {}): a message passed max_deliveries={}, but dead_letter '{}' names no other queue; "
+                   "it stays in the queue",
+                   ino_, settings_.max_deliveries, settings_.dead_letter);
+    dead_letter_warned_ = true;  // once, until the settings change
   }
   if (settings_.retry_delay_ms > 0)
     return leases_.delay(std::move(message), now + std::chrono::milliseconds(settings_.retry_delay_ms));
@@ -638,7 +649,8 @@ void Queue::cancel_all(int error) {
   while (Waiter* w = senders_.front()) take_waiter(*w)->cancelled(error);
 }
 
-// The records of `messages` are dropped; `all`: they are every message.
+// The store forgets the queued messages (a truncate: `queued_only`) or every
+// message of the queue; when that is all of them, in one record.
 void Queue::drop_records(bool queued_only) {
   if (!backing_) return;
   std::vector<const Message*> messages;

@@ -252,6 +252,7 @@ class Queue {
   uint64_t sent_ = 0;
   uint64_t received_ = 0;
   uint64_t dead_lettered_ = 0;
+  bool dead_letter_warned_ = false;  // the log told of an unusable dead_letter since the last configure()
   pid_t lspid_ = 0;
   pid_t lrpid_ = 0;
   Times times_;

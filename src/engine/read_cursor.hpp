@@ -29,6 +29,9 @@ class ReadCursor {
   // Hands the next part of the rest, at most `size` bytes, to `to`; it
   // counts as read only when the reader got it.
   void read_rest(std::size_t size, Receiver& to);
+  // The id of the message whose rest is held (a copy's: the message's).
+  uint64_t rest_id() const { return rest_ ? rest_->id() : 0; }
+  void drop_rest() { rest_.reset(); }
 
   // Peek read mode: the place in queue order of the last message peeked.
   using Position = std::optional<std::pair<Priority, uint64_t>>;

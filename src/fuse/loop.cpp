@@ -46,7 +46,8 @@ class DeadlineTimer {
   explicit DeadlineTimer(int fd) : fd_(fd) {}
 
   void arm(std::optional<engine::Clock::time_point> deadline) {
-    if (deadline == armed_) return;
+    const engine::Clock::time_point at = deadline.value_or(kDisarmed);
+    if (at == armed_) return;
     itimerspec spec{};
     if (deadline) {
       auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline->time_since_epoch()).count();
@@ -56,12 +57,13 @@ class DeadlineTimer {
     }
     // steady_clock is CLOCK_MONOTONIC on Linux.
     timerfd_settime(fd_, TFD_TIMER_ABSTIME, &spec, nullptr);
-    armed_ = deadline;
+    armed_ = at;
   }
 
  private:
+  static constexpr engine::Clock::time_point kDisarmed = engine::Clock::time_point::max();
   int fd_;
-  std::optional<engine::Clock::time_point> armed_;
+  engine::Clock::time_point armed_ = kDisarmed;
 };
 
 constexpr int kBatch = 64;  // requests handled before timers and signals are looked at again

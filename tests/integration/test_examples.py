@@ -277,6 +277,29 @@ def test_dead_letter_retries_then_moves_the_failure_aside(mq):
         '{"task": "resize corrupt.png", "attempt": 3, "error": "corrupt input"}')
 
 
+# reliable_worker.py
+
+RELIABLE_WORKER_OUTPUT = """\
+worker: resize photo1.png: done on delivery 1
+worker: resize corrupt.png: failed on delivery 1 (corrupt input), returned for a retry
+worker: upload to flaky-server: failed on delivery 1 (server timed out), returned for a retry
+worker: resize photo2.png: done on delivery 1
+worker: resize corrupt.png: failed on delivery 2 (corrupt input), returned for a retry
+worker: upload to flaky-server: done on delivery 2
+worker: resize corrupt.png: failed on delivery 3 (corrupt input), its last: mqfs moves it to reliable/dead
+watcher: dead letter: resize corrupt.png (priority 0)
+reliable/jobs: 3 done, 1 dead letter(s); 0 queued, 0 in flight
+"""
+
+
+def test_reliable_worker_acks_retries_and_its_dead_letter_is_reported(mq):
+    assert run("reliable_worker.py", mq.path) == RELIABLE_WORKER_OUTPUT
+    assert [int(mq.getattr("reliable/jobs", name)) for name in ("dead_lettered", "received", "inflight")] == [1, 3, 0]
+    assert curmsgs(mq, "reliable/dead") == 0  # the watcher took it
+    assert run("reliable_worker.py", mq.path) == RELIABLE_WORKER_OUTPUT  # and again on the same mount
+    assert mq.getattr("reliable/jobs", "dead_lettered") == "2"
+
+
 # worker_pool.py
 
 

@@ -80,9 +80,15 @@ class LeasesTest : public ::testing::Test {
   // Every lease and delay due by `after` from now ends.
   void time_passes(milliseconds after) { timeouts.expire(Clock::now() + after); }
 
+  static Settings roomy() {
+    Settings s;
+    s.maxmsg = 200000;
+    return s;
+  }
+
   Budget budget{Limits{.max_nodes = 100, .max_bytes = 64 << 20}};
   Timeouts timeouts;
-  Namespace names{budget, timeouts, Settings{.maxmsg = 200000}, 0755, Owner{}};
+  Namespace names{budget, timeouts, roomy(), 0755, Owner{}};
   std::shared_ptr<Queue> q;
   std::shared_ptr<Queue> dead;
   std::vector<std::unique_ptr<OpenFile>> files;
@@ -164,6 +170,29 @@ TEST_F(LeasesTest, ALeaseThatRunsOutReturnsItsMessageAndALateAckIsEtimedout) {
   time_passes(milliseconds(150));
   EXPECT_EQ(q->ack(r, 0), -ETIMEDOUT);  // held none, and one ran out
   EXPECT_EQ(q->ack(r, 0), 0);
+}
+
+TEST_F(LeasesTest, ANackDropsTheUnreadRestOfItsMessage) {
+  send("abcdef");
+  OpenFile& r = reader();
+  r.set_read_mode(ReadMode::message);
+  EXPECT_EQ(read(r, 2), "ab");
+  EXPECT_EQ(q->nack(r, last_id(r), Clock::now()), 0);
+  EXPECT_FALSE(r.holds_rest());
+  OpenFile& other = reader();
+  EXPECT_EQ(read(other), "abcdef");
+}
+
+TEST_F(LeasesTest, AMessageReadAgainAfterItsLeaseRanOutCanBeAcknowledged) {
+  configure([](Settings& s) { s.lease_ms = 50; });
+  send("a");
+  OpenFile& r = reader();
+  read(r);
+  time_passes(milliseconds(100));
+  EXPECT_EQ(read(r), "a");  // the same message, leased again
+  EXPECT_EQ(q->ack(r, last_id(r)), 0);
+  EXPECT_EQ(q->ack(r, last_id(r)), -ENOENT);
+  EXPECT_EQ(q->received(), 1u);
 }
 
 TEST_F(LeasesTest, AHolderRemembersItsLastLapsedLeasesOnly) {

@@ -177,7 +177,7 @@ TEST_F(MessageStoreTest, PutBackIntoAnEmptyPriorityKeepsLaterPushesBehindIt) {
 // Messages taken together come back in id order whatever the order they
 // are returned in: in order (leases running out), reversed, or mixed.
 TEST_F(MessageStoreTest, PutBackKeepsIdOrderWhateverTheOrderOfReturn) {
-  for (const std::vector<std::size_t> order :
+  for (const std::vector<std::size_t>& order :
        {std::vector<std::size_t>{0, 1, 2, 3}, {3, 2, 1, 0}, {2, 0, 3, 1}, {1, 3, 0, 2}}) {
     for (const char* m : {"a", "b", "c", "d", "e", "f"}) push(m, 2);
     std::vector<MessagePtr> taken;
