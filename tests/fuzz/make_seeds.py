@@ -257,6 +257,9 @@ def engine_seeds():
     # Leased messages hold their place under maxmsg: a writer waits for the ACK.
     e = Engine(maxmsg=1).open().explicit(0).write(0, 5).read(0).write(0, 6, nonblocking=False)
     seeds["leased_full"] = e.ack(0).configure(READ_MODE, True).read(0)
+    # A NACK drops the unread rest of the leased message it returns.
+    e = Engine().open(stream=True).explicit(0).write(0, 8).read(0, 3).ack(0, nack=True)
+    seeds["nack_rest"] = e.read(0).ack(0)
     return {name: e.data() for name, e in seeds.items()}
 
 
