@@ -89,14 +89,16 @@ constexpr Attribute word(std::string_view name, std::string_view help) {
 }
 
 // A queue's path from the mount root ("" for none): stored without a
-// leading '/', each component a name (not empty, ".", or "..").
+// leading '/', each component a name (not empty, ".", or "..") without a
+// newline, so that it prints back as it parses.
 std::optional<std::string> parse_queue_path(std::string_view text) {
   text = trim_newline(text);
   if (!text.empty() && text.front() == '/') {
     text.remove_prefix(1);
     if (text.empty()) return std::nullopt;  // the root is no queue
   }
-  if (text.size() > kMaxPathLength || text.find('\0') != std::string_view::npos) return std::nullopt;
+  if (text.size() > kMaxPathLength || text.find_first_of(std::string_view("\0\n", 2)) != std::string_view::npos)
+    return std::nullopt;
   for (std::string_view rest = text; !rest.empty();) {
     const std::size_t slash = rest.find('/');
     const std::string_view name = rest.substr(0, slash);

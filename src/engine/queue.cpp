@@ -113,7 +113,7 @@ int Queue::read_message(OpenFile& file, std::size_t size, pid_t pid, Receiver& t
   taken(file, pid);
   if (lease) {
     hold(file, std::move(message));
-    if (rest) file.cursor().keep_rest(std::move(rest), 0);
+    if (rest) file.cursor().keep_rest(std::move(rest), 0, true);
   } else {
     dequeued(*message);
     ++received_;
@@ -210,6 +210,7 @@ void Queue::delivered(OpenFile& file, Message& message) {
 void Queue::hold(OpenFile& file, MessagePtr message) {
   if (backing_) backing_->delivered(ino_, *message);
   leases_.hold(std::move(message), file.leases(), Clock::now() + std::chrono::milliseconds(settings_.lease_ms));
+  rearm();  // whichever path read it (a framed write serves parked readers itself)
 }
 
 // Accounts for a read that delivered messages to `file`.
@@ -534,8 +535,9 @@ int Queue::ack(OpenFile& file, uint64_t id) {
 }
 
 int Queue::nack(OpenFile& file, uint64_t id, Clock::time_point now) {
-  // The unread rest of a message given back is not read.
-  if (file.holds_rest() && file.ack_mode() == AckMode::explicit_ack && (id == 0 || file.cursor().rest_id() == id))
+  // The unread rest of a leased message given back is not read.
+  if (file.cursor().holds_leased_rest() && file.ack_mode() == AckMode::explicit_ack &&
+      (id == 0 || file.cursor().rest_id() == id))
     file.cursor().drop_rest();
   bool lapsed = false;
   if (id == 0) {

@@ -9,11 +9,12 @@
 
 namespace mqfs::engine {
 
-void ReadCursor::keep_rest(MessagePtr message, std::size_t read) {
+void ReadCursor::keep_rest(MessagePtr message, std::size_t read, bool leased) {
   assert(!rest_ && "a file reads the rest of one message before the next");
   if (read >= message->size()) return;
   rest_ = std::move(message);
   rest_offset_ = read;
+  rest_leased_ = leased;
 }
 
 void ReadCursor::read_rest(std::size_t size, Receiver& to) {

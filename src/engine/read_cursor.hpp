@@ -24,12 +24,15 @@ class ReadCursor {
   // Messages left the queue for this file: its reader got them.
   void delivered() { delivered_ = true; }
   // Keeps what the reader has not read of `message`, of which it got the
-  // first `read` bytes; a message read whole is dropped.
-  void keep_rest(MessagePtr message, std::size_t read);
+  // first `read` bytes; a message read whole is dropped. `leased`: it is a
+  // copy of the rest of a message leased to the file.
+  void keep_rest(MessagePtr message, std::size_t read, bool leased = false);
   // Hands the next part of the rest, at most `size` bytes, to `to`; it
   // counts as read only when the reader got it.
   void read_rest(std::size_t size, Receiver& to);
-  // The id of the message whose rest is held (a copy's: the message's).
+  // The rest held is a copy of the rest of a message leased to the file;
+  // its id.
+  bool holds_leased_rest() const { return rest_ && rest_leased_; }
   uint64_t rest_id() const { return rest_ ? rest_->id() : 0; }
   void drop_rest() { rest_.reset(); }
 
@@ -41,6 +44,7 @@ class ReadCursor {
  private:
   Position peeked_;
   MessagePtr rest_;
+  bool rest_leased_ = false;
   std::size_t rest_offset_ = 0;  // bytes of rest_ already read
   bool delivered_ = false;
 };

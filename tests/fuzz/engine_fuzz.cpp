@@ -129,12 +129,6 @@ constexpr std::size_t kMaxMsg = static_cast<std::size_t>(kMaxMsgsize);
 constexpr const char* kAlphabet = "abcdefghijklmnopqrstuvwxyz";
 // MQFS_FUZZ_TRACE=1 prints each operation (to follow what an input does).
 const bool kTrace = std::getenv("MQFS_FUZZ_TRACE") != nullptr;
-// MQFS_FUZZ_AROUND_KNOWN_BUGS=1 works around the engine bugs found and not
-// fixed yet (README, Findings), to look for others: a framed write that hands
-// messages to a parked reader in explicit mode leaves their leases off the
-// mount's timer; a NACK (of 0, or of its id) drops the unread rest of a
-// message read in auto mode, or of one peeked.
-const bool kAroundKnownBugs = std::getenv("MQFS_FUZZ_AROUND_KNOWN_BUGS") != nullptr;
 
 std::string text_of(std::span<const iovec> data) {
   std::string text;
@@ -1104,7 +1098,6 @@ class Harness {
     s.queue->send(*f.engine, bytes_of(input), kPid, now_, to);
     sync(s);
     s.direct = nullptr;
-    if (kAroundKnownBugs) s.queue->configure(s.settings);  // settles: puts its leases on the timer
     CHECK(to.answers == (to.waiting() ? 0 : 1));
     bool full = true;
     if (behind) {
@@ -1313,7 +1306,7 @@ class Harness {
       expected = held ? 0 : lapsed ? -ETIMEDOUT : -ENOENT;
     }
     // The unread rest of a leased message read in part goes with a NACK of it.
-    if (nack && f->explicit_ack && (f->rest_leased || kAroundKnownBugs) && (id == 0 || f->rest_id == id)) {
+    if (nack && f->explicit_ack && f->rest_leased && (id == 0 || f->rest_id == id)) {
       f->rest.clear();
       f->rest_of = 0;
     }

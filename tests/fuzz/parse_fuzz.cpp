@@ -64,13 +64,18 @@ std::optional<int64_t> reference_integer(std::string_view text, int64_t min, int
 
 bool same(const Settings& a, const Settings& b) {
   return a.priority == b.priority && a.maxmsg == b.maxmsg && a.msgsize == b.msgsize && a.read_mode == b.read_mode &&
-         a.recv_timeout_ms == b.recv_timeout_ms && a.send_timeout_ms == b.send_timeout_ms && a.framing == b.framing;
+         a.recv_timeout_ms == b.recv_timeout_ms && a.send_timeout_ms == b.send_timeout_ms && a.framing == b.framing &&
+         a.lease_ms == b.lease_ms && a.retry_delay_ms == b.retry_delay_ms && a.max_deliveries == b.max_deliveries &&
+         a.dead_letter == b.dead_letter;
 }
 
 bool in_range(const Settings& s) {
   return s.priority >= 0 && s.priority <= kMaxPriority && s.maxmsg >= 1 && s.maxmsg <= kMaxMaxmsg &&
          s.msgsize >= 1 && s.msgsize <= kMaxMsgsize && s.recv_timeout_ms >= 0 && s.recv_timeout_ms <= kMaxTimeoutMs &&
-         s.send_timeout_ms >= 0 && s.send_timeout_ms <= kMaxTimeoutMs;
+         s.send_timeout_ms >= 0 && s.send_timeout_ms <= kMaxTimeoutMs && s.lease_ms >= 1 &&
+         s.lease_ms <= kMaxTimeoutMs && s.retry_delay_ms >= 0 && s.retry_delay_ms <= kMaxTimeoutMs &&
+         s.max_deliveries >= 0 && s.max_deliveries <= kMaxDeliveries && s.dead_letter.size() <= kMaxPathLength &&
+         (s.dead_letter.empty() || s.dead_letter.front() != '/');
 }
 
 // Whether README.md's table accepts `text` for the attribute `name`; nullopt

@@ -195,7 +195,7 @@ TEST(Attributes, BadValueLeavesTheSettingsAlone) {
     Settings t = s;
     // Any name is a path; these are not.
     const bool path = a.name == "dead_letter";
-    for (std::string_view bad : path ? std::vector<std::string_view>{"a//b", "../x", "a/", "./a", "/"}
+    for (std::string_view bad : path ? std::vector<std::string_view>{"a//b", "../x", "a/", "./a", "/", "a\n\n"}
                                      : std::vector<std::string_view>{"bogus", "+1", ""})
       EXPECT_EQ(a.parse(t, bad), -EINVAL) << a.name << " " << bad;
     EXPECT_EQ(t.priority, 4) << a.name;

@@ -332,11 +332,10 @@ TEST_F(LeasesTest, AHundredThousandLeasesRunOutTogether) {
   for (int i = 0; i < kCount; i += 9973) EXPECT_EQ(all[i], std::to_string(i));
 }
 
-// Found by engine_fuzz (tests/fuzz/README.md, Findings); disabled until the
-// engine is fixed.
+// Found by engine_fuzz (tests/fuzz/README.md, Findings).
 // A framed write hands its message straight to a parked reader in explicit
 // mode: the lease must be on the mount's timer, or it never runs out.
-TEST_F(LeasesTest, DISABLED_AFramedWriteToAParkedReaderPutsItsLeaseOnTheTimer) {
+TEST_F(LeasesTest, AFramedWriteToAParkedReaderPutsItsLeaseOnTheTimer) {
   configure([](Settings& s) {
     s.framing = Framing::line;
     s.lease_ms = 100;
@@ -355,7 +354,7 @@ TEST_F(LeasesTest, DISABLED_AFramedWriteToAParkedReaderPutsItsLeaseOnTheTimer) {
 // A NACK drops the unread rest of the message it returns, and no other: not
 // the rest of one this descriptor read before it chose explicit mode (taken
 // for good), nor of one it peeked.
-TEST_F(LeasesTest, DISABLED_ANackKeepsTheRestOfAMessageTakenForGood) {
+TEST_F(LeasesTest, ANackKeepsTheRestOfAMessageTakenForGood) {
   send("abcdef");
   OpenFile& r = reader(false);
   EXPECT_EQ(read(r, 2), "ab");
