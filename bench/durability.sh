@@ -52,9 +52,7 @@ fi
 build_bench "$here" "$build"
 bench=$build/durability_bench
 
-work=$(mktemp -d "$parent/mqfs-durability.XXXXXX")
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+make_work durability "$parent"
 fs=$(findmnt -n -o FSTYPE,SOURCE,OPTIONS -T "$work" | awk '{ print $1 " on " $2 " (" $3 ")" }')
 case $fs in
   tmpfs* | ramfs* | overlay*) echo "durability.sh: $work is on $fs, not a disk; use --dir" >&2; exit 1 ;;

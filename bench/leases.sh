@@ -43,11 +43,7 @@ mqfs_bin=$(realpath "$mqfs_bin")
 build_bench "$here" "$build"
 bench=$build/leases_bench
 
-parent=/dev/shm
-[ -d "$parent" ] && [ -w "$parent" ] || parent=${TMPDIR:-/tmp}
-work=$(mktemp -d "$parent/mqfs-leases.XXXXXX")
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+make_work leases
 
 rates_opts=maxmsg=10,msgsize=65536,read_mode=stream,log_level=warn
 inflight_opts=maxmsg=$count,max_bytes=256M,log_level=warn

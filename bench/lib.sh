@@ -1,8 +1,8 @@
 # Shell pieces bench/run.sh, durability.sh and leases.sh share: building
 # bench/, starting FUSE daemons in a private directory, running a step with a
 # time limit, and cleaning up on any exit.
-# Sourced with $here set to bench/; the caller sets $work (the directory the
-# mount points go in) and calls `trap cleanup EXIT`.
+# Sourced with $here set to bench/; the caller makes $work (the directory the
+# mount points go in) with make_work, which also sets the traps that clean up.
 
 root=$(dirname "$here")
 build=$root/build-bench    # where bench/ is built
@@ -14,6 +14,20 @@ pids=()      # the daemons we started
 services=()  # other processes we started (Redis), stopped at once by pid
 bench_pid=   # the benchmark program, while it runs
 pass_args=() # --OPTION VALUE pairs for the benchmark program
+
+# make_work NAME [PARENT]: a fresh directory $work for mount points and
+# scratch files, in PARENT (without one: /dev/shm, a tmpfs, else $TMPDIR),
+# and `cleanup` on any exit.
+make_work() {
+  local parent=${2:-}
+  if [ -z "$parent" ]; then
+    parent=/dev/shm
+    [ -d "$parent" ] && [ -w "$parent" ] || parent=${TMPDIR:-/tmp}
+  fi
+  work=$(mktemp -d "$parent/mqfs-$1.XXXXXX")
+  trap cleanup EXIT
+  trap 'exit 130' INT TERM
+}
 
 # common_arg ARGS...: takes the first of ARGS as every script does: -h or
 # --help prints the script's header comment and exits; --OPTION VALUE goes to

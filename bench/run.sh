@@ -42,11 +42,7 @@ mqfs_bin=$(realpath "$mqfs_bin")
 build_bench "$here" "$build"
 
 # Mount points, FIFOs and the tmpfs reference file live on tmpfs.
-parent=/dev/shm
-[ -d "$parent" ] && [ -w "$parent" ] || parent=${TMPDIR:-/tmp}
-work=$(mktemp -d "$parent/mqfs-bench.XXXXXX")
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+make_work bench
 
 mqfs_opts=maxmsg=10,msgsize=65536,read_mode=stream,log_level=warn
 start_daemon mqfs "$mqfs_bin" -f -o "$mqfs_opts"

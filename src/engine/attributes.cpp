@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <charconv>
 
+#include "engine/namespace.hpp"
 #include "engine/queue.hpp"
 
 namespace mqfs::engine {
@@ -70,20 +71,28 @@ constexpr Attribute integer(std::string_view name, std::string_view help) {
   };
 }
 
-// A setting that is one of a few words (read mode, framing).
+// A setting's value as text: a word, or the text itself.
+template <class Value>
+std::string text_of(const Value& value) {
+  return std::string(to_string(value));
+}
+std::string text_of(const std::string& value) { return value; }
+
+// A setting written as text: one of a few words (read mode, framing), or a
+// path. Parse gives the value, or nothing when the text is not one.
 template <auto Field, auto Parse>
-constexpr Attribute word(std::string_view name, std::string_view help) {
+constexpr Attribute text(std::string_view name, std::string_view value, std::string_view help) {
   return Attribute{
       .name = name,
-      .parse = [](Settings& s, std::string_view text) {
-        auto value = Parse(text);
-        if (!value) return -EINVAL;
-        s.*Field = *value;
+      .parse = [](Settings& s, std::string_view input) {
+        auto parsed = Parse(input);
+        if (!parsed) return -EINVAL;
+        s.*Field = std::move(*parsed);
         return 0;
       },
-      .print_setting = [](const Settings& s) { return std::string(to_string(s.*Field)); },
+      .print_setting = [](const Settings& s) { return text_of(s.*Field); },
       .copy = [](Settings& to, const Settings& from) { to.*Field = from.*Field; },
-      .value = "MODE",
+      .value = value,
       .help = help,
   };
 }
@@ -102,28 +111,12 @@ std::optional<std::string> parse_queue_path(std::string_view text) {
   for (std::string_view rest = text; !rest.empty();) {
     const std::size_t slash = rest.find('/');
     const std::string_view name = rest.substr(0, slash);
-    if (name.empty() || name == "." || name == ".." || name.size() > 255) return std::nullopt;
+    if (name.empty() || name == "." || name == ".." || name.size() > kNameMax) return std::nullopt;
     if (slash == std::string_view::npos) break;
     rest.remove_prefix(slash + 1);
     if (rest.empty()) return std::nullopt;  // a trailing '/'
   }
   return std::string(text);
-}
-
-constexpr Attribute path_setting(std::string_view name, std::string_view help) {
-  return Attribute{
-      .name = name,
-      .parse = [](Settings& s, std::string_view text) {
-        auto value = parse_queue_path(text);
-        if (!value) return -EINVAL;
-        s.dead_letter = std::move(*value);
-        return 0;
-      },
-      .print_setting = [](const Settings& s) { return s.dead_letter; },
-      .copy = [](Settings& to, const Settings& from) { to.dead_letter = from.dead_letter; },
-      .value = "PATH",
-      .help = help,
-  };
 }
 
 // A read-only counter of the queue.
@@ -137,12 +130,13 @@ const Attribute kAttributes[] = {
         "priority", "priority of messages sent without their own (0-32767, default 0)"),
     integer<&Settings::maxmsg, 1, kMaxMaxmsg>("maxmsg", "most messages a queue holds (default 10)"),
     integer<&Settings::msgsize, 1, kMaxMsgsize>("msgsize", "largest message in bytes (default 8192, at most 1044480)"),
-    word<&Settings::read_mode, parse_read_mode>("read_mode", "message (one message per open, default) or stream"),
+    text<&Settings::read_mode, parse_read_mode>("read_mode", "MODE",
+                                                "message (one message per open, default) or stream"),
     integer<&Settings::recv_timeout_ms, 0, kMaxTimeoutMs>("recv_timeout_ms",
                                                           "longest wait of a blocked read (default 0: no limit)"),
     integer<&Settings::send_timeout_ms, 0, kMaxTimeoutMs>("send_timeout_ms",
                                                           "longest wait of a blocked write (default 0: no limit)"),
-    word<&Settings::framing, parse_framing>("framing",
+    text<&Settings::framing, parse_framing>("framing", "MODE",
                                             "none (default), line or u32: many messages per write and read; "
                                             "file: all one open file writes, up to its close, is one message"),
     integer<&Settings::lease_ms, 1, kMaxTimeoutMs>(
@@ -151,7 +145,8 @@ const Attribute kAttributes[] = {
         "retry_delay_ms", "how long a returned message waits before it is queued again (default 0)"),
     integer<&Settings::max_deliveries, 0, kMaxDeliveries>(
         "max_deliveries", "deliveries before a returned message goes to dead_letter (default 0: no limit)"),
-    path_setting("dead_letter", "the queue, by its path from the mount root, that takes dead letters (default none)"),
+    text<&Settings::dead_letter, parse_queue_path>(
+        "dead_letter", "PATH", "the queue, by its path from the mount root, that takes dead letters (default none)"),
     counter("curmsgs", [](const Queue& q) { return q.curmsgs(); }),
     counter("curbytes", [](const Queue& q) { return q.curbytes(); }),
     counter("sent", [](const Queue& q) { return q.sent(); }),

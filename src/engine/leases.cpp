@@ -74,25 +74,25 @@ void Leases::unlink_held(Holder& holder, Lease* before, Lease& lease) {
 // one is forgotten with it.
 MessagePtr Leases::release(Holder& holder, uint64_t id, bool* lapsed) {
   *lapsed = false;
-  MessagePtr message(nullptr, MessageDeleter{budget_});
   Lease* before = nullptr;
   for (Lease* l = holder.first_; l;) {
     Lease* next = l->next_held_;
     if (l->id() != id) {
       before = l;
-    } else {
-      unlink_held(holder, before, *l);
-      if (l->lapsed())
-        *lapsed = true;
-      else
-        message.reset(l->message_);
-      free(*l);
-      if (message) break;
+      l = next;
+      continue;
     }
+    unlink_held(holder, before, *l);
+    MessagePtr message(l->message_, MessageDeleter{budget_});
+    free(*l);
+    if (message) {
+      *lapsed = false;
+      return message;
+    }
+    *lapsed = true;
     l = next;
   }
-  if (message) *lapsed = false;
-  return message;
+  return MessagePtr(nullptr, MessageDeleter{budget_});
 }
 
 std::vector<MessagePtr> Leases::release_all(Holder& holder, bool* lapsed) {

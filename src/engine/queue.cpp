@@ -17,6 +17,11 @@ timespec now_realtime() {
   return now;
 }
 
+int64_t now_realtime_ns() {
+  const timespec now = now_realtime();
+  return int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec;
+}
+
 Queue::Queue(Budget& budget, Timeouts& timeouts, const Settings& settings, store::Store* store, uint64_t ino,
              QueueFinder* finder)
     : budget_(&budget),
@@ -53,9 +58,7 @@ bool Queue::readable(const OpenFile& file) const {
 int64_t Queue::oldest_ms() const {
   const int64_t oldest = store_.oldest_enqueued_ns();
   if (oldest == 0) return 0;
-  const timespec now = now_realtime();
-  const int64_t now_ns = int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec;
-  return std::max<int64_t>(0, (now_ns - oldest) / 1'000'000);
+  return std::max<int64_t>(0, (now_realtime_ns() - oldest) / 1'000'000);
 }
 
 void Queue::receive(OpenFile& file, std::size_t size, pid_t pid, Clock::time_point now, ReadRequest& request) {
@@ -67,7 +70,6 @@ void Queue::receive(OpenFile& file, std::size_t size, pid_t pid, Clock::time_poi
       settle();
       notify_watchers();
     }
-    rearm();
     return;
   }
   if (file.nonblocking()) return request.fail(EAGAIN);
@@ -100,11 +102,7 @@ int Queue::read_message(OpenFile& file, std::size_t size, pid_t pid, Receiver& t
   MessagePtr rest(nullptr, MessageDeleter{budget_});
   if (lease) {
     leases_.reserve(1);
-    if (part.iov_len < front->size()) {
-      rest = Message::make(*budget_, front->bytes().subspan(part.iov_len), front->priority());
-      if (!rest) return -ENOSPC;
-      rest->set_id(front->id());
-    }
+    if (part.iov_len < front->size() && !(rest = copy_rest(*front, part.iov_len))) return -ENOSPC;
   }
   if (!to.deliver({&part, 1})) return 1;  // the reader is gone: the message stays
 
@@ -187,10 +185,7 @@ int Queue::read_peek(OpenFile& file, std::size_t size, Receiver& to) {
     parts[count++] = {const_cast<std::byte*>(message->bytes().data()), message->size()};
   } else {
     const std::size_t part = std::min<std::size_t>(size, message->size());
-    if (part < message->size()) {
-      rest = Message::make(*budget_, message->bytes().subspan(part), message->priority());
-      if (!rest) return -ENOSPC;
-    }
+    if (part < message->size() && !(rest = copy_rest(*message, part))) return -ENOSPC;
     parts[count++] = {const_cast<std::byte*>(message->bytes().data()), part};
   }
   if (!to.deliver({parts, count})) return 1;
@@ -198,6 +193,15 @@ int Queue::read_peek(OpenFile& file, std::size_t size, Receiver& to) {
   file.set_last_delivery(*message);
   if (rest) file.cursor().keep_rest(std::move(rest), 0);
   return 1;
+}
+
+// What a read of the first `read` bytes of `message` leaves unread, as a
+// message of its own with the same id, for a message that stays in the
+// queue (leased, or peeked); null when the budget has no room.
+MessagePtr Queue::copy_rest(const Message& message, std::size_t read) {
+  MessagePtr rest = Message::make(*budget_, message.bytes().subspan(read), message.priority());
+  if (rest) rest->set_id(message.id());
+  return rest;
 }
 
 // A read handed `message` to `file`: one more delivery.
@@ -442,8 +446,7 @@ int Queue::enqueue_now(MessagePtr message, pid_t pid) {
 // Gives `message` its id and records it in the store: before its writer is
 // answered, so that an answered write is in the store.
 void Queue::record(Message& message) {
-  const timespec now = now_realtime();
-  message.set_enqueued_ns(int64_t{now.tv_sec} * 1'000'000'000 + now.tv_nsec);
+  message.set_enqueued_ns(now_realtime_ns());
   if (backing_)
     backing_->enqueued(ino_, message);
   else
@@ -459,10 +462,11 @@ void Queue::withdraw(const Message& message) {
 // Queues a recorded message whose writer knows it was sent; prepare() made
 // room for it before that answer, so nothing here can fail.
 void Queue::enqueue(MessagePtr message, pid_t pid) noexcept {
+  const int64_t sent_ns = message->enqueued_ns();  // record() read the clock
   store_.push_back(std::move(message));
   ++sent_;
   lspid_ = pid;
-  times_.mtime = now_realtime();
+  times_.mtime = timespec{.tv_sec = sent_ns / 1'000'000'000, .tv_nsec = sent_ns % 1'000'000'000};
 }
 
 std::unique_ptr<Waiter> Queue::take_waiter(Waiter& waiter) {
@@ -519,16 +523,9 @@ void Queue::settle() {
 }
 
 int Queue::ack(OpenFile& file, uint64_t id) {
-  bool lapsed = false;
-  if (id == 0) {
-    std::vector<MessagePtr> messages = leases_.release_all(file.leases(), &lapsed);
-    if (messages.empty()) return lapsed ? -ETIMEDOUT : 0;
-    for (const MessagePtr& message : messages) acknowledged(*message);
-  } else {
-    MessagePtr message = leases_.release(file.leases(), id, &lapsed);
-    if (!message) return lapsed ? -ETIMEDOUT : -ENOENT;
-    acknowledged(*message);
-  }
+  std::vector<MessagePtr> messages;
+  if (int status = release(file, id, messages); status < 0) return status;
+  for (const MessagePtr& message : messages) acknowledged(*message);
   settle();  // room for a writer
   notify_watchers();
   return 0;
@@ -539,18 +536,26 @@ int Queue::nack(OpenFile& file, uint64_t id, Clock::time_point now) {
   if (file.cursor().holds_leased_rest() && file.ack_mode() == AckMode::explicit_ack &&
       (id == 0 || file.cursor().rest_id() == id))
     file.cursor().drop_rest();
-  bool lapsed = false;
-  if (id == 0) {
-    std::vector<MessagePtr> messages = leases_.release_all(file.leases(), &lapsed);
-    if (messages.empty()) return lapsed ? -ETIMEDOUT : 0;
-    for (MessagePtr& message : messages) give_back(std::move(message), now);
-  } else {
-    MessagePtr message = leases_.release(file.leases(), id, &lapsed);
-    if (!message) return lapsed ? -ETIMEDOUT : -ENOENT;
-    give_back(std::move(message), now);
-  }
+  std::vector<MessagePtr> messages;
+  if (int status = release(file, id, messages); status < 0) return status;
+  for (MessagePtr& message : messages) give_back(std::move(message), now);
   settle();
   notify_watchers();
+  return 0;
+}
+
+// Takes the message `file` holds under `id` (0: every one) from its lease
+// into `messages`: 0, -ETIMEDOUT (its lease ran out; for 0: none held, and
+// one ran out) or -ENOENT.
+int Queue::release(OpenFile& file, uint64_t id, std::vector<MessagePtr>& messages) {
+  bool lapsed = false;
+  if (id == 0) {
+    messages = leases_.release_all(file.leases(), &lapsed);
+    return messages.empty() && lapsed ? -ETIMEDOUT : 0;
+  }
+  MessagePtr message = leases_.release(file.leases(), id, &lapsed);
+  if (!message) return lapsed ? -ETIMEDOUT : -ENOENT;
+  messages.push_back(std::move(message));
   return 0;
 }
 

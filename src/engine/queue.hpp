@@ -12,6 +12,7 @@
 #include <memory>
 #include <span>
 #include <string_view>
+#include <vector>
 
 #include "engine/budget.hpp"
 #include "engine/leases.hpp"
@@ -33,6 +34,7 @@ struct Times {
 };
 
 timespec now_realtime();
+int64_t now_realtime_ns();
 
 class Queue;
 
@@ -190,6 +192,8 @@ class Queue {
   int read_message(OpenFile& file, std::size_t size, pid_t pid, Receiver& to);
   int read_batch(OpenFile& file, std::size_t size, pid_t pid, Receiver& to);
   int read_peek(OpenFile& file, std::size_t size, Receiver& to);
+  MessagePtr copy_rest(const Message& message, std::size_t read);
+  int release(OpenFile& file, uint64_t id, std::vector<MessagePtr>& messages);
   void delivered(OpenFile& file, Message& message);
   void hold(OpenFile& file, MessagePtr message);
   void taken(OpenFile& file, pid_t pid);

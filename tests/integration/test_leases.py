@@ -20,6 +20,7 @@ import fcntl
 import os
 import random
 import select
+import signal
 import struct
 import subprocess
 import time
@@ -57,6 +58,12 @@ COUNTERS = ("inflight", "dead_lettered", "waiting_readers", "waiting_writers", "
 
 
 # -- the two clients -------------------------------------------------------------------------------
+
+def reaped(pid):
+    """(wait status,) of child `pid` once it has ended, else None."""
+    done, status = os.waitpid(pid, os.WNOHANG)
+    return (status,) if done else None
+
 
 class PyClient:
     """The calls from this process (os, fcntl.ioctl); descriptors are non-blocking.
@@ -121,6 +128,7 @@ class PyClient:
         """A forked child reads once from the descriptor (the same open file) and
         exits; returns (bytes, id) of what it read."""
         r, w = os.pipe()
+        status = None
         pid = os.fork()
         if pid == 0:  # the child: never back into pytest
             code = 1
@@ -132,10 +140,13 @@ class PyClient:
                 os._exit(code)
         os.close(w)
         try:
-            _, status = os.waitpid(pid, 0)  # its read is non-blocking: it cannot wait
+            (status,) = wait_until(lambda: reaped(pid), what="the forked reader to exit")
             reply = os.read(r, 1 << 20).decode()
         finally:
             os.close(r)
+            if status is None:  # it hung: it must not outlive the test
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
         assert status == 0 and reply, f"the forked reader failed ({status})"
         message_id, data = reply.split(" ")
         return bytes.fromhex(data), int(message_id)
