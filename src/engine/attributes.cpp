@@ -152,6 +152,7 @@ std::optional<std::vector<std::string>> parse_topic_paths(std::string_view text)
   text = trim_newline(text);
   std::vector<std::string> paths;
   if (text.empty()) return paths;
+  if (text.find('\n') != std::string_view::npos) return std::nullopt;
   for (;;) {
     const std::size_t comma = text.find(',');
     auto path = parse_queue_path(text.substr(0, comma));
