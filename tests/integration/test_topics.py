@@ -204,7 +204,7 @@ def test_two_cat_subscribers_each_print_the_published_message(mq, procs):
 
 def test_cat_in_stream_mode_prints_each_message_as_it_comes(mq, procs):
     t = topic(mq, read_mode="stream")
-    cat = procs.start(["timeout", "5", "cat", t])
+    cat = procs.start(["timeout", "3", "cat", t])
     out = LineReader(cat)
     wait_subscribers(t, 1)
     for word in ("one", "two", "three"):
@@ -278,11 +278,14 @@ def test_a_subscribed_queue_keeps_a_copy_with_its_priority_and_type(mq, py):
     t = topic(mq)
     q = queue(mq, "q", subscribe="/t")
     assert subscribers(t) == 1
+    h = subscriber(py, t)
+    assert subscribers(t) == 2
     publish_typed(t, b"news", 4, priority=7)
     assert counts(q, "curmsgs", "curbytes") == (1, 4)
     assert counts(t, "curmsgs", "sent", "dropped") == (0, 1, 0)
-    data, d = lease(py, reader(py, q, ack=0))
-    assert (data, d.type, d.priority) == (b"news", 4, 7)
+    for copy in (lease(py, reader(py, q, ack=0)), lease(py, h)):
+        data, d = copy
+        assert (data, d.type, d.priority) == (b"news", 4, 7)
 
 
 def test_subscribe_to_two_topics_is_printed_back_with_leading_slashes(mq):
@@ -353,6 +356,19 @@ def test_a_subscription_to_a_path_that_names_nothing_yet_takes_the_topic_made_th
     assert subscribers(t) == 1
     send(t, "found")
     assert drain(q) == ["found"]
+
+
+def test_subscribe_paths_are_resolved_at_each_publish(mq):
+    t = topic(mq)
+    q = queue(mq, "q", subscribe="/t")
+    os.rename(t, mq / "moved")
+    assert subscribers(mq / "moved") == 0
+    send(mq / "moved", "to the moved topic")
+    t = topic(mq)
+    assert subscribers(t) == 1
+    send(t, "to the new t")
+    assert drain(q) == ["to the new t"]
+    assert counts(mq / "moved", "dropped") == (1,)
 
 
 # -- a full subscriber -----------------------------------------------------------------------------
