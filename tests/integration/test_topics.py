@@ -26,8 +26,8 @@ import pytest
 from helpers import (MESSAGE_OVERHEAD, SYS_READ, SYS_WRITE, LineReader, Readiness, attr, drain, errno_of, finish,
                      iattr, parse_qio_write, program, put, run_mqfs, set_attr, take, wait_blocked,
                      wait_until)
-from test_leases import (EXPLICIT, SET_PRIORITY, STREAM, PyClient, counts, error_of, lease, queue, reader, restart,
-                         send)
+from test_leases import (EXPLICIT, SET_PRIORITY, STREAM, PyClient, bytes_used, counts, error_of, lease, queue, reader,
+                         restart, send)
 
 # include/mqfs.h (SPEC 12): _IOW('M', 8, int64_t) and _IOW('M', 9, struct mqfs_select) on x86_64.
 SET_TYPE = 0x40084D08
@@ -501,6 +501,19 @@ def test_a_message_returned_by_a_descriptor_subscriber_comes_back_to_it(mq, py, 
     assert read_all(py, h) == []
     assert read_all(py, other) == [b"a"]
     assert counts(t, "curmsgs") == (0,)
+
+
+@pytest.mark.parametrize("held", ["buffered", "leased"])
+def test_a_closing_descriptor_subscriber_frees_what_it_holds(mq, py, held):
+    t = topic(mq)
+    h = reader(py, t, ack=EXPLICIT)
+    send(t, "x" * 5000)
+    if held == "leased":
+        assert len(lease(py, h)[0]) == 5000
+    assert bytes_used(mq) > 5000
+    py.close(h)
+    wait_until(lambda: bytes_used(mq) == 0, what="the subscriber's message to be freed")
+    assert counts(t, "curmsgs", "subscribers") == (0, 0)
 
 
 def test_a_subscribed_queue_leases_its_copies_and_counts_them_against_its_maxmsg(mq, py):
