@@ -322,7 +322,7 @@ def test_setting_subscribe_replaces_the_list_and_empty_ends_every_subscription(m
     assert counts(t1, "dropped") + counts(t2, "dropped") == (1, 1)
 
 
-@pytest.mark.parametrize("value", ["/a//b", "/a/../b", "./t", "/t/", "/", "/t,/", "/t\n", "/" + "x" * 4096],
+@pytest.mark.parametrize("value", ["/a//b", "/a/../b", "./t", "/t/", "/", "/t,/", "/a\nb", "/" + "x" * 4096],
                          ids=lambda v: repr(v) if len(v) < 10 else f"{len(v)} bytes")
 def test_a_malformed_subscribe_list_is_einval_and_changes_nothing(mq, value):
     topic(mq)
@@ -454,18 +454,19 @@ def test_overflow_drop_a_full_subscribed_queue_misses_the_message_and_its_own_dr
 @pytest.mark.parametrize("mech", ["poll", "epoll"])
 def test_a_topic_descriptor_is_readable_when_its_buffer_holds_a_message_and_a_publisher_writable(mq, procs, mech):
     t = topic(mq, read_mode="stream")
-    watch = Readiness(procs, mech, f"r:{t}", f"w:{t}")
+    sub = Readiness(procs, mech, f"r:{t}")
+    pub = Readiness(procs, mech, f"w:{t}")
     wait_subscribers(t, 1)
-    events = watch.wait(0)
-    assert "IN" not in events.get(0, set()) and "OUT" in events.get(1, set()), events
+    assert (sub.wait(0), pub.wait(0)) == ({}, {0: {"OUT"}})
     send(t, "a")
-    assert "IN" in watch.wait(0).get(0, set())
-    assert watch.read(0) == "read 0 OK a"
-    assert "IN" not in watch.wait(0).get(0, set())
-    watch.start_wait()
+    assert sub.wait(0) == {0: {"IN"}}
+    assert sub.read(0) == "read 0 OK a"
+    assert sub.wait(0) == {}
+    sub.start_wait()
     send(t, "b")
-    assert "IN" in watch.woken().get(0, set())
-    watch.quit()
+    assert sub.woken() == {0: {"IN"}}
+    sub.quit()
+    pub.quit()
 
 
 def test_a_selective_descriptor_subscriber_reads_only_the_type_it_selects(mq, py):
