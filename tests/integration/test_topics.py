@@ -24,7 +24,7 @@ import subprocess
 import pytest
 
 from helpers import (MESSAGE_OVERHEAD, SYS_READ, SYS_WRITE, LineReader, Readiness, attr, drain, errno_of, finish,
-                     iattr, parse_qio_write, program, put, run_mqfs, set_attr, take, wait_blocked,
+                     iattr, parse_qio_read, parse_qio_write, program, put, run_mqfs, set_attr, take, wait_blocked,
                      wait_until)
 from test_leases import (EXPLICIT, SET_PRIORITY, STREAM, PyClient, bytes_used, counts, error_of, lease, queue, reader,
                          restart, send)
@@ -252,6 +252,24 @@ def test_subscribers_counts_the_descriptors_open_for_reading_until_their_close(m
     assert counts(t, "dropped") == (1,)
 
 
+def test_a_killed_subscriber_is_no_longer_a_subscriber(mq, procs):
+    t = topic(mq, maxmsg=1)
+    cat = procs.start(["cat", t])
+    wait_subscribers(t, 1)
+    cat.kill()
+    wait_subscribers(t, 0)
+    send(t, "first", "second")  # blocking overflow, maxmsg 1: a subscriber would hold this back
+    assert counts(t, "dropped") == (2,)
+
+
+def test_a_blocking_read_of_a_subscriber_ends_after_the_topics_recv_timeout_ms(mq, procs):
+    t = topic(mq, recv_timeout_ms=300)
+    _, out, _ = finish(procs.qio(t, "open:r", "read"), what="the subscriber's read to time out")
+    status, name, ms = parse_qio_read(out.splitlines()[-1])
+    assert (status, name) == ("ERR", "ETIMEDOUT") and ms >= 250
+    assert counts(t, "subscribers") == (0,)
+
+
 def test_a_message_mode_subscriber_at_end_of_file_is_no_longer_a_subscriber(mq, py):
     t = topic(mq, maxmsg=1)
     h = subscriber(py, t, mode=0)
@@ -447,6 +465,27 @@ def test_overflow_drop_a_full_subscribed_queue_misses_the_message_and_its_own_dr
     assert (drain(full), drain(other)) == (["a"], ["a", "b"])
     assert counts(full, "dropped") == (1,)
     assert counts(other, "dropped") + counts(t, "dropped") == (0, 0)
+
+
+def test_concurrent_publishers_reach_every_subscriber_once_each_in_its_order(mq, procs):
+    publishers, each, count = 3, 20, 3
+    t = topic(mq, maxmsg=4)
+    subs = [procs.qio(t, "open:r", "mode:1", "ready", *["read"] * (publishers * each)) for _ in range(count)]
+    for p in subs:
+        out = LineReader(p)
+        assert [out.line(what="a subscriber to open") for _ in range(3)] == ["open OK", "mode OK", "ready"]
+    wait_subscribers(t, count)
+    writers = [procs.qio(t, "open:w", *[f"write:p{w}-{i}" for i in range(each)]) for w in range(publishers)]
+    for w in writers:
+        status, out, _ = finish(w, timeout=60, what="a publisher to send everything")
+        assert status == 0 and out.count("write OK") == each, out
+    for p in subs:
+        _, out, _ = finish(p, timeout=60, what="a subscriber to read everything")
+        got = [parse_qio_read(line)[1] for line in out.splitlines() if line.startswith("read")]
+        assert sorted(got) == sorted(f"p{w}-{i}" for w in range(publishers) for i in range(each))
+        for w in range(publishers):
+            assert [m for m in got if m.startswith(f"p{w}-")] == [f"p{w}-{i}" for i in range(each)]
+    assert counts(t, "sent", "dropped", "curmsgs") == (publishers * each, 0, 0)
 
 
 # -- poll, selection, leases -----------------------------------------------------------------------
