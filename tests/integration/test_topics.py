@@ -625,12 +625,18 @@ def test_a_message_published_to_many_subscribers_counts_its_body_once_against_ma
     m = mount_mqfs(f"max_bytes={budget}")
     t = topic(m)
     subs = [queue(m, f"q{i}", subscribe="/t") for i in range(count)]
+    used = [bytes_used(m)]
     for body in (b"a" * size, b"b" * size):
         assert put(t, body) == size
+        used.append(bytes_used(m))
+    # `df`: each publish costs its body once and some bookkeeping for each copy.
+    costs = [after - before for before, after in zip(used, used[1:])]
+    assert all(size < cost < size + 2 * count * MESSAGE_OVERHEAD for cost in costs), costs
     assert all(counts(q, "curmsgs", "curbytes") == (2, 2 * size) for q in subs)
     for q in subs:
         assert drain(q) == ["a" * size, "b" * size]
         set_attr(q, "subscribe", "")
+    wait_until(lambda: bytes_used(m) == 0, what="the shared bodies to be freed with their last copy")
     # The same bytes sent as private copies do not fit.
     results = [errno_of(put, q, b"c" * size) for q in subs]
     assert errno.ENOSPC in results, results
