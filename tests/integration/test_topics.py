@@ -9,10 +9,10 @@ queue, what a store keeps across a restart, the mount's byte budget (one
 body for every copy), and publish/subscribe from C with poll
 (tests/programs/topic_check.c).
 
-The calls, request numbers and small helpers of section 11 are shared with
-test_leases.py. This process's descriptors are non-blocking, so no call here
-can wait; whatever must block runs in a child process (cat, bash, qio,
-lease_check, readiness) and every wait has a timeout.
+The calls, request numbers and small helpers of sections 11 and 12 are shared
+with test_leases.py and test_types.py. This process's descriptors are
+non-blocking, so no call here can wait; whatever must block runs in a child
+process (cat, bash, qio, readiness) and every wait has a timeout.
 """
 import errno
 import fcntl
@@ -28,11 +28,7 @@ from helpers import (MESSAGE_OVERHEAD, SYS_READ, SYS_WRITE, LineReader, Readines
                      wait_until)
 from test_leases import (EXPLICIT, SET_PRIORITY, STREAM, PyClient, bytes_used, counts, error_of, lease, queue, reader,
                          restart, send)
-
-# include/mqfs.h (SPEC 12): _IOW('M', 8, int64_t) and _IOW('M', 9, struct mqfs_select) on x86_64.
-SET_TYPE = 0x40084D08
-SELECT_FORMAT = "qii"  # type, except, reserved
-SET_SELECT = 0x40104D09
+from test_types import SELECT_FORMAT, SET_SELECT, SET_TYPE
 
 # The attributes of section 13 and their values on a new queue.
 TOPIC_ATTRIBUTES = {"kind": "queue", "overflow": "block", "subscribe": "", "dropped": "0", "subscribers": "0"}
