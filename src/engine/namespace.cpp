@@ -101,10 +101,29 @@ std::span<Queue* const> Namespace::lasting_subscribers(const Queue& topic) {
 
 int Namespace::configure(Node& node, const Settings& settings) {
   if (int status = node.queue->check(settings); status < 0) return status;
-  if (settings.subscribe != node.queue->settings().subscribe)
-    resubscribe(node.ino, node.queue->settings().subscribe, settings.subscribe);
+  const std::vector<std::string> left = node.queue->settings().subscribe;
+  if (settings.subscribe != left) resubscribe(node.ino, left, settings.subscribe);
   node.queue->configure(settings);
+  topics_changed(left);  // a writer held back by this queue may go on
   return 0;
+}
+
+// The subscribers of the topics at `paths` changed.
+void Namespace::topics_changed(const std::vector<std::string>& paths) {
+  for (const std::string& path : paths)
+    if (Queue* topic = find_queue(path); topic && topic->is_topic()) topic->room_made();
+}
+
+// `node` and what is under it changed paths, or lost them: each topic among
+// them has other lasting subscribers now.
+void Namespace::topics_moved(Node& node) {
+  if (node.queue) {
+    if (node.queue->is_topic()) node.queue->room_made();
+    return;
+  }
+  std::vector<Node*> children;
+  for (auto& [name, child] : node.children) children.push_back(child);
+  for (Node* child : children) topics_moved(*child);
 }
 
 int Namespace::make(Node& dir, std::string_view name, mode_t mode, Owner owner, Node*& made) {
@@ -228,6 +247,8 @@ void Namespace::remove(Node& node) {
   detach(node);
   if (node.queue) {
     resubscribe(node.ino, node.queue->settings().subscribe, {});
+    topics_changed(node.queue->settings().subscribe);
+    topics_moved(node);
     node.queue->unlinked(std::move(node.charge_));
   }
   node.charge_.release();
@@ -279,6 +300,8 @@ int Namespace::rename(Node& from_dir, std::string_view from, Node& to_dir, std::
     attach(from_dir, from, *target);
     record(*source);
     record(*target);
+    topics_moved(*source);
+    topics_moved(*target);
     return 0;
   }
   if (target) {
@@ -291,6 +314,7 @@ int Namespace::rename(Node& from_dir, std::string_view from, Node& to_dir, std::
   detach(*source);
   attach(to_dir, to, *source);
   record(*source);
+  topics_moved(*source);
   return 0;
 }
 

@@ -112,6 +112,8 @@ class Namespace final : public store::Source, public QueueFinder {
   std::shared_ptr<Node> new_node(uint64_t ino, mode_t mode, Owner owner, NodeCharge charge);
   std::string path_of(const Node& node) const;
   void resubscribe(uint64_t ino, const std::vector<std::string>& from, const std::vector<std::string>& to);
+  void topics_changed(const std::vector<std::string>& paths);
+  void topics_moved(Node& node);
 
   Budget* budget_;
   Timeouts* timeouts_;

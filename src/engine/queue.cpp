@@ -43,10 +43,12 @@ Queue::~Queue() {
 }
 
 void Queue::configure(const Settings& settings) {
-  if (is_topic() && settings.kind != QueueKind::topic) {
-    while (Queue* subscription = subscriptions_.front()) subscription->unsubscribe();
-  }
+  const bool was_topic = is_topic();
   settings_ = settings;
+  // A topic back to a queue: its descriptors' subscriptions end, and a
+  // blocked write goes on as a write to the queue, in settle() below.
+  if (was_topic && !is_topic())
+    while (Queue* subscription = subscriptions_.front()) subscription->leave_topic();
   for (Queue* s = subscriptions_.front(); s; s = subscriptions_.next(*s)) {
     Settings own = settings;
     own.kind = QueueKind::queue;
@@ -81,7 +83,8 @@ void Queue::receive(OpenFile& file, std::size_t size, pid_t pid, Clock::time_poi
   const int status = read_now(file, size, pid, request);
   if (status < 0) return request.fail(-status);
   if (status > 0) {
-    if (received_ != taken_before) {
+    // A subscription whose file reached its end is one no longer: its topic may go on.
+    if (received_ != taken_before || (topic_ && file.at_end())) {
       settle();
       notify_watchers();
     }
@@ -684,6 +687,12 @@ void Queue::rearm() {
 void Queue::select(OpenFile& file, const Selection& selection) {
   file.set_selection(selection);
   serve_receivers();
+  notify_watchers();
+}
+
+void Queue::set_read_mode(OpenFile& file, std::optional<ReadMode> mode) {
+  file.set_read_mode(mode);
+  if (topic_) topic_->room_made();  // in message mode after its message, it subscribes no more
   notify_watchers();
 }
 

@@ -80,6 +80,9 @@ class Queue : public ListNode<Queue> {  // a topic's list of its descriptors' su
   std::shared_ptr<Queue> subscribe(OpenFile& file);
   // Ends a descriptor's subscription (its file closes).
   void unsubscribe();
+  // A subscriber made room or left, or the topic's subscribers changed: its
+  // blocked writers may go on.
+  void room_made();
   // Messages a full subscriber missed (overflow=drop), or, for a topic,
   // messages no subscriber took and those its descriptors missed.
   uint64_t dropped() const { return dropped_; }
@@ -174,6 +177,8 @@ class Queue : public ListNode<Queue> {  // a topic's list of its descriptors' su
   // SPEC section 12: `file`'s reads take what `selection` takes from now on
   // (a read of it that waits, too).
   void select(OpenFile& file, const Selection& selection);
+  // `file`'s read mode from now on (MQFS_IOC_SET_READ_MODE).
+  void set_read_mode(OpenFile& file, std::optional<ReadMode> mode);
 
   // Ends one wait with `error`; nothing is taken or queued for it.
   void cancel(Waiter& waiter, int error);
@@ -253,7 +258,7 @@ class Queue : public ListNode<Queue> {  // a topic's list of its descriptors' su
   void publish(MessagePtr message, pid_t pid) noexcept;
   void take_copy(MessagePtr copy, pid_t pid) noexcept;
   void feed_subscribers();
-  void room_made();
+  Queue* leave_topic();
   void wake_topics();
   void give_id(Message& message);
 

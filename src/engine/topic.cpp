@@ -27,10 +27,13 @@ std::shared_ptr<Queue> Queue::subscribe(OpenFile& file) {
 // The file closed, or the topic became a queue: no more messages come. A
 // subscriber that leaves may make room for the topic's writers.
 void Queue::unsubscribe() {
-  if (!topic_) return;
-  Queue* topic = std::exchange(topic_, nullptr);
+  if (Queue* topic = leave_topic()) topic->room_made();
+}
+
+Queue* Queue::leave_topic() {
+  if (!topic_) return nullptr;
   unlink();
-  topic->room_made();
+  return std::exchange(topic_, nullptr);
 }
 
 // A descriptor's subscription takes messages while its file may still read

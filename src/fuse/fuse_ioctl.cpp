@@ -38,13 +38,13 @@ void do_ioctl(Reply& reply, fuse_ino_t, unsigned int cmd, void*, fuse_file_info*
     case MQFS_IOC_SET_READ_MODE:
       if (!read_value(in_buf, in_bufsz, value)) return reply.status(-EINVAL);
       if (value == MQFS_READ_DEFAULT)
-        file.set_read_mode(std::nullopt);
+        file.source().set_read_mode(file, std::nullopt);
       else if (value == MQFS_READ_MESSAGE)
-        file.set_read_mode(engine::ReadMode::message);
+        file.source().set_read_mode(file, engine::ReadMode::message);
       else if (value == MQFS_READ_STREAM)
-        file.set_read_mode(engine::ReadMode::stream);
+        file.source().set_read_mode(file, engine::ReadMode::stream);
       else if (value == MQFS_READ_PEEK)
-        file.set_read_mode(engine::ReadMode::peek);
+        file.source().set_read_mode(file, engine::ReadMode::peek);
       else
         return reply.status(-EINVAL);
       reply.ioctl(nullptr, 0);

@@ -189,6 +189,79 @@ TEST_F(TopicsTest, ASubscriberThatLeavesLetsTheBlockedPublisherGoOn) {
   EXPECT_EQ(t->dropped(), 1u);  // no one left to take it
 }
 
+// A writer held back by a full lasting subscriber goes on when that queue
+// stops subscribing, or is removed.
+TEST_F(TopicsTest, ALastingSubscriberThatLeavesLetsTheBlockedPublisherGoOn) {
+  for (bool remove : {false, true}) {
+    EXPECT_EQ(set("q", [](Settings& s) {
+                s.subscribe = {"t"};
+                s.maxmsg = 1;
+              }),
+              0);
+    EXPECT_EQ(publish("1"), 0);
+    OpenFile writer(t, false, true);
+    FakeSender blocked;
+    t->send(writer, bytes_of("2"), kWriterPid, kT0, blocked);
+    ASSERT_TRUE(blocked.waiting());
+    if (remove) {
+      EXPECT_EQ(names.unlink(names.root(), "q"), 0);
+    } else {
+      EXPECT_EQ(set("q", [](Settings& s) { s.subscribe = {}; }), 0);
+      EXPECT_EQ(drain(q), Order{"1"});
+    }
+    EXPECT_EQ(blocked.accepted, 1u) << (remove ? "rm" : "subscribe \"\"");
+    EXPECT_TRUE(t->writable());
+  }
+}
+
+// A message-mode subscriber that leased its one message is at its end: no
+// longer a subscriber, so it holds back no writer.
+TEST_F(TopicsTest, ASubscriberAtItsEndUnderLeaseLetsTheBlockedPublisherGoOn) {
+  EXPECT_EQ(set("t", [](Settings& s) { s.maxmsg = 1; }), 0);
+  OpenFile& r = open(t, true, ReadMode::message);
+  r.set_ack_mode(AckMode::explicit_ack);
+  EXPECT_EQ(publish("1"), 0);
+  OpenFile writer(t, false, true);
+  FakeSender blocked;
+  t->send(writer, bytes_of("2"), kWriterPid, kT0, blocked);
+  ASSERT_TRUE(blocked.waiting());
+  EXPECT_EQ(read(r), "1");
+  EXPECT_EQ(blocked.accepted, 1u);
+}
+
+TEST_F(TopicsTest, SwitchingASubscriberThatHadItsMessageToMessageModeEndsIt) {
+  EXPECT_EQ(set("t", [](Settings& s) { s.maxmsg = 1; }), 0);
+  OpenFile& r = open(t, true, ReadMode::stream);
+  EXPECT_EQ(publish("1"), 0);
+  EXPECT_EQ(read(r), "1");
+  EXPECT_EQ(publish("2"), 0);
+  OpenFile writer(t, false, true);
+  FakeSender blocked;
+  t->send(writer, bytes_of("3"), kWriterPid, kT0, blocked);
+  ASSERT_TRUE(blocked.waiting());
+  r.source().set_read_mode(r, ReadMode::message);
+  EXPECT_EQ(blocked.accepted, 1u);
+}
+
+// A topic turned back into a queue while a writer waits: the write goes to
+// the queue, not to some of the subscribers that are leaving.
+TEST_F(TopicsTest, BackToAQueueABlockedPublishIsQueued) {
+  EXPECT_EQ(set("t", [](Settings& s) { s.maxmsg = 1; }), 0);
+  OpenFile& r1 = open(t, true);
+  OpenFile& r2 = open(t, true);
+  EXPECT_EQ(publish("1"), 0);
+  OpenFile writer(t, false, true);
+  FakeSender blocked;
+  t->send(writer, bytes_of("2"), kWriterPid, kT0, blocked);
+  ASSERT_TRUE(blocked.waiting());
+  EXPECT_EQ(set("t", [](Settings& s) { s.kind = QueueKind::queue; }), 0);
+  EXPECT_EQ(blocked.accepted, 1u);
+  EXPECT_EQ(t->curmsgs(), 1u);
+  EXPECT_EQ(t->dropped(), 0u);
+  EXPECT_EQ(drain(r1), Order{"1"});
+  EXPECT_EQ(drain(r2), Order{"1"});
+}
+
 TEST_F(TopicsTest, OverflowDropMissesTheMessageForAFullSubscriberOnly) {
   EXPECT_EQ(set("t", [](Settings& s) { s.overflow = Overflow::drop; }), 0);
   EXPECT_EQ(set("q", [](Settings& s) {
