@@ -15,6 +15,11 @@
 // held id, of an unknown one, of one whose lease ran out, of 0 (all); leases
 // that run out (lease_ms), returns after retry_delay_ms, dead letters after
 // max_deliveries to the other queue (or to a missing one, or to itself).
+// SPEC section 12: message types, from the queue's user.mq.type or the
+// writing file's own (MQFS_IOC_SET_TYPE, and back to the queue's); per-file
+// selections (Queue::select, as MQFS_IOC_SET_SELECT): any, a type, any but a
+// type, the lowest type up to a bound (INT64_MIN: any, lowest first), changed
+// also while the file's reads are parked.
 //
 // Invariants:
 //  - every reply carries exactly what the model predicts: the highest
@@ -41,7 +46,18 @@
 //    returns the queue in order, one message a read, and takes nothing;
 //    GET_DELIVERY (id, priority, deliveries) is the last message read or
 //    peeked; inflight, dead_lettered and the mount's timer (its next
-//    deadline) match.
+//    deadline) match;
+//  - types: every message keeps the type it was written with (a parked
+//    unframed write its type at the write, a framed one the type in force as
+//    each message is queued, a held line the type at its close) through
+//    leases, returns and dead letters; a read takes the first message of its
+//    selection's order (highest priority then oldest; a negative selection
+//    the lowest type first), a batch read only selected messages in that
+//    order, a peek the next selected one after the last peeked; readable()
+//    follows the selection; a parked reader is served only with a message
+//    it selects, and is the first parked reader that selects any queued
+//    message (one that selects none holds back no one), and none waits while
+//    a message it selects is queued; GET_DELIVERY tells the type.
 //
 // Time: the engine takes lease deadlines (and the retry delay of a close)
 // from Clock::now(). This target defines clock_gettime(), so that while a
@@ -176,9 +192,27 @@ struct Msg {
   std::string text;
   uint64_t id = 0;  // the engine's: per queue, in the order messages were recorded
   Priority priority = 0;
+  Type type = 1;
   uint32_t deliveries = 0;
   std::size_t size() const { return text.size(); }
 };
+
+// SPEC section 12, written apart from the engine's Selection::takes on
+// purpose: whether a reader selecting `selection` takes a message of `type`.
+bool qualifies(const Selection& selection, Type type) {
+  if (selection.type == 0) return true;
+  if (selection.type < 0) return selection.type == INT64_MIN || type <= -selection.type;
+  return selection.except ? type != selection.type : type == selection.type;
+}
+
+// Whether `a` comes before `b` in the order a reader selecting `selection`
+// takes them: the lowest type first for a negative selection, then the
+// highest priority, then the oldest (ids grow with age within a queue).
+bool earlier(const Selection& selection, Type a_type, Priority a_priority, uint64_t a_id, const Msg& b) {
+  if (selection.type < 0 && a_type != b.type) return a_type < b.type;
+  if (a_priority != b.priority) return a_priority > b.priority;
+  return a_id < b.id;
+}
 
 // An open file and what the model knows of it.
 struct File {
@@ -188,6 +222,8 @@ struct File {
   bool writes = true;
   std::optional<Priority> priority;
   std::optional<ReadMode> read_mode;
+  std::optional<Type> type;  // SPEC section 12: MQFS_IOC_SET_TYPE
+  Selection selection;       // MQFS_IOC_SET_SELECT
   bool delivered = false;    // a message was delivered (message mode: then end of file)
   std::string rest;          // the unread part of a delivered message
   std::size_t rest_of = 0;   // the size of that message, still charged to the budget
@@ -207,11 +243,17 @@ struct File {
     bool lapsed;  // its lease ran out: remembered for a late ACK
   };
   std::vector<Held> leases;  // in the order they were made
-  std::optional<std::pair<Priority, uint64_t>> peeked;
+  struct Peeked {  // the place of the last message peeked
+    Type type;
+    Priority priority;
+    uint64_t id;
+  };
+  std::optional<Peeked> peeked;
   struct Last {
     uint64_t id;
     Priority priority;
     uint32_t deliveries;
+    Type type;
   };
   std::optional<Last> last;  // GET_DELIVERY
 };
@@ -232,6 +274,7 @@ struct ParkedWrite {
   Framing framing;
   std::string bytes;
   Priority priority;
+  Type type;             // unframed: the message's
   std::size_t consumed;  // framed: bytes of the write already consumed
   std::optional<Clock::time_point> deadline;
 };
@@ -244,6 +287,7 @@ struct Direct {
   std::size_t consumed = 0;
   bool flush = false;  // the message is `rest`, sent as it is
   Priority priority = 0;
+  Type type = 1;
 };
 
 // One queue: a name in the namespace and what it should hold.
@@ -321,8 +365,15 @@ class DirectRead final : public ReadRequest {
 class DirectWrite final : public WriteRequest {
  public:
   // `message`: an unframed write, queued once the writer got the answer.
-  DirectWrite(Harness& h, File& f, const std::string* message, Priority priority, bool refuse, bool refuse_later)
-      : h_(&h), f_(&f), message_(message), priority_(priority), refuse_(refuse), refuse_later_(refuse_later) {}
+  DirectWrite(Harness& h, File& f, const std::string* message, Priority priority, Type type, bool refuse,
+              bool refuse_later)
+      : h_(&h),
+        f_(&f),
+        message_(message),
+        priority_(priority),
+        type_(type),
+        refuse_(refuse),
+        refuse_later_(refuse_later) {}
   bool accept(std::size_t n) override;
   void fail(int e) override {
     ++answers;
@@ -341,6 +392,7 @@ class DirectWrite final : public WriteRequest {
   File* f_;
   const std::string* message_;
   Priority priority_;
+  Type type_;
   bool refuse_;
   bool refuse_later_;
 };
@@ -415,7 +467,7 @@ class Harness {
   // Called by the doubles.
   bool delivered(File& f, std::size_t size, std::span<const iovec> data, bool refuse, const Waiter* waiter);
   void read_failed(File& f, std::size_t size, const Waiter* waiter, int error);
-  bool accepted_now(File& f, const std::string* message, Priority priority, bool refuse, std::size_t n);
+  bool accepted_now(File& f, const std::string* message, Priority priority, Type type, bool refuse, std::size_t n);
   bool write_accepted(File& f, const Waiter* waiter, std::size_t n, bool refuse);
   void write_failed(File& f, const Waiter* waiter, int error);
 
@@ -456,6 +508,22 @@ class Harness {
     return s;
   }
 
+  // SPEC section 12: a few small types, and the largest ones.
+  Type pick_type() {
+    const int pick = in_.ConsumeIntegralInRange(0, 4);
+    return pick < 3 ? pick + 1 : pick == 3 ? kMaxType : kMaxType - 1;
+  }
+  // Any, a type, any but a type, the lowest type up to a bound (INT64_MIN: any type, lowest first).
+  Selection pick_selection() {
+    switch (in_.ConsumeIntegralInRange(0, 4)) {
+      case 0: return {};
+      case 1: return {.type = pick_type()};
+      case 2: return {.type = pick_type(), .except = true};
+      case 3: return {.type = -pick_type()};
+      default: return {.type = INT64_MIN};
+    }
+  }
+
   // lease_ms and retry_delay_ms: short (the next passes of time reach them), the default, the largest.
   int64_t pick_lease_ms() { return pick_value(30000, kMaxTimeoutMs, 1, 60); }
   int64_t pick_retry_delay_ms() { return pick_value(0, kMaxTimeoutMs, 1, 60); }
@@ -471,7 +539,8 @@ class Harness {
     }
   }
 
-  std::size_t pick_read_size(const Slot& s) {
+  std::size_t pick_read_size(const File& f) {
+    const Slot& s = *f.slot;
     switch (in_.ConsumeIntegralInRange(0, 4)) {
       case 0: return in_.ConsumeIntegralInRange<std::size_t>(1, 8);
       case 1: return in_.ConsumeIntegralInRange<std::size_t>(1, 300);
@@ -479,9 +548,8 @@ class Harness {
       case 3: {  // the first messages just fit, or just do not
         std::size_t size = 0;
         int n = in_.ConsumeIntegralInRange(1, 4);
-        for (const auto& [priority, fifo] : s.queued)
-          for (const Msg& m : fifo)
-            if (n-- > 0) size += m.size() + (s.settings.framing == Framing::u32 ? kFrameHeader : 0);
+        for (const Msg* m : in_order(s, f.selection))
+          if (n-- > 0) size += m->size() + (s.settings.framing == Framing::u32 ? kFrameHeader : 0);
         return std::max<std::size_t>(1, size + in_.ConsumeIntegralInRange(0, 2) - 1);
       }
       default: return 1 << 16;
@@ -556,13 +624,14 @@ class Harness {
   Priority priority_of(const File& f) const {
     return f.priority ? *f.priority : static_cast<Priority>(f.slot->settings.priority);
   }
+  Type type_of(const File& f) const { return f.type ? *f.type : f.slot->settings.type; }
   ReadMode mode_of(const File& f) const { return f.read_mode ? *f.read_mode : f.slot->settings.read_mode; }
   bool at_end(const File& f) const { return f.delivered && f.rest.empty() && mode_of(f) == ReadMode::message; }
   // Leased and delayed messages keep their place under maxmsg.
   static bool has_room(const Slot& s) { return s.count + s.inflight() < static_cast<uint64_t>(s.settings.maxmsg); }
   static bool writable(const Slot& s) { return s.writers.empty() && has_room(s); }
   bool readable(const File& f) const {
-    return !f.rest.empty() || at_end(f) || mode_of(f) == ReadMode::peek || f.slot->count > 0;
+    return !f.rest.empty() || at_end(f) || mode_of(f) == ReadMode::peek || front(*f.slot, f.selection);
   }
   uint64_t available() const { return limits_.max_bytes - budget_.bytes(); }
   bool fits(uint64_t n) const { return n <= available(); }
@@ -573,8 +642,8 @@ class Harness {
   }
 
   // A message the engine recorded (gave an id) and queued.
-  void enqueue(Slot& s, std::string message, Priority priority) {
-    push(s, Msg{.text = std::move(message), .id = ++s.last_id, .priority = priority});
+  void enqueue(Slot& s, std::string message, Priority priority, Type type) {
+    push(s, Msg{.text = std::move(message), .id = ++s.last_id, .priority = priority, .type = type});
     ++s.sent;
   }
   void push(Slot& s, Msg m) {
@@ -591,10 +660,30 @@ class Harness {
     fifo.insert(at, std::move(m));
   }
 
-  Msg pop(Slot& s) {
-    auto level = s.queued.begin();
-    Msg message = std::move(level->second.front());
-    level->second.pop_front();
+  // The queued messages `selection` takes, in the order it takes them.
+  static std::vector<const Msg*> in_order(const Slot& s, const Selection& selection) {
+    std::vector<const Msg*> order;
+    for (const auto& [priority, fifo] : s.queued)
+      for (const Msg& m : fifo)
+        if (qualifies(selection, m.type)) order.push_back(&m);
+    std::sort(order.begin(), order.end(),
+              [&](const Msg* a, const Msg* b) { return earlier(selection, a->type, a->priority, a->id, *b); });
+    return order;
+  }
+  // The message a read selecting `selection` takes next, or null.
+  static const Msg* front(const Slot& s, const Selection& selection) {
+    const auto order = in_order(s, selection);
+    return order.empty() ? nullptr : order.front();
+  }
+
+  // Takes front(s, selection) out of the queue.
+  Msg pop(Slot& s, const Selection& selection) {
+    const Msg* first = front(s, selection);
+    CHECK(first);
+    auto level = s.queued.find(first->priority);
+    auto at = std::find_if(level->second.begin(), level->second.end(), [&](const Msg& m) { return &m == first; });
+    Msg message = std::move(*at);
+    level->second.erase(at);
     if (level->second.empty()) s.queued.erase(level);
     --s.count;
     s.bytes -= message.size();
@@ -612,26 +701,24 @@ class Harness {
     }
     if (mode_of(f) == ReadMode::peek) return expect_peek(f, size, delivering);
     if (at_end(f) || size == 0) return {.kind = Read::eof};
-    if (s.count == 0) return {.kind = Read::wait};
+    const std::vector<const Msg*> order = in_order(s, f.selection);
+    if (order.empty()) return {.kind = Read::wait};
     const bool u32 = s.settings.framing == Framing::u32;
     if (u32 || (s.settings.framing == Framing::line && mode_of(f) == ReadMode::stream)) {
       // Whole messages, as many as fit; a request larger than msgsize's limit is never filled.
       const std::size_t limit = size > kMaxMsg ? size - 1 : size;
       const std::size_t most = mode_of(f) == ReadMode::message ? 1 : SIZE_MAX;
       Read batch{.kind = Read::data};
-      [&] {
-        for (const auto& [priority, fifo] : s.queued)
-          for (const Msg& m : fifo) {
-            const std::string header = u32 ? frame_header(m.size()) : "";
-            if (batch.taken == most || batch.bytes.size() + header.size() + m.size() > limit) return;
-            batch.bytes += header + m.text;
-            ++batch.taken;
-          }
-      }();
+      for (const Msg* m : order) {  // only the messages the file selects, in its order
+        const std::string header = u32 ? frame_header(m->size()) : "";
+        if (batch.taken == most || batch.bytes.size() + header.size() + m->size() > limit) break;
+        batch.bytes += header + m->text;
+        ++batch.taken;
+      }
       if (batch.taken > 0) return batch;
       if (u32) return {.kind = Read::too_small};
     }
-    const std::string& front = s.queued.begin()->second.front().text;
+    const std::string& front = order.front()->text;
     const std::size_t n = std::min(size, front.size());
     // A message leased stays whole in the queue: the file keeps a copy of its rest.
     if (f.explicit_ack && n < front.size() && !delivering && !fits(front.size() - n + kOverhead))
@@ -643,13 +730,11 @@ class Harness {
             .rest_of = f.explicit_ack ? front.size() - n : front.size()};
   }
 
-  // The next queued message after the one `f` peeked last, in queue order.
+  // The next queued message after the one `f` peeked last, in the order of
+  // its selection (of the messages it selects).
   const Msg* next_peeked(const File& f) const {
-    for (const auto& [priority, fifo] : f.slot->queued) {
-      if (f.peeked && priority > f.peeked->first) continue;
-      for (const Msg& m : fifo)
-        if (!f.peeked || priority < f.peeked->first || m.id > f.peeked->second) return &m;
-    }
+    for (const Msg* m : in_order(*f.slot, f.selection))
+      if (!f.peeked || earlier(f.selection, f.peeked->type, f.peeked->priority, f.peeked->id, *m)) return m;
     return nullptr;
   }
 
@@ -670,7 +755,7 @@ class Harness {
             .peeked = m};
   }
 
-  static void set_last(File& f, const Msg& m) { f.last = File::Last{m.id, m.priority, m.deliveries}; }
+  static void set_last(File& f, const Msg& m) { f.last = File::Last{m.id, m.priority, m.deliveries, m.type}; }
 
   // The clock the engine reads next (Clock::now()), and one reading more.
   Clock::time_point reading() { return fake_clock.at + std::chrono::nanoseconds(++readings_); }
@@ -684,11 +769,11 @@ class Harness {
     if (r.kind != Read::data) return;
     Slot& s = *f.slot;
     if (r.peeked) {
-      f.peeked.emplace(r.peeked->priority, r.peeked->id);
+      f.peeked = File::Peeked{r.peeked->type, r.peeked->priority, r.peeked->id};
       set_last(f, *r.peeked);
     }
     for (std::size_t i = 0; i < r.taken; ++i) {
-      Msg message = pop(s);
+      Msg message = pop(s, f.selection);
       ++message.deliveries;
       set_last(f, message);
       if (f.explicit_ack) {  // leased until lease_ms from now
@@ -827,25 +912,26 @@ class Harness {
     while (s.queue && s.queue->sent() > s.sent) {
       CHECK(has_room(s));  // queued only when there was room
       if (s.direct && s.direct->flush) {
-        enqueue(s, s.direct->rest, s.direct->priority);
+        enqueue(s, s.direct->rest, s.direct->priority, s.direct->type);
         s.direct->rest.clear();
         s.direct->flush = false;
         continue;
       }
       if (s.direct) {
         enqueue(s, next_frame(s, *s.direct->file, s.direct->framing, s.direct->rest, s.direct->consumed),
-                priority_of(*s.direct->file));
+                priority_of(*s.direct->file), type_of(*s.direct->file));
         continue;
       }
       CHECK(!s.writers.empty());
       ParkedWrite& head = s.writers.front();
       if (!head.framed) {  // a detached send: the line a closed file left
         CHECK(head.waiter == nullptr);
-        enqueue(s, head.bytes, head.priority);
+        enqueue(s, head.bytes, head.priority, head.type);
         s.writers.pop_front();
         continue;
       }
-      enqueue(s, next_frame(s, *head.file, head.framing, head.bytes, head.consumed), priority_of(*head.file));
+      enqueue(s, next_frame(s, *head.file, head.framing, head.bytes, head.consumed), priority_of(*head.file),
+              type_of(*head.file));
     }
   }
 
@@ -930,6 +1016,16 @@ class Harness {
     CHECK(it != s.writers.end());  // answered once, and only when parked
     return it;
   }
+  // Parked readers are served in arrival order, each by its own selection: a
+  // reader served now is the first whose selection takes a queued message
+  // (one that takes none holds back no one behind it).
+  static bool first_served(const Slot& s, std::list<ParkedRead>::iterator it) {
+    if (!front(s, it->file->selection)) return false;
+    for (auto p = s.readers.begin(); p != it; ++p)
+      if (front(s, p->file->selection)) return false;
+    return true;
+  }
+
   std::list<ParkedRead>::iterator find_reader(Slot& s, const Waiter* waiter) {
     auto it = std::find_if(s.readers.begin(), s.readers.end(), [&](const ParkedRead& p) { return p.waiter == waiter; });
     CHECK(it != s.readers.end());
@@ -939,7 +1035,7 @@ class Harness {
   // -- operations
 
   void step() {
-    const int op = in_.ConsumeIntegralInRange(0, 19);
+    const int op = in_.ConsumeIntegralInRange(0, 21);
     if (kTrace) std::fprintf(stderr, "step %d\n", op);
     switch (op) {
       case 0: case 1: case 2: case 3: return write();
@@ -947,7 +1043,7 @@ class Harness {
       case 8: return open(pick_slot());
       case 9: if (File* f = pick_file(); f && f->parked == 0) close(*f); return;
       case 10: return configure(pick_slot());
-      case 11: return set_file_options();
+      case 11: case 20: case 21: return set_file_options();
       case 12: return pass_time();
       case 13: return interrupt();
       case 14: return in_.ConsumeBool() ? purge(pick_slot()) : poll();
@@ -1027,7 +1123,7 @@ class Harness {
     Slot& s = *f.slot;
     int expected = 0;
     bool parks = false;
-    Direct direct{&f, f.pending_framing, f.pending, 0, true, priority_of(f)};
+    Direct direct{&f, f.pending_framing, f.pending, 0, true, priority_of(f), type_of(f)};
     if (f.pending_framing == Framing::line && !f.pending.empty()) {  // whatever the queue's framing is now
       if (!fits(f.pending.size() + kOverhead))
         expected = -ENOSPC;
@@ -1044,7 +1140,7 @@ class Harness {
     CHECK(status == expected);
     if (parks && status == 0) {
       CHECK(direct.flush);  // not queued yet
-      s.writers.push_back({nullptr, nullptr, false, Framing::none, direct.rest, direct.priority, 0,
+      s.writers.push_back({nullptr, nullptr, false, Framing::none, direct.rest, direct.priority, direct.type, 0,
                            deadline(s.settings.send_timeout_ms)});
     } else {
       CHECK(!direct.flush || status < 0);  // queued, or dropped
@@ -1068,6 +1164,7 @@ class Harness {
   void write_message(File& f, const std::string& input, bool nonblocking, bool refuse, bool refuse_later) {
     Slot& s = *f.slot;
     const Priority priority = priority_of(f);
+    const Type type = type_of(f);
     int expected = 0;
     bool parks = false;
     if (input.size() > static_cast<std::size_t>(s.settings.msgsize))
@@ -1079,10 +1176,10 @@ class Harness {
     else if (!writable(s))  // a blocking write waits with its message
       parks = waiter_room(), expected = parks ? 0 : EAGAIN;
     f.engine->set_nonblocking(nonblocking);
-    DirectWrite to(*this, f, &input, priority, refuse, refuse_later);
+    DirectWrite to(*this, f, &input, priority, type, refuse, refuse_later);
     s.queue->send(*f.engine, bytes_of(input), kPid, now_, to);
     CHECK(to.waiting() == parks);
-    if (parks) return take_on(s, f, to, {to.parked, &f, false, Framing::none, input, priority, 0,
+    if (parks) return take_on(s, f, to, {to.parked, &f, false, Framing::none, input, priority, type, 0,
                                          deadline(s.settings.send_timeout_ms)});
     CHECK(to.answers == 1 && to.error == expected);
     if (expected == 0) CHECK(to.accepted == input.size());
@@ -1093,7 +1190,7 @@ class Harness {
     const bool behind = !s.writers.empty();  // behind the writers already waiting
     Direct direct{&f, s.settings.framing, input};
     f.engine->set_nonblocking(nonblocking);
-    DirectWrite to(*this, f, nullptr, 0, refuse, refuse_later);
+    DirectWrite to(*this, f, nullptr, 0, 1, refuse, refuse_later);
     s.direct = &direct;
     s.queue->send(*f.engine, bytes_of(input), kPid, now_, to);
     sync(s);
@@ -1114,7 +1211,7 @@ class Harness {
     CHECK(direct.rest == input.substr(direct.consumed));
     if (to.waiting()) {
       CHECK(!nonblocking);
-      return take_on(s, f, to, {to.parked, &f, true, direct.framing, direct.rest, 0, direct.consumed,
+      return take_on(s, f, to, {to.parked, &f, true, direct.framing, direct.rest, 0, 1, direct.consumed,
                                 deadline(s.settings.send_timeout_ms)});
     }
     const int why = nonblocking ? EAGAIN : !fits(direct.rest.size()) ? ENOSPC : EAGAIN;
@@ -1135,7 +1232,7 @@ class Harness {
     File* f = pick_file();
     if (!f || !f->reads) return;
     Slot& s = *f->slot;
-    const std::size_t size = pick_read_size(s);
+    const std::size_t size = pick_read_size(*f);
     const bool nonblocking = in_.ConsumeBool();
     const bool refuse = in_.ConsumeIntegralInRange(0, 7) == 0;
     const bool refuse_later = in_.ConsumeIntegralInRange(0, 7) == 0;
@@ -1179,7 +1276,7 @@ class Harness {
     if (!s.queue) return;
     Settings next = s.settings;
     static constexpr const char* kDeadLetters[] = {"", "a", "/a", "b", "/b", "c"};  // c: no such queue
-    switch (in_.ConsumeIntegralInRange(0, 10)) {
+    switch (in_.ConsumeIntegralInRange(0, 11)) {
       case 0: next.maxmsg = pick_maxmsg(); break;
       case 1: next.msgsize = pick_msgsize(); break;
       case 2: next.priority = pick_priority(); break;
@@ -1190,7 +1287,8 @@ class Harness {
       case 7: next.lease_ms = pick_lease_ms(); break;
       case 8: next.retry_delay_ms = pick_retry_delay_ms(); break;
       case 9: next.max_deliveries = in_.ConsumeIntegralInRange(0, 3); break;
-      default: next.dead_letter = kDeadLetters[in_.ConsumeIntegralInRange(0, 5)]; break;
+      case 10: next.dead_letter = kDeadLetters[in_.ConsumeIntegralInRange(0, 5)]; break;
+      default: next.type = pick_type(); break;
     }
     s.settings = next;  // before: the queue serves waiters with them at once
     s.queue->configure(next);
@@ -1200,7 +1298,7 @@ class Harness {
   void set_file_options() {
     File* f = pick_file();
     if (!f) return;
-    switch (in_.ConsumeIntegralInRange(0, 2)) {
+    switch (in_.ConsumeIntegralInRange(0, 4)) {
       case 0:
         f->priority = in_.ConsumeBool() ? std::nullopt : std::optional(pick_priority());
         f->engine->set_priority(f->priority);
@@ -1211,8 +1309,19 @@ class Harness {
         f->engine->set_read_mode(f->read_mode);
         f->was_readable = readable(*f);  // the caller knows: it polls again
         break;
-      default:
+      case 2:
         f->engine->set_nonblocking(in_.ConsumeBool());
+        break;
+      case 3:  // MQFS_IOC_SET_TYPE (-1: back to the queue's)
+        f->type = in_.ConsumeBool() ? std::nullopt : std::optional(pick_type());
+        f->engine->set_type(f->type);
+        break;
+      default:  // MQFS_IOC_SET_SELECT: parked reads of the file take what it selects now
+        f->selection = pick_selection();
+        if (kTrace)
+          std::fprintf(stderr, "  select %lld%s\n", static_cast<long long>(f->selection.type),
+                       f->selection.except ? " except" : "");
+        f->engine->source().select(*f->engine, f->selection);
         break;
     }
   }
@@ -1388,7 +1497,7 @@ class Harness {
       CHECK(q.received() == s.received);
       CHECK(q.receivers_waiting() == s.readers.size());
       CHECK(q.senders_waiting() == s.writers.size());
-      CHECK(s.readers.empty() || s.count == 0);  // nobody waits for what is there
+      for (const ParkedRead& p : s.readers) CHECK(!front(s, p.file->selection));  // nobody waits for what is there
       CHECK(s.writers.empty() || !has_room(s));
       CHECK(q.writable() == writable(s));
       CHECK(q.settings().maxmsg == s.settings.maxmsg && q.settings().framing == s.settings.framing);
@@ -1421,7 +1530,7 @@ class Harness {
       CHECK(last.has_value() == f->last.has_value());
       if (last)
         CHECK(last->id == f->last->id && last->priority == f->last->priority &&
-              last->deliveries == f->last->deliveries && last->type == 0);
+              last->deliveries == f->last->deliveries && last->type == f->last->type);
       CHECK(f->engine->at_end() == at_end(*f));
       CHECK(f->slot->queue->readable(*f->engine) == readable(*f));
       CHECK(f->engine->priority() == priority_of(*f));
@@ -1522,7 +1631,7 @@ bool Harness::delivered(File& f, std::size_t size, std::span<const iovec> data, 
   sync(s);
   if (waiter) {  // a parked reader is served: the oldest
     auto it = find_reader(s, waiter);
-    CHECK(it == s.readers.begin());
+    CHECK(first_served(s, it));
     s.readers.erase(it);
     --f.parked;
   }
@@ -1543,7 +1652,7 @@ void Harness::read_failed(File& f, std::size_t size, const Waiter* waiter, int e
   if (const int cancel = cancelling(waiter, it->deadline)) {
     CHECK(error == cancel);
   } else {  // served, but its buffer is too small for the next frame, or no room for a rest
-    CHECK(it == s.readers.begin());
+    CHECK(first_served(s, it));
     const Read::Kind kind = expect_read(f, size).kind;
     CHECK((kind == Read::too_small || kind == Read::no_space) && error == error_of(kind));
   }
@@ -1552,11 +1661,12 @@ void Harness::read_failed(File& f, std::size_t size, const Waiter* waiter, int e
 }
 
 // The answer to a write made now: an unframed message is queued right after.
-bool Harness::accepted_now(File& f, const std::string* message, Priority priority, bool refuse, std::size_t n) {
+bool Harness::accepted_now(File& f, const std::string* message, Priority priority, Type type, bool refuse,
+                           std::size_t n) {
   if (message) {
     CHECK(n == message->size());
     if (!refuse)
-      enqueue(*f.slot, *message, priority);
+      enqueue(*f.slot, *message, priority, type);
     else
       ++f.slot->last_id;  // recorded, then withdrawn
   }
@@ -1575,7 +1685,7 @@ bool Harness::write_accepted(File& f, const Waiter* waiter, std::size_t n, bool 
       CHECK(has_room(s));
       CHECK(n == it->bytes.size());
       if (!refuse)
-        enqueue(s, it->bytes, it->priority);
+        enqueue(s, it->bytes, it->priority, it->type);
       else
         ++s.last_id;
     } else {
@@ -1623,7 +1733,7 @@ std::unique_ptr<SendWaiter> DirectWrite::park(OpenFile&, pid_t) {
 bool DirectWrite::accept(std::size_t n) {
   ++answers;
   accepted = n;
-  return h_->accepted_now(*f_, message_, priority_, refuse_, n);
+  return h_->accepted_now(*f_, message_, priority_, type_, refuse_, n);
 }
 
 bool ReadWaiter::deliver(std::span<const iovec> data) {
