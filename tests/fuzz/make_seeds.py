@@ -56,7 +56,8 @@ WRITE, READ, OPEN, CLOSE, CONFIGURE, FILE_OPTIONS, TIME, INTERRUPT, PURGE_OR_POL
 ACK, ACK_MODE_OR_PEEK = 16, 18
 STEPS = 21  # step() picks 0..STEPS
 MAXMSG, MSGSIZE, PRIORITY, READ_MODE, RECV_TIMEOUT, SEND_TIMEOUT, FRAMING = range(7)
-LEASE_MS, RETRY_DELAY_MS, MAX_DELIVERIES, DEAD_LETTER, TYPE = range(7, 12)
+LEASE_MS, RETRY_DELAY_MS, MAX_DELIVERIES, DEAD_LETTER, TYPE, KIND, OVERFLOW, SUBSCRIBE = range(7, 15)
+SUBSCRIPTIONS = [[], ["a"], ["b"], ["a", "b"], ["c"]]
 # SPEC section 12: MQFS_IOC_SET_SELECT as pick_selection() decodes it.
 ANY, EXACT, EXCEPT, LOWEST, LOWEST_OF_ALL = range(5)
 DEAD_LETTERS = ["", "a", "/a", "b", "/b", "c"]
@@ -131,9 +132,15 @@ class Engine(Input):
         return self.int(0, 0, 3) if v == first else self.int(1, 0, 3) if v == second else self.int(2, 0, 3).int(v, lo, hi)
 
     def configure(self, what, *values, slot=0):
-        self.int(CONFIGURE, 0, STEPS).int(slot, 0, 1).int(what, 0, 11)
+        self.int(CONFIGURE, 0, STEPS).int(slot, 0, 1).int(what, 0, 14)
         if what == TYPE:
             return self.type(values[0])
+        if what == KIND:  # queue <-> topic
+            return self
+        if what == OVERFLOW:  # "drop" or "block"
+            return self.bool(values[0] == "drop")
+        if what == SUBSCRIBE:
+            return self.int(SUBSCRIPTIONS.index(values[0]), 0, 4)
         if what == LEASE_MS:
             return self.value(values[0], 30000, 2**40, 1, 60)
         if what == RETRY_DELAY_MS:
@@ -292,6 +299,22 @@ def engine_seeds():
     e = e.file_type(0, 1).write_lines(0, [4], 40).file_priority(0, 3).file_type(0, 2).write_lines(0, [7], 40)
     e = e.select(1, EXACT, 2).peek(1).read(1).read(1).read(1).read(1).peek(1, False).read(1)
     seeds["types_batch"] = e.select(0, LOWEST_OF_ALL).read(0).read(0)
+    # SPEC section 13. Queue a becomes a topic; a stream reader subscribes and
+    # gets every publish; a message-mode reader gets one, then is no longer a
+    # subscriber; a reader opened before it became a topic gets nothing.
+    e = Engine(maxmsg=4).open(access=0).configure(KIND).open(access=0, stream=True).open(access=0).open(access=1)
+    e = e.write(3, 4).read(1).read(2).read(2).write(3, 5).file_type(3, 2).write(3, 6).read(1).read(1).read(0)
+    seeds["topic"] = e.close(2).write(2, 7).read(1)
+    # A lasting subscriber: queue b subscribes to a, then a becomes a topic;
+    # each publish is a copy in b; a queue holding messages cannot become one.
+    e = Engine(max_nodes=2).name(1).configure(SUBSCRIBE, ["a"], slot=1).configure(KIND).open().write(0, 4)
+    e = e.write(0, 5).open(slot=1).read(1).configure(SUBSCRIBE, [], slot=1).write(0, 6).read(1).write(1, 3)
+    seeds["topic_lasting"] = e.configure(KIND, slot=1)
+    # A full subscriber holds back the publisher (block) or misses the
+    # message (drop); a blocked publisher goes on when it reads.
+    e = Engine(maxmsg=1).configure(KIND).open(access=0, stream=True).open(access=1).write(1, 4).write(1, 5)
+    e = e.configure(OVERFLOW, "drop").write(1, 6).configure(OVERFLOW, "block").write(1, 7, nonblocking=False)
+    seeds["topic_overflow"] = e.read(0).read(0).configure(KIND).read(0)
     return {name: e.data() for name, e in seeds.items()}
 
 
