@@ -15,6 +15,15 @@
 // held id, of an unknown one, of one whose lease ran out, of 0 (all); leases
 // that run out (lease_ms), returns after retry_delay_ms, dead letters after
 // max_deliveries to the other queue (or to a missing one, or to itself).
+// SPEC section 12: message types, from the queue's user.mq.type or the
+// writing file's own (MQFS_IOC_SET_TYPE, and back to the queue's); per-file
+// selections (Queue::select, as MQFS_IOC_SET_SELECT): any, a type, any but a
+// type, the lowest type up to a bound (INT64_MIN: any, lowest first), changed
+// also while the file's reads are parked. SPEC section 13: a queue turned
+// into a topic and back (Namespace::configure, as setfattr user.mq.kind),
+// user.mq.overflow block / drop, user.mq.subscribe lists naming the other
+// queue, both, itself or a missing one; files opened for reading on a topic
+// (each reads its own subscription, OpenFile::source()).
 //
 // Invariants:
 //  - every reply carries exactly what the model predicts: the highest
@@ -41,7 +50,40 @@
 //    returns the queue in order, one message a read, and takes nothing;
 //    GET_DELIVERY (id, priority, deliveries) is the last message read or
 //    peeked; inflight, dead_lettered and the mount's timer (its next
-//    deadline) match.
+//    deadline) match;
+//  - types: every message keeps the type it was written with (a parked
+//    unframed write its type at the write, a framed one the type in force as
+//    each message is queued, a held line the type at its close) through
+//    leases, returns and dead letters; a read takes the first message of its
+//    selection's order (highest priority then oldest; a negative selection
+//    the lowest type first), a batch read only selected messages in that
+//    order, a peek the next selected one after the last peeked; readable()
+//    follows the selection; a parked reader is served only with a message
+//    it selects, and is the first parked reader that selects any queued
+//    message (one that selects none holds back no one), and none waits while
+//    a message it selects is queued; GET_DELIVERY tells the type;
+//  - topics: kind=topic is refused with EBUSY while the queue holds
+//    messages (queued or in flight) and EINVAL with a subscribe list; a
+//    publish gives each subscriber with room a copy (bytes, priority, type;
+//    an id of the subscriber's own) and keeps nothing; the subscribers are
+//    the files that opened the topic for reading while it was one (not a
+//    message-mode one at end of file) and the named queues subscribing to
+//    its name; a full one holds back the publisher (block: writable and
+//    parked writes follow every subscriber's room) or misses the message
+//    (drop); dropped (the topic's: no subscriber, or a file that missed it;
+//    a subscribing queue's own) and subscribers match; a file's
+//    subscription takes the topic's settings while it is one, and keeps its
+//    messages when the topic turns back into a queue; a publish's bytes are
+//    charged to the budget once while any copy lives (queued, leased, a
+//    dead letter, the rest a file holds), each copy its bookkeeping.
+//
+// Known engine bugs stepped around (tests/fuzz/README.md, Findings; not with
+// MQFS_FUZZ_KNOWN_BUGS=1): the harness does not end a lasting subscription
+// to an existing topic (a subscribe change or an unlink), does not turn a
+// topic with waiting writers back into a queue, and does not make a
+// subscriber reach end of file by a leased read, the read of a rest or a
+// read mode change. Topics are not made under a byte cap (max_bytes): a
+// publish's copies that do not fit are not modelled.
 //
 // Time: the engine takes lease deadlines (and the retry delay of a close)
 // from Clock::now(). This target defines clock_gettime(), so that while a
@@ -72,6 +114,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <string_view>
@@ -129,6 +172,9 @@ constexpr std::size_t kMaxMsg = static_cast<std::size_t>(kMaxMsgsize);
 constexpr const char* kAlphabet = "abcdefghijklmnopqrstuvwxyz";
 // MQFS_FUZZ_TRACE=1 prints each operation (to follow what an input does).
 const bool kTrace = std::getenv("MQFS_FUZZ_TRACE") != nullptr;
+// The harness steps around the known engine bugs (README, Findings), unless
+// MQFS_FUZZ_KNOWN_BUGS=1 (to reproduce them, or to check their fixes).
+const bool kStepAround = std::getenv("MQFS_FUZZ_KNOWN_BUGS") == nullptr;
 
 std::string text_of(std::span<const iovec> data) {
   std::string text;
@@ -171,14 +217,40 @@ Parsed parse(Framing framing, const std::string& pending, const std::string& inp
 
 struct Slot;
 
+// SPEC section 13: the bytes of one publish, which its subscribers' copies
+// share; charged to the budget once (as a message), while a copy lives.
+struct Body {
+  std::size_t size;
+};
+
 // A queued, leased or delayed message: its bytes and what GET_DELIVERY tells.
 struct Msg {
   std::string text;
+  std::shared_ptr<Body> body;  // a subscriber's copy: the publish's bytes
+  uint64_t copy = 0;           // ... and which copy (each is received once)
   uint64_t id = 0;  // the engine's: per queue, in the order messages were recorded
   Priority priority = 0;
+  Type type = 1;
   uint32_t deliveries = 0;
   std::size_t size() const { return text.size(); }
 };
+
+// SPEC section 12, written apart from the engine's Selection::takes on
+// purpose: whether a reader selecting `selection` takes a message of `type`.
+bool qualifies(const Selection& selection, Type type) {
+  if (selection.type == 0) return true;
+  if (selection.type < 0) return selection.type == INT64_MIN || type <= -selection.type;
+  return selection.except ? type != selection.type : type == selection.type;
+}
+
+// Whether `a` comes before `b` in the order a reader selecting `selection`
+// takes them: the lowest type first for a negative selection, then the
+// highest priority, then the oldest (ids grow with age within a queue).
+bool earlier(const Selection& selection, Type a_type, Priority a_priority, uint64_t a_id, const Msg& b) {
+  if (selection.type < 0 && a_type != b.type) return a_type < b.type;
+  if (a_priority != b.priority) return a_priority > b.priority;
+  return a_id < b.id;
+}
 
 // An open file and what the model knows of it.
 struct File {
@@ -188,9 +260,12 @@ struct File {
   bool writes = true;
   std::optional<Priority> priority;
   std::optional<ReadMode> read_mode;
+  std::optional<Type> type;  // SPEC section 12: MQFS_IOC_SET_TYPE
+  Selection selection;       // MQFS_IOC_SET_SELECT
   bool delivered = false;    // a message was delivered (message mode: then end of file)
   std::string rest;          // the unread part of a delivered message
   std::size_t rest_of = 0;   // the size of that message, still charged to the budget
+  std::shared_ptr<Body> rest_body;  // ... or, for a subscriber's copy, the bytes it shares
   uint64_t rest_id = 0;      // that message's id (a peek's rest: 0)
   bool rest_leased = false;  // a copy of the rest of a message leased
   std::string pending;       // framed writes: the start of an unfinished message
@@ -207,13 +282,22 @@ struct File {
     bool lapsed;  // its lease ran out: remembered for a late ACK
   };
   std::vector<Held> leases;  // in the order they were made
-  std::optional<std::pair<Priority, uint64_t>> peeked;
+  struct Peeked {  // the place of the last message peeked
+    Type type;
+    Priority priority;
+    uint64_t id;
+  };
+  std::optional<Peeked> peeked;
   struct Last {
     uint64_t id;
     Priority priority;
     uint32_t deliveries;
+    Type type;
   };
   std::optional<Last> last;  // GET_DELIVERY
+  // SPEC section 13: opened for reading on a topic, its own subscription,
+  // which its reads take from (OpenFile::source()).
+  std::unique_ptr<Slot> sub;
 };
 
 struct ParkedRead {
@@ -232,6 +316,7 @@ struct ParkedWrite {
   Framing framing;
   std::string bytes;
   Priority priority;
+  Type type;             // unframed: the message's
   std::size_t consumed;  // framed: bytes of the write already consumed
   std::optional<Clock::time_point> deadline;
 };
@@ -244,6 +329,7 @@ struct Direct {
   std::size_t consumed = 0;
   bool flush = false;  // the message is `rest`, sent as it is
   Priority priority = 0;
+  Type type = 1;
 };
 
 // One queue: a name in the namespace and what it should hold.
@@ -269,6 +355,11 @@ struct Slot {
   std::list<ParkedRead> readers;   // arrival order
   std::list<ParkedWrite> writers;  // arrival order
   Direct* direct = nullptr;
+  // SPEC section 13.
+  uint64_t dropped = 0;
+  bool is_topic() const { return settings.kind == QueueKind::topic; }
+  bool subscription = false;  // a file's own subscription to a topic
+  bool subscribed = false;    // ... which its topic still feeds
 };
 
 // What a read should do.
@@ -278,6 +369,7 @@ struct Read {
   std::size_t taken = 0;   // whole messages taken from the queue (0: from the file's rest)
   std::string rest;        // what the file holds afterwards
   std::size_t rest_of = 0;
+  std::shared_ptr<Body> rest_body;
   const Msg* peeked = nullptr;  // peek mode: the message read
 };
 
@@ -321,8 +413,15 @@ class DirectRead final : public ReadRequest {
 class DirectWrite final : public WriteRequest {
  public:
   // `message`: an unframed write, queued once the writer got the answer.
-  DirectWrite(Harness& h, File& f, const std::string* message, Priority priority, bool refuse, bool refuse_later)
-      : h_(&h), f_(&f), message_(message), priority_(priority), refuse_(refuse), refuse_later_(refuse_later) {}
+  DirectWrite(Harness& h, File& f, const std::string* message, Priority priority, Type type, bool refuse,
+              bool refuse_later)
+      : h_(&h),
+        f_(&f),
+        message_(message),
+        priority_(priority),
+        type_(type),
+        refuse_(refuse),
+        refuse_later_(refuse_later) {}
   bool accept(std::size_t n) override;
   void fail(int e) override {
     ++answers;
@@ -341,6 +440,7 @@ class DirectWrite final : public WriteRequest {
   File* f_;
   const std::string* message_;
   Priority priority_;
+  Type type_;
   bool refuse_;
   bool refuse_later_;
 };
@@ -415,7 +515,7 @@ class Harness {
   // Called by the doubles.
   bool delivered(File& f, std::size_t size, std::span<const iovec> data, bool refuse, const Waiter* waiter);
   void read_failed(File& f, std::size_t size, const Waiter* waiter, int error);
-  bool accepted_now(File& f, const std::string* message, Priority priority, bool refuse, std::size_t n);
+  bool accepted_now(File& f, const std::string* message, Priority priority, Type type, bool refuse, std::size_t n);
   bool write_accepted(File& f, const Waiter* waiter, std::size_t n, bool refuse);
   void write_failed(File& f, const Waiter* waiter, int error);
 
@@ -456,6 +556,22 @@ class Harness {
     return s;
   }
 
+  // SPEC section 12: a few small types, and the largest ones.
+  Type pick_type() {
+    const int pick = in_.ConsumeIntegralInRange(0, 4);
+    return pick < 3 ? pick + 1 : pick == 3 ? kMaxType : kMaxType - 1;
+  }
+  // Any, a type, any but a type, the lowest type up to a bound (INT64_MIN: any type, lowest first).
+  Selection pick_selection() {
+    switch (in_.ConsumeIntegralInRange(0, 4)) {
+      case 0: return {};
+      case 1: return {.type = pick_type()};
+      case 2: return {.type = pick_type(), .except = true};
+      case 3: return {.type = -pick_type()};
+      default: return {.type = INT64_MIN};
+    }
+  }
+
   // lease_ms and retry_delay_ms: short (the next passes of time reach them), the default, the largest.
   int64_t pick_lease_ms() { return pick_value(30000, kMaxTimeoutMs, 1, 60); }
   int64_t pick_retry_delay_ms() { return pick_value(0, kMaxTimeoutMs, 1, 60); }
@@ -471,7 +587,8 @@ class Harness {
     }
   }
 
-  std::size_t pick_read_size(const Slot& s) {
+  std::size_t pick_read_size(const File& f) {
+    const Slot& s = src(f);
     switch (in_.ConsumeIntegralInRange(0, 4)) {
       case 0: return in_.ConsumeIntegralInRange<std::size_t>(1, 8);
       case 1: return in_.ConsumeIntegralInRange<std::size_t>(1, 300);
@@ -479,9 +596,8 @@ class Harness {
       case 3: {  // the first messages just fit, or just do not
         std::size_t size = 0;
         int n = in_.ConsumeIntegralInRange(1, 4);
-        for (const auto& [priority, fifo] : s.queued)
-          for (const Msg& m : fifo)
-            if (n-- > 0) size += m.size() + (s.settings.framing == Framing::u32 ? kFrameHeader : 0);
+        for (const Msg* m : in_order(s, f.selection))
+          if (n-- > 0) size += m->size() + (s.settings.framing == Framing::u32 ? kFrameHeader : 0);
         return std::max<std::size_t>(1, size + in_.ConsumeIntegralInRange(0, 2) - 1);
       }
       default: return 1 << 16;
@@ -553,16 +669,84 @@ class Harness {
 
   // -- the model's view
 
+  // Where `f`'s reads take from: its queue, or its subscription to a topic.
+  static Slot& src(const File& f) { return f.sub ? *f.sub : *f.slot; }
+
+  // SPEC section 13: where a publish to `t` goes now: the subscriptions of
+  // the files reading it (not a message-mode one at end of file), and the
+  // named queues (not topics) whose user.mq.subscribe names it.
+  std::vector<Slot*> subscribers(const Slot& t) const {
+    std::vector<Slot*> found;
+    if (!t.is_topic()) return found;
+    for (const auto& f : files_)
+      if (f->slot == &t && f->sub && f->sub->subscribed && !at_end(*f)) found.push_back(f->sub.get());
+    // A file closing returns its leases before it leaves: a publish then
+    // (its room made by a dead letter) still reaches it.
+    if (closing_ && closing_->slot == &t && closing_->sub && closing_->sub->subscribed && !at_end(*closing_) &&
+        t.queue->subscribers() == found.size() + 1)
+      found.push_back(closing_->sub.get());
+    if (t.named)
+      for (const Slot& q : slots_)
+        if (&q != &t && q.named && q.queue && !q.is_topic() &&
+            std::find(q.settings.subscribe.begin(), q.settings.subscribe.end(), t.name) != q.settings.subscribe.end())
+          found.push_back(const_cast<Slot*>(&q));
+    return found;
+  }
+  // Whether `q` subscribing to `next` instead of its list, or `q`'s name
+  // going, ends a lasting subscription to an existing topic (either side).
+  // The engine does not wake such a topic's blocked publishers nor its poll
+  // watchers then (README, Findings): the harness stays clear of it.
+  bool ends_lasting_subscription(const Slot& q, const std::vector<std::string>& next, bool unlinking) const {
+    for (const Slot& t : slots_) {
+      if (!t.named || !t.queue || !t.is_topic()) continue;
+      auto names = [&](const Slot& by, const std::vector<std::string>& list) {
+        return &by != &t && by.named && !by.is_topic() && std::find(list.begin(), list.end(), t.name) != list.end();
+      };
+      if (&t == &q) {  // the topic's own name goes
+        if (!unlinking) continue;
+        for (const Slot& by : slots_)
+          if (names(by, by.settings.subscribe)) return true;
+      } else if (names(q, q.settings.subscribe) && std::find(next.begin(), next.end(), t.name) == next.end()) {
+        return true;
+      }
+    }
+    return false;
+  }
+
+  // Whether read mode `mode` puts a file subscribing to a topic at end of
+  // file, which ends its subscription: the engine does not wake the
+  // publishers it held back then (README, Findings).
+  bool ends_subscriber(const File& f, std::optional<ReadMode> mode) const {
+    const ReadMode next = mode ? *mode : f.slot->settings.read_mode;
+    return f.sub && f.sub->subscribed && !at_end(f) && f.delivered && f.rest.empty() && next == ReadMode::message;
+  }
+
+  static Settings subscription_settings(Settings settings) {
+    settings.kind = QueueKind::queue;
+    settings.subscribe.clear();
+    return settings;
+  }
+
   Priority priority_of(const File& f) const {
     return f.priority ? *f.priority : static_cast<Priority>(f.slot->settings.priority);
   }
+  Type type_of(const File& f) const { return f.type ? *f.type : f.slot->settings.type; }
   ReadMode mode_of(const File& f) const { return f.read_mode ? *f.read_mode : f.slot->settings.read_mode; }
   bool at_end(const File& f) const { return f.delivered && f.rest.empty() && mode_of(f) == ReadMode::message; }
-  // Leased and delayed messages keep their place under maxmsg.
-  static bool has_room(const Slot& s) { return s.count + s.inflight() < static_cast<uint64_t>(s.settings.maxmsg); }
-  static bool writable(const Slot& s) { return s.writers.empty() && has_room(s); }
+  // Leased and delayed messages keep their place under maxmsg. A topic has
+  // room when each subscriber has (overflow=drop: always).
+  bool has_room(const Slot& s) const {
+    if (s.is_topic()) {
+      if (s.settings.overflow == Overflow::drop) return true;
+      for (const Slot* q : subscribers(s))
+        if (!has_room(*q)) return false;
+      return true;
+    }
+    return s.count + s.inflight() < static_cast<uint64_t>(s.settings.maxmsg);
+  }
+  bool writable(const Slot& s) const { return s.writers.empty() && has_room(s); }
   bool readable(const File& f) const {
-    return !f.rest.empty() || at_end(f) || mode_of(f) == ReadMode::peek || f.slot->count > 0;
+    return !f.rest.empty() || at_end(f) || mode_of(f) == ReadMode::peek || front(src(f), f.selection);
   }
   uint64_t available() const { return limits_.max_bytes - budget_.bytes(); }
   bool fits(uint64_t n) const { return n <= available(); }
@@ -572,10 +756,43 @@ class Harness {
     return now_ + std::chrono::milliseconds(timeout_ms);
   }
 
-  // A message the engine recorded (gave an id) and queued.
-  void enqueue(Slot& s, std::string message, Priority priority) {
-    push(s, Msg{.text = std::move(message), .id = ++s.last_id, .priority = priority});
+  // A message the engine recorded (gave an id) and queued, or published.
+  void enqueue(Slot& s, std::string message, Priority priority, Type type) {
+    Msg m{.text = std::move(message), .priority = priority, .type = type};
+    if (s.is_topic()) return publish(s, std::move(m));
+    m.id = ++s.last_id;
+    push(s, std::move(m));
     ++s.sent;
+  }
+  // A message recorded, then withdrawn (its writer did not get the answer):
+  // its ids are spent.
+  void withdrawn(Slot& s) {
+    if (!s.is_topic()) {
+      ++s.last_id;
+      return;
+    }
+    for (Slot* q : subscribers(s))
+      if (has_room(*q)) ++q->last_id;
+  }
+
+  // A publish: a copy (sharing the bytes) to each subscriber with room; a
+  // full one misses it (overflow=drop), counted in its dropped (a file's: in
+  // the topic's), as is a publish nobody subscribes to.
+  void publish(Slot& t, Msg m) {
+    std::vector<Slot*> takers, missed;
+    for (Slot* q : subscribers(t)) (has_room(*q) ? takers : missed).push_back(q);
+    if (kTrace) std::fprintf(stderr, "  publish to %zu, %zu miss it\n", takers.size(), missed.size());
+    if (takers.empty() && missed.empty()) ++t.dropped;
+    for (Slot* q : missed) ++(q->subscription ? t.dropped : q->dropped);
+    if (!takers.empty()) m.body = std::make_shared<Body>(Body{m.size()});
+    for (Slot* q : takers) {
+      Msg copy = m;
+      copy.id = ++q->last_id;
+      copy.copy = ++copies_;
+      push(*q, std::move(copy));
+      ++q->sent;
+    }
+    ++t.sent;
   }
   void push(Slot& s, Msg m) {
     s.bytes += m.size();
@@ -591,10 +808,30 @@ class Harness {
     fifo.insert(at, std::move(m));
   }
 
-  Msg pop(Slot& s) {
-    auto level = s.queued.begin();
-    Msg message = std::move(level->second.front());
-    level->second.pop_front();
+  // The queued messages `selection` takes, in the order it takes them.
+  static std::vector<const Msg*> in_order(const Slot& s, const Selection& selection) {
+    std::vector<const Msg*> order;
+    for (const auto& [priority, fifo] : s.queued)
+      for (const Msg& m : fifo)
+        if (qualifies(selection, m.type)) order.push_back(&m);
+    std::sort(order.begin(), order.end(),
+              [&](const Msg* a, const Msg* b) { return earlier(selection, a->type, a->priority, a->id, *b); });
+    return order;
+  }
+  // The message a read selecting `selection` takes next, or null.
+  static const Msg* front(const Slot& s, const Selection& selection) {
+    const auto order = in_order(s, selection);
+    return order.empty() ? nullptr : order.front();
+  }
+
+  // Takes front(s, selection) out of the queue.
+  Msg pop(Slot& s, const Selection& selection) {
+    const Msg* first = front(s, selection);
+    CHECK(first);
+    auto level = s.queued.find(first->priority);
+    auto at = std::find_if(level->second.begin(), level->second.end(), [&](const Msg& m) { return &m == first; });
+    Msg message = std::move(*at);
+    level->second.erase(at);
     if (level->second.empty()) s.queued.erase(level);
     --s.count;
     s.bytes -= message.size();
@@ -605,33 +842,36 @@ class Harness {
   // `delivering`: asked while the engine delivers, which it does after
   // charging the budget for the copy of a rest it keeps.
   Read expect_read(const File& f, std::size_t size, bool delivering = false) const {
-    const Slot& s = *f.slot;
+    const Slot& s = src(f);
     if (!f.rest.empty()) {
       const std::size_t n = std::min(size, f.rest.size());
-      return {.kind = Read::data, .bytes = f.rest.substr(0, n), .rest = f.rest.substr(n), .rest_of = f.rest_of};
+      return {.kind = Read::data,
+              .bytes = f.rest.substr(0, n),
+              .rest = f.rest.substr(n),
+              .rest_of = f.rest_of,
+              .rest_body = f.rest_body};
     }
     if (mode_of(f) == ReadMode::peek) return expect_peek(f, size, delivering);
     if (at_end(f) || size == 0) return {.kind = Read::eof};
-    if (s.count == 0) return {.kind = Read::wait};
+    const std::vector<const Msg*> order = in_order(s, f.selection);
+    if (order.empty()) return {.kind = Read::wait};
     const bool u32 = s.settings.framing == Framing::u32;
     if (u32 || (s.settings.framing == Framing::line && mode_of(f) == ReadMode::stream)) {
       // Whole messages, as many as fit; a request larger than msgsize's limit is never filled.
       const std::size_t limit = size > kMaxMsg ? size - 1 : size;
       const std::size_t most = mode_of(f) == ReadMode::message ? 1 : SIZE_MAX;
       Read batch{.kind = Read::data};
-      [&] {
-        for (const auto& [priority, fifo] : s.queued)
-          for (const Msg& m : fifo) {
-            const std::string header = u32 ? frame_header(m.size()) : "";
-            if (batch.taken == most || batch.bytes.size() + header.size() + m.size() > limit) return;
-            batch.bytes += header + m.text;
-            ++batch.taken;
-          }
-      }();
+      for (const Msg* m : order) {  // only the messages the file selects, in its order
+        const std::string header = u32 ? frame_header(m->size()) : "";
+        if (batch.taken == most || batch.bytes.size() + header.size() + m->size() > limit) break;
+        batch.bytes += header + m->text;
+        ++batch.taken;
+      }
       if (batch.taken > 0) return batch;
       if (u32) return {.kind = Read::too_small};
     }
-    const std::string& front = s.queued.begin()->second.front().text;
+    const Msg& first = *order.front();
+    const std::string& front = first.text;
     const std::size_t n = std::min(size, front.size());
     // A message leased stays whole in the queue: the file keeps a copy of its rest.
     if (f.explicit_ack && n < front.size() && !delivering && !fits(front.size() - n + kOverhead))
@@ -640,16 +880,16 @@ class Harness {
             .bytes = front.substr(0, n),
             .taken = 1,
             .rest = front.substr(n),
-            .rest_of = f.explicit_ack ? front.size() - n : front.size()};
+            // auto: the file keeps the message itself (a subscriber's copy: with the bytes it shares)
+            .rest_of = f.explicit_ack ? front.size() - n : first.body ? 0 : front.size(),
+            .rest_body = f.explicit_ack ? nullptr : first.body};
   }
 
-  // The next queued message after the one `f` peeked last, in queue order.
+  // The next queued message after the one `f` peeked last, in the order of
+  // its selection (of the messages it selects).
   const Msg* next_peeked(const File& f) const {
-    for (const auto& [priority, fifo] : f.slot->queued) {
-      if (f.peeked && priority > f.peeked->first) continue;
-      for (const Msg& m : fifo)
-        if (!f.peeked || priority < f.peeked->first || m.id > f.peeked->second) return &m;
-    }
+    for (const Msg* m : in_order(src(f), f.selection))
+      if (!f.peeked || earlier(f.selection, f.peeked->type, f.peeked->priority, f.peeked->id, *m)) return m;
     return nullptr;
   }
 
@@ -657,7 +897,7 @@ class Harness {
   Read expect_peek(const File& f, std::size_t size, bool delivering) const {
     const Msg* m = next_peeked(f);
     if (!m || size == 0) return {.kind = Read::eof};
-    if (f.slot->settings.framing == Framing::u32) {
+    if (src(f).settings.framing == Framing::u32) {
       if (kFrameHeader + m->size() > size) return {.kind = Read::too_small};
       return {.kind = Read::data, .bytes = frame_header(m->size()) + m->text, .peeked = m};
     }
@@ -670,7 +910,7 @@ class Harness {
             .peeked = m};
   }
 
-  static void set_last(File& f, const Msg& m) { f.last = File::Last{m.id, m.priority, m.deliveries}; }
+  static void set_last(File& f, const Msg& m) { f.last = File::Last{m.id, m.priority, m.deliveries, m.type}; }
 
   // The clock the engine reads next (Clock::now()), and one reading more.
   Clock::time_point reading() { return fake_clock.at + std::chrono::nanoseconds(++readings_); }
@@ -682,13 +922,13 @@ class Harness {
 
   void apply(File& f, const Read& r) {
     if (r.kind != Read::data) return;
-    Slot& s = *f.slot;
+    Slot& s = src(f);
     if (r.peeked) {
-      f.peeked.emplace(r.peeked->priority, r.peeked->id);
+      f.peeked = File::Peeked{r.peeked->type, r.peeked->priority, r.peeked->id};
       set_last(f, *r.peeked);
     }
     for (std::size_t i = 0; i < r.taken; ++i) {
-      Msg message = pop(s);
+      Msg message = pop(s, f.selection);
       ++message.deliveries;
       set_last(f, message);
       if (f.explicit_ack) {  // leased until lease_ms from now
@@ -709,12 +949,13 @@ class Harness {
     }
     f.rest = r.rest;
     f.rest_of = r.rest.empty() ? 0 : r.rest_of;
+    f.rest_body = r.rest.empty() ? nullptr : r.rest_body;
   }
 
   // Received: read in auto mode, or acknowledged.
   void taken_for_good(Slot& s, const Msg& message) {
     ++s.received;
-    if (auto id = payload_id(message.text)) CHECK(received_ids_.insert(*id).second);  // never twice
+    if (auto id = payload_id(message.text)) CHECK(received_ids_.emplace(*id, message.copy).second);  // never twice
   }
 
   // -- leases
@@ -734,7 +975,7 @@ class Harness {
     std::string_view path = s.settings.dead_letter;
     while (!path.empty() && path.front() == '/') path.remove_prefix(1);
     for (Slot& to : slots_)
-      if (to.named && to.name == path) return &to == &s ? nullptr : &to;
+      if (to.named && to.name == path) return &to == &s || to.is_topic() ? nullptr : &to;
     return nullptr;
   }
 
@@ -754,10 +995,11 @@ class Harness {
 
   // The dead letters the engine moved so far (the source's dead_lettered
   // counts them before the target queues them), at the end of their queue.
-  void take_dead_letters() {
+  // `gone`: a file's subscription that closed, whose dead letters all moved.
+  void take_dead_letters(const Slot* gone = nullptr) {
     while (!dead_letters_.empty()) {
       DeadLetter& d = dead_letters_.front();
-      if (d.from->queue->dead_lettered() == d.from->dead_lettered) return;
+      if (d.from != gone && d.from->queue->dead_lettered() == d.from->dead_lettered) return;
       ++d.from->dead_lettered;
       Msg m = std::move(d.message);
       m.id = ++d.to->last_id;
@@ -770,7 +1012,7 @@ class Harness {
 
   // The file's messages go back, as at its last close (`now`: when).
   void return_all(File& f, Clock::time_point now) {
-    Slot& s = *f.slot;
+    Slot& s = src(f);
     for (const File::Held& h : f.leases)
       if (!h.lapsed) give_back(s, take_lease(s, f, h.id).message, now);
     f.leases.clear();
@@ -804,13 +1046,24 @@ class Harness {
   }
 
   // The earliest deadline on the mount's timer: a waiter's, a lease's, a delay's.
+  // Every queue that exists: the named ones (or held open), then the
+  // files' subscriptions to topics.
+  std::vector<Slot*> all_queues() const {
+    std::vector<Slot*> all;
+    for (const Slot& s : slots_)
+      if (s.queue) all.push_back(const_cast<Slot*>(&s));
+    for (const auto& f : files_)
+      if (f->sub) all.push_back(f->sub.get());
+    return all;
+  }
+
   std::optional<Clock::time_point> next_deadline() const {
     std::optional<Clock::time_point> next;
     auto consider = [&](const std::optional<Clock::time_point>& t) {
       if (t && (!next || *t < *next)) next = t;
     };
-    for (const Slot& s : slots_) {
-      if (!s.queue) continue;
+    for (const Slot* q : all_queues()) {
+      const Slot& s = *q;
       for (const ParkedRead& p : s.readers) consider(p.deadline);
       for (const ParkedWrite& p : s.writers) consider(p.deadline);
       if (!s.leased.empty()) consider(s.leased.begin()->first);
@@ -822,30 +1075,41 @@ class Harness {
   // Takes into the model the messages the engine queued since it last looked
   // (Queue::sent), from the write under way: the direct call, else the parked
   // writer at the head of the line. Unframed writes are taken at accept().
+  // A topic's publishes first: they fill its subscribers.
   void sync(Slot& s) {
+    for (Slot& t : slots_)
+      if (&t != &s && t.queue && t.is_topic()) sync_one(t);
+    sync_one(s);
+  }
+  void sync_one(Slot& s) {
     take_dead_letters();
     while (s.queue && s.queue->sent() > s.sent) {
+      if (kTrace)
+        std::fprintf(stderr, "  sync %s%s: direct %d (flush %d), writers %zu\n", s.name.c_str(),
+                     s.subscription ? " (subscription)" : "", s.direct != nullptr, s.direct && s.direct->flush,
+                     s.writers.size());
       CHECK(has_room(s));  // queued only when there was room
       if (s.direct && s.direct->flush) {
-        enqueue(s, s.direct->rest, s.direct->priority);
+        enqueue(s, s.direct->rest, s.direct->priority, s.direct->type);
         s.direct->rest.clear();
         s.direct->flush = false;
         continue;
       }
       if (s.direct) {
         enqueue(s, next_frame(s, *s.direct->file, s.direct->framing, s.direct->rest, s.direct->consumed),
-                priority_of(*s.direct->file));
+                priority_of(*s.direct->file), type_of(*s.direct->file));
         continue;
       }
       CHECK(!s.writers.empty());
       ParkedWrite& head = s.writers.front();
       if (!head.framed) {  // a detached send: the line a closed file left
         CHECK(head.waiter == nullptr);
-        enqueue(s, head.bytes, head.priority);
+        enqueue(s, head.bytes, head.priority, head.type);
         s.writers.pop_front();
         continue;
       }
-      enqueue(s, next_frame(s, *head.file, head.framing, head.bytes, head.consumed), priority_of(*head.file));
+      enqueue(s, next_frame(s, *head.file, head.framing, head.bytes, head.consumed), priority_of(*head.file),
+              type_of(*head.file));
     }
   }
 
@@ -863,6 +1127,10 @@ class Harness {
   std::string next_frame(Slot& s, File& f, Framing framing, std::string& rest, std::size_t& consumed) {
     if (held_line_first(f, framing)) return std::exchange(f.pending, std::string());
     Parsed next = parse(framing, f.pending, rest, static_cast<std::size_t>(s.settings.msgsize));
+    if (kTrace)
+      std::fprintf(stderr, "  frame %d of %zu bytes (pending %zu): %d, sent %llu/%llu\n", static_cast<int>(framing),
+                   rest.size(), f.pending.size(), static_cast<int>(next.kind),
+                   static_cast<unsigned long long>(s.queue->sent()), static_cast<unsigned long long>(s.sent));
     CHECK(next.kind == Parsed::message);
     f.pending.clear();
     rest.erase(0, next.used);
@@ -930,6 +1198,16 @@ class Harness {
     CHECK(it != s.writers.end());  // answered once, and only when parked
     return it;
   }
+  // Parked readers are served in arrival order, each by its own selection: a
+  // reader served now is the first whose selection takes a queued message
+  // (one that takes none holds back no one behind it).
+  static bool first_served(const Slot& s, std::list<ParkedRead>::iterator it) {
+    if (!front(s, it->file->selection)) return false;
+    for (auto p = s.readers.begin(); p != it; ++p)
+      if (front(s, p->file->selection)) return false;
+    return true;
+  }
+
   std::list<ParkedRead>::iterator find_reader(Slot& s, const Waiter* waiter) {
     auto it = std::find_if(s.readers.begin(), s.readers.end(), [&](const ParkedRead& p) { return p.waiter == waiter; });
     CHECK(it != s.readers.end());
@@ -939,7 +1217,7 @@ class Harness {
   // -- operations
 
   void step() {
-    const int op = in_.ConsumeIntegralInRange(0, 19);
+    const int op = in_.ConsumeIntegralInRange(0, 21);
     if (kTrace) std::fprintf(stderr, "step %d\n", op);
     switch (op) {
       case 0: case 1: case 2: case 3: return write();
@@ -947,12 +1225,13 @@ class Harness {
       case 8: return open(pick_slot());
       case 9: if (File* f = pick_file(); f && f->parked == 0) close(*f); return;
       case 10: return configure(pick_slot());
-      case 11: return set_file_options();
+      case 11: case 20: case 21: return set_file_options();
       case 12: return pass_time();
       case 13: return interrupt();
       case 14: return in_.ConsumeBool() ? purge(pick_slot()) : poll();
       case 15: {
         Slot& s = pick_slot();
+        if (kStepAround && s.named && ends_lasting_subscription(s, {}, true)) return;  // a known engine bug
         return s.named ? unlink(s) : make(s);
       }
       case 16: case 19: return acknowledge();
@@ -1006,7 +1285,7 @@ class Harness {
     const int access = in_.ConsumeIntegralInRange(0, 2);  // O_RDONLY, O_WRONLY, O_RDWR
     f->reads = access != 1;
     f->writes = access != 0;
-    f->engine = std::make_unique<OpenFile>(s.node->queue, f->reads, f->writes);
+    opened(*f);
     if (in_.ConsumeBool()) f->engine->set_read_mode(f->read_mode = ReadMode::stream);
     files_.push_back(std::move(f));
   }
@@ -1014,12 +1293,35 @@ class Harness {
   // release(): sends an unfinished line, then frees the file and its rest.
   // The messages it holds go back (the engine reads the clock when it held
   // any lease, run out or not).
+  // The engine's open file; one reading a topic subscribes to it from now on.
+  void opened(File& f) {
+    Slot& s = *f.slot;
+    f.engine = std::make_unique<OpenFile>(s.node->queue, f.reads, f.writes);
+    if (f.reads && s.is_topic()) {
+      f.sub = std::make_unique<Slot>();
+      f.sub->settings = subscription_settings(s.settings);
+      f.sub->queue = &f.engine->source();
+      f.sub->subscription = f.sub->subscribed = true;
+      CHECK(f.sub->queue != s.queue);
+    }
+  }
+
+  // A subscriber's subscription goes with it: what it holds is dropped, and
+  // a publisher it held back may go on.
   void close(File& f) {
+    if (kTrace) std::fprintf(stderr, "  close\n");
     flush(f);
     Slot& s = *f.slot;
     if (!f.leases.empty()) return_all(f, reading());
-    std::erase_if(files_, [&](const auto& p) { return p.get() == &f; });
-    take_dead_letters();
+    auto it = std::find_if(files_.begin(), files_.end(), [&](const auto& p) { return p.get() == &f; });
+    std::unique_ptr<File> closing = std::move(*it);
+    files_.erase(it);
+    closing_ = closing.get();
+    closing->engine.reset();
+    closing_ = nullptr;
+    take_dead_letters(closing->sub.get());
+    sync(s);  // a line it left, which its subscription held back, may have gone on
+    closing.reset();
     if (!s.named && !has_files(s)) forget(s);
   }
 
@@ -1027,7 +1329,7 @@ class Harness {
     Slot& s = *f.slot;
     int expected = 0;
     bool parks = false;
-    Direct direct{&f, f.pending_framing, f.pending, 0, true, priority_of(f)};
+    Direct direct{&f, f.pending_framing, f.pending, 0, true, priority_of(f), type_of(f)};
     if (f.pending_framing == Framing::line && !f.pending.empty()) {  // whatever the queue's framing is now
       if (!fits(f.pending.size() + kOverhead))
         expected = -ENOSPC;
@@ -1044,7 +1346,7 @@ class Harness {
     CHECK(status == expected);
     if (parks && status == 0) {
       CHECK(direct.flush);  // not queued yet
-      s.writers.push_back({nullptr, nullptr, false, Framing::none, direct.rest, direct.priority, 0,
+      s.writers.push_back({nullptr, nullptr, false, Framing::none, direct.rest, direct.priority, direct.type, 0,
                            deadline(s.settings.send_timeout_ms)});
     } else {
       CHECK(!direct.flush || status < 0);  // queued, or dropped
@@ -1068,6 +1370,7 @@ class Harness {
   void write_message(File& f, const std::string& input, bool nonblocking, bool refuse, bool refuse_later) {
     Slot& s = *f.slot;
     const Priority priority = priority_of(f);
+    const Type type = type_of(f);
     int expected = 0;
     bool parks = false;
     if (input.size() > static_cast<std::size_t>(s.settings.msgsize))
@@ -1079,10 +1382,10 @@ class Harness {
     else if (!writable(s))  // a blocking write waits with its message
       parks = waiter_room(), expected = parks ? 0 : EAGAIN;
     f.engine->set_nonblocking(nonblocking);
-    DirectWrite to(*this, f, &input, priority, refuse, refuse_later);
+    DirectWrite to(*this, f, &input, priority, type, refuse, refuse_later);
     s.queue->send(*f.engine, bytes_of(input), kPid, now_, to);
     CHECK(to.waiting() == parks);
-    if (parks) return take_on(s, f, to, {to.parked, &f, false, Framing::none, input, priority, 0,
+    if (parks) return take_on(s, f, to, {to.parked, &f, false, Framing::none, input, priority, type, 0,
                                          deadline(s.settings.send_timeout_ms)});
     CHECK(to.answers == 1 && to.error == expected);
     if (expected == 0) CHECK(to.accepted == input.size());
@@ -1093,7 +1396,7 @@ class Harness {
     const bool behind = !s.writers.empty();  // behind the writers already waiting
     Direct direct{&f, s.settings.framing, input};
     f.engine->set_nonblocking(nonblocking);
-    DirectWrite to(*this, f, nullptr, 0, refuse, refuse_later);
+    DirectWrite to(*this, f, nullptr, 0, 1, refuse, refuse_later);
     s.direct = &direct;
     s.queue->send(*f.engine, bytes_of(input), kPid, now_, to);
     sync(s);
@@ -1114,7 +1417,7 @@ class Harness {
     CHECK(direct.rest == input.substr(direct.consumed));
     if (to.waiting()) {
       CHECK(!nonblocking);
-      return take_on(s, f, to, {to.parked, &f, true, direct.framing, direct.rest, 0, direct.consumed,
+      return take_on(s, f, to, {to.parked, &f, true, direct.framing, direct.rest, 0, 1, direct.consumed,
                                 deadline(s.settings.send_timeout_ms)});
     }
     const int why = nonblocking ? EAGAIN : !fits(direct.rest.size()) ? ENOSPC : EAGAIN;
@@ -1134,8 +1437,14 @@ class Harness {
   void read() {
     File* f = pick_file();
     if (!f || !f->reads) return;
-    Slot& s = *f->slot;
-    const std::size_t size = pick_read_size(s);
+    // A known engine bug (README, Findings): a leased read, or the read of
+    // a rest, that ends a message-mode subscriber does not wake the
+    // publishers it held back.
+    if (kStepAround && f->sub && f->sub->subscribed && mode_of(*f) == ReadMode::message &&
+        (f->explicit_ack || !f->rest.empty()))
+      return;
+    Slot& s = src(*f);
+    const std::size_t size = pick_read_size(*f);
     const bool nonblocking = in_.ConsumeBool();
     const bool refuse = in_.ConsumeIntegralInRange(0, 7) == 0;
     const bool refuse_later = in_.ConsumeIntegralInRange(0, 7) == 0;
@@ -1160,7 +1469,7 @@ class Harness {
     const Read::Kind kind = expect_read(f, size).kind;
     f.engine->set_nonblocking(true);
     DirectRead to(*this, f, size, refuse, false);
-    f.slot->queue->receive(*f.engine, size, kPid, now_, to);
+    src(f).queue->receive(*f.engine, size, kPid, now_, to);
     CHECK(to.answers == 1 && !to.parked);
     CHECK(to.error == error_of(kind));
     return to.error == EAGAIN ? 0 : to.error ? -to.error : 1;
@@ -1179,7 +1488,8 @@ class Harness {
     if (!s.queue) return;
     Settings next = s.settings;
     static constexpr const char* kDeadLetters[] = {"", "a", "/a", "b", "/b", "c"};  // c: no such queue
-    switch (in_.ConsumeIntegralInRange(0, 10)) {
+    static const std::vector<std::string> kSubscribe[] = {{}, {"a"}, {"b"}, {"a", "b"}, {"c"}};
+    switch (in_.ConsumeIntegralInRange(0, 14)) {
       case 0: next.maxmsg = pick_maxmsg(); break;
       case 1: next.msgsize = pick_msgsize(); break;
       case 2: next.priority = pick_priority(); break;
@@ -1190,29 +1500,75 @@ class Harness {
       case 7: next.lease_ms = pick_lease_ms(); break;
       case 8: next.retry_delay_ms = pick_retry_delay_ms(); break;
       case 9: next.max_deliveries = in_.ConsumeIntegralInRange(0, 3); break;
-      default: next.dead_letter = kDeadLetters[in_.ConsumeIntegralInRange(0, 5)]; break;
+      case 10: next.dead_letter = kDeadLetters[in_.ConsumeIntegralInRange(0, 5)]; break;
+      case 11: next.type = pick_type(); break;
+      case 12:  // SPEC section 13; not under a byte cap (a publish's copies may not fit: not modelled)
+        if (limits_.max_bytes == UINT64_MAX)
+          next.kind = s.is_topic() ? QueueKind::queue : QueueKind::topic;
+        break;
+      case 13: next.overflow = in_.ConsumeBool() ? Overflow::drop : Overflow::block; break;
+      default: next.subscribe = kSubscribe[in_.ConsumeIntegralInRange(0, 4)]; break;
     }
-    s.settings = next;  // before: the queue serves waiters with them at once
-    s.queue->configure(next);
+    // Known engine bugs (README, Findings): a lasting subscription that ends
+    // does not wake its topic; a topic that turns back into a queue serves
+    // its waiting writers part way through.
+    if (kStepAround && ends_lasting_subscription(s, next.subscribe, false)) return;
+    if (kStepAround && s.is_topic() && next.kind != QueueKind::topic && !s.writers.empty()) return;
+    // As setfattr: a topic subscribes to nothing; a queue holding messages
+    // (queued or in flight) does not become a topic.
+    int expected = 0;
+    if (next.kind == QueueKind::topic && !next.subscribe.empty())
+      expected = -EINVAL;
+    else if (next.kind == QueueKind::topic && !s.is_topic() && s.count + s.inflight() > 0)
+      expected = -EBUSY;
+    if (expected == 0) {  // before: the queue serves waiters with them at once
+      const bool unsubscribe = s.is_topic() && next.kind != QueueKind::topic;
+      s.settings = next;
+      for (const auto& f : files_)
+        if (f->slot == &s && f->sub && f->sub->subscribed) {
+          if (unsubscribe)
+            f->sub->subscribed = false;  // it keeps what it has, and its settings
+          else
+            f->sub->settings = subscription_settings(next);
+        }
+    }
+    if (kTrace)
+      std::fprintf(stderr, "  configure %s: maxmsg %lld, kind %d, overflow %d, subscribe %zu: expect %d\n", s.name.c_str(),
+                   static_cast<long long>(next.maxmsg), static_cast<int>(next.kind), static_cast<int>(next.overflow),
+                   next.subscribe.size(), expected);
+    CHECK(names_.configure(*s.node, next) == expected);
   }
 
   // The per-file ioctls, and O_NONBLOCK as a read or write would set it.
   void set_file_options() {
     File* f = pick_file();
     if (!f) return;
-    switch (in_.ConsumeIntegralInRange(0, 2)) {
+    switch (in_.ConsumeIntegralInRange(0, 4)) {
       case 0:
         f->priority = in_.ConsumeBool() ? std::nullopt : std::optional(pick_priority());
         f->engine->set_priority(f->priority);
         break;
-      case 1:
-        f->read_mode =
+      case 1: {
+        const auto mode =
             in_.ConsumeBool() ? std::nullopt : std::optional(in_.ConsumeBool() ? ReadMode::stream : ReadMode::message);
-        f->engine->set_read_mode(f->read_mode);
+        if (kStepAround && ends_subscriber(*f, mode)) return;  // a known engine bug (README, Findings)
+        f->engine->set_read_mode(f->read_mode = mode);
         f->was_readable = readable(*f);  // the caller knows: it polls again
         break;
-      default:
+      }
+      case 2:
         f->engine->set_nonblocking(in_.ConsumeBool());
+        break;
+      case 3:  // MQFS_IOC_SET_TYPE (-1: back to the queue's)
+        f->type = in_.ConsumeBool() ? std::nullopt : std::optional(pick_type());
+        f->engine->set_type(f->type);
+        break;
+      default:  // MQFS_IOC_SET_SELECT: parked reads of the file take what it selects now
+        f->selection = pick_selection();
+        if (kTrace)
+          std::fprintf(stderr, "  select %lld%s\n", static_cast<long long>(f->selection.type),
+                       f->selection.except ? " except" : "");
+        f->engine->source().select(*f->engine, f->selection);
         break;
     }
   }
@@ -1231,7 +1587,7 @@ class Harness {
     f->notified = false;
     f->was_readable = readable(*f);
     f->was_writable = writable(*f->slot);
-    f->slot->queue->watch(*f->engine, std::make_unique<FlagWatch>(f->notified));
+    src(*f).queue->watch(*f->engine, std::make_unique<FlagWatch>(f->notified));
   }
 
   void pass_time() { pass_time_to(now_ + std::chrono::milliseconds(in_.ConsumeIntegralInRange(0, 60))); }
@@ -1242,8 +1598,7 @@ class Harness {
       // A waiter's deadline is in whole milliseconds, a lease's or a delay's a little after one.
       now_ = Clock::time_point(std::chrono::floor<std::chrono::milliseconds>(next->time_since_epoch()));
       fake_clock.at = now_;
-      for (Slot& s : slots_)
-        if (s.queue) expire_leases(s, *next);
+      for (Slot* s : all_queues()) expire_leases(*s, *next);
       expire(*next);
     }
     now_ = fake_clock.at = to;
@@ -1255,7 +1610,8 @@ class Harness {
     timeouts_.expire(at);
     expiring_ = false;
     take_dead_letters();
-    for (Slot& s : slots_) {
+    for (Slot* q : all_queues()) {
+      Slot& s = *q;
       std::erase_if(s.writers, [&](const ParkedWrite& p) { return !p.waiter && p.deadline && *p.deadline <= now_; });
       for (const ParkedWrite& p : s.writers) CHECK(!p.deadline || *p.deadline > now_);
       for (const ParkedRead& p : s.readers) CHECK(!p.deadline || *p.deadline > now_);
@@ -1269,7 +1625,7 @@ class Harness {
   void acknowledge() {
     File* f = pick_file();
     if (!f) return;
-    Slot& s = *f->slot;
+    Slot& s = src(*f);
     const bool nack = in_.ConsumeBool();
     const uint64_t id = pick_ack_id(*f);
     const Clock::time_point now = nack ? clock_now() : Clock::time_point{};  // as the adapter passes it
@@ -1309,6 +1665,7 @@ class Harness {
     if (nack && f->explicit_ack && f->rest_leased && (id == 0 || f->rest_id == id)) {
       f->rest.clear();
       f->rest_of = 0;
+      f->rest_body = nullptr;
     }
     const int status = nack ? s.queue->nack(*f->engine, id, now) : s.queue->ack(*f->engine, id);
     if (kTrace) std::fprintf(stderr, "  %s %llu: %d\n", nack ? "nack" : "ack", static_cast<unsigned long long>(id), status);
@@ -1317,7 +1674,7 @@ class Harness {
   }
 
   uint64_t pick_ack_id(const File& f) {
-    const Slot& s = *f.slot;
+    const Slot& s = src(f);
     switch (in_.ConsumeIntegralInRange(0, 3)) {
       case 0: return 0;
       case 1:
@@ -1344,7 +1701,10 @@ class Harness {
         f->engine->set_ack_mode(f->explicit_ack ? AckMode::explicit_ack : AckMode::automatic);
         return;
       case 1: f->read_mode = ReadMode::peek; break;
-      default: f->read_mode = std::nullopt; break;
+      default:
+        if (kStepAround && ends_subscriber(*f, std::nullopt)) return;  // a known engine bug
+        f->read_mode = std::nullopt;
+        break;
     }
     f->engine->set_read_mode(f->read_mode);
     f->was_readable = readable(*f);  // the caller knows: it polls again
@@ -1352,7 +1712,8 @@ class Harness {
 
   void interrupt() {
     std::vector<std::pair<Slot*, const Waiter*>> parked;
-    for (Slot& s : slots_) {
+    for (Slot* q : all_queues()) {
+      Slot& s = *q;
       for (const ParkedRead& p : s.readers) parked.emplace_back(&s, p.waiter);
       for (const ParkedWrite& p : s.writers)
         if (p.waiter) parked.emplace_back(&s, p.waiter);
@@ -1363,6 +1724,7 @@ class Harness {
   }
 
   void interrupt(Slot& s, const Waiter* waiter) {
+    if (kTrace) std::fprintf(stderr, "  interrupt\n");
     interrupting_ = waiter;
     s.queue->cancel(const_cast<Waiter&>(*waiter), EINTR);
     interrupting_ = nullptr;
@@ -1376,10 +1738,16 @@ class Harness {
     uint64_t held = 0, waiters = 0, timed = 0, nodes = 0;
     bool exact = true;  // framed bytes are charged by capacity: then only a lower bound
     take_dead_letters();
-    for (Slot& s : slots_) {
-      nodes += s.node != nullptr;
-      if (!s.queue) continue;
-      CHECK(!s.alive.expired());
+    for (const Slot& s : slots_) nodes += s.node != nullptr;
+    std::unordered_set<const Body*> bodies;  // a publish's bytes are charged once
+    auto charge = [&](const Msg& m) -> uint64_t {
+      if (!m.body) return m.size() + kOverhead;
+      bodies.insert(m.body.get());
+      return kOverhead;
+    };
+    for (Slot* queue : all_queues()) {
+      Slot& s = *queue;
+      CHECK(s.subscription || !s.alive.expired());
       sync(s);
       const Queue& q = *s.queue;
       CHECK(q.curmsgs() == s.count);
@@ -1388,15 +1756,19 @@ class Harness {
       CHECK(q.received() == s.received);
       CHECK(q.receivers_waiting() == s.readers.size());
       CHECK(q.senders_waiting() == s.writers.size());
-      CHECK(s.readers.empty() || s.count == 0);  // nobody waits for what is there
+      for (const ParkedRead& p : s.readers) CHECK(!front(s, p.file->selection));  // nobody waits for what is there
       CHECK(s.writers.empty() || !has_room(s));
       CHECK(q.writable() == writable(s));
       CHECK(q.settings().maxmsg == s.settings.maxmsg && q.settings().framing == s.settings.framing);
       CHECK(q.inflight() == s.inflight());
       CHECK(q.dead_lettered() == s.dead_lettered);
-      held += s.bytes + s.count * kOverhead;
-      for (const auto& [deadline, lease] : s.leased) held += lease.message.size() + kOverhead;
-      for (const auto& [deadline, m] : s.delayed) held += m.size() + kOverhead;
+      CHECK(q.dropped() == s.dropped);
+      CHECK(q.subscribers() == subscribers(s).size());
+      CHECK(q.is_topic() == s.is_topic());
+      for (const auto& [priority, fifo] : s.queued)
+        for (const Msg& m : fifo) held += charge(m);
+      for (const auto& [deadline, lease] : s.leased) held += charge(lease.message);
+      for (const auto& [deadline, m] : s.delayed) held += charge(m);
       timed += s.inflight() > 0;  // the queue's entry on the timer
       for (const ParkedWrite& p : s.writers) {
         if (p.framed) {
@@ -1421,11 +1793,12 @@ class Harness {
       CHECK(last.has_value() == f->last.has_value());
       if (last)
         CHECK(last->id == f->last->id && last->priority == f->last->priority &&
-              last->deliveries == f->last->deliveries && last->type == 0);
+              last->deliveries == f->last->deliveries && last->type == f->last->type);
       CHECK(f->engine->at_end() == at_end(*f));
-      CHECK(f->slot->queue->readable(*f->engine) == readable(*f));
+      CHECK(src(*f).queue->readable(*f->engine) == readable(*f));
       CHECK(f->engine->priority() == priority_of(*f));
       if (!f->rest.empty()) held += f->rest_of + kOverhead;
+      if (!f->rest.empty() && f->rest_body) bodies.insert(f->rest_body.get());
       if (!f->pending.empty()) {
         held += f->pending.size();
         exact = false;
@@ -1436,6 +1809,7 @@ class Harness {
         CHECK(!writable(*f->slot) || f->was_writable);
       }
     }
+    for (const Body* body : bodies) held += body->size + kOverhead;
     CHECK(exact ? budget_.bytes() == held : budget_.bytes() >= held);
     CHECK(budget_.bytes() <= limits_.max_bytes);
     CHECK(budget_.waiters() == waiters);
@@ -1450,7 +1824,8 @@ class Harness {
   // file, drains every queue (every message still queued, in the model's
   // order), removes the queues; then nothing may be left charged to the budget.
   void finish() {
-    for (Slot& s : slots_) {
+    for (Slot* q : all_queues()) {
+      Slot& s = *q;
       if (s.queue && next_id_ % 2) {  // as at shutdown, when detached sends are dropped
         cancel_all_error_ = ENOTCONN;
         s.queue->cancel_all(ENOTCONN);
@@ -1470,11 +1845,20 @@ class Harness {
       pass_time_to(std::max(now_, Clock::time_point(std::chrono::ceil<std::chrono::milliseconds>(next->time_since_epoch()))));
       check();
     }
+    // A line left by a closed file may wait for a full subscriber: topics
+    // drop for full subscribers from now on.
+    for (Slot& s : slots_)
+      if (s.queue && s.is_topic() && s.settings.overflow == Overflow::block) {
+        s.settings.overflow = Overflow::drop;
+        CHECK(names_.configure(*s.node, s.settings) == 0);
+        check();
+      }
     for (Slot& s : slots_) {
       if (!s.queue) continue;
       auto f = std::make_unique<File>();
       f->slot = &s;
-      f->engine = std::make_unique<OpenFile>(s.node->queue, true, false);
+      f->writes = false;
+      opened(*f);
       f->engine->set_read_mode(f->read_mode = ReadMode::stream);
       files_.push_back(std::move(f));
       while (read_now(*files_.back(), 2 * kMaxMsg, false) == 1) check();
@@ -1501,8 +1885,10 @@ class Harness {
   std::vector<std::unique_ptr<File>> files_;
   Clock::time_point now_ = Clock::time_point{} + std::chrono::hours(1);
   uint64_t next_id_ = 0;
-  std::unordered_set<uint64_t> received_ids_;
+  std::set<std::pair<uint64_t, uint64_t>> received_ids_;  // payload ids, and which copy of a publish
+  uint64_t copies_ = 0;
   const Waiter* interrupting_ = nullptr;
+  const File* closing_ = nullptr;  // a file being closed (no longer in files_)
   bool expiring_ = false;
   int cancel_all_error_ = 0;
   uint64_t readings_ = 0;  // of the clock, by the engine and the harness: fake_clock.readings
@@ -1518,11 +1904,11 @@ class Harness {
 
 // A reply with data: it must be what the model reads now.
 bool Harness::delivered(File& f, std::size_t size, std::span<const iovec> data, bool refuse, const Waiter* waiter) {
-  Slot& s = *f.slot;
+  Slot& s = src(f);
   sync(s);
   if (waiter) {  // a parked reader is served: the oldest
     auto it = find_reader(s, waiter);
-    CHECK(it == s.readers.begin());
+    CHECK(first_served(s, it));
     s.readers.erase(it);
     --f.parked;
   }
@@ -1537,13 +1923,13 @@ bool Harness::delivered(File& f, std::size_t size, std::span<const iovec> data, 
 }
 
 void Harness::read_failed(File& f, std::size_t size, const Waiter* waiter, int error) {
-  Slot& s = *f.slot;
+  Slot& s = src(f);
   sync(s);
   auto it = find_reader(s, waiter);
   if (const int cancel = cancelling(waiter, it->deadline)) {
     CHECK(error == cancel);
   } else {  // served, but its buffer is too small for the next frame, or no room for a rest
-    CHECK(it == s.readers.begin());
+    CHECK(first_served(s, it));
     const Read::Kind kind = expect_read(f, size).kind;
     CHECK((kind == Read::too_small || kind == Read::no_space) && error == error_of(kind));
   }
@@ -1552,13 +1938,14 @@ void Harness::read_failed(File& f, std::size_t size, const Waiter* waiter, int e
 }
 
 // The answer to a write made now: an unframed message is queued right after.
-bool Harness::accepted_now(File& f, const std::string* message, Priority priority, bool refuse, std::size_t n) {
+bool Harness::accepted_now(File& f, const std::string* message, Priority priority, Type type, bool refuse,
+                           std::size_t n) {
   if (message) {
     CHECK(n == message->size());
     if (!refuse)
-      enqueue(*f.slot, *message, priority);
+      enqueue(*f.slot, *message, priority, type);
     else
-      ++f.slot->last_id;  // recorded, then withdrawn
+      withdrawn(*f.slot);
   }
   return !refuse;
 }
@@ -1575,9 +1962,9 @@ bool Harness::write_accepted(File& f, const Waiter* waiter, std::size_t n, bool 
       CHECK(has_room(s));
       CHECK(n == it->bytes.size());
       if (!refuse)
-        enqueue(s, it->bytes, it->priority);
+        enqueue(s, it->bytes, it->priority, it->type);
       else
-        ++s.last_id;
+        withdrawn(s);
     } else {
       framed_end(s, f, it->framing, it->bytes, it->consumed, Seen{false, n, 0});
     }
@@ -1623,7 +2010,7 @@ std::unique_ptr<SendWaiter> DirectWrite::park(OpenFile&, pid_t) {
 bool DirectWrite::accept(std::size_t n) {
   ++answers;
   accepted = n;
-  return h_->accepted_now(*f_, message_, priority_, refuse_, n);
+  return h_->accepted_now(*f_, message_, priority_, type_, refuse_, n);
 }
 
 bool ReadWaiter::deliver(std::span<const iovec> data) {

@@ -54,9 +54,12 @@ class Input:
 
 WRITE, READ, OPEN, CLOSE, CONFIGURE, FILE_OPTIONS, TIME, INTERRUPT, PURGE_OR_POLL, NAME = 0, 4, 8, 9, 10, 11, 12, 13, 14, 15
 ACK, ACK_MODE_OR_PEEK = 16, 18
-STEPS = 19  # step() picks 0..STEPS
+STEPS = 21  # step() picks 0..STEPS
 MAXMSG, MSGSIZE, PRIORITY, READ_MODE, RECV_TIMEOUT, SEND_TIMEOUT, FRAMING = range(7)
-LEASE_MS, RETRY_DELAY_MS, MAX_DELIVERIES, DEAD_LETTER = range(7, 11)
+LEASE_MS, RETRY_DELAY_MS, MAX_DELIVERIES, DEAD_LETTER, TYPE, KIND, OVERFLOW, SUBSCRIBE = range(7, 15)
+SUBSCRIPTIONS = [[], ["a"], ["b"], ["a", "b"], ["c"]]
+# SPEC section 12: MQFS_IOC_SET_SELECT as pick_selection() decodes it.
+ANY, EXACT, EXCEPT, LOWEST, LOWEST_OF_ALL = range(5)
 DEAD_LETTERS = ["", "a", "/a", "b", "/b", "c"]
 
 
@@ -129,7 +132,15 @@ class Engine(Input):
         return self.int(0, 0, 3) if v == first else self.int(1, 0, 3) if v == second else self.int(2, 0, 3).int(v, lo, hi)
 
     def configure(self, what, *values, slot=0):
-        self.int(CONFIGURE, 0, STEPS).int(slot, 0, 1).int(what, 0, 10)
+        self.int(CONFIGURE, 0, STEPS).int(slot, 0, 1).int(what, 0, 14)
+        if what == TYPE:
+            return self.type(values[0])
+        if what == KIND:  # queue <-> topic
+            return self
+        if what == OVERFLOW:  # "drop" or "block"
+            return self.bool(values[0] == "drop")
+        if what == SUBSCRIBE:
+            return self.int(SUBSCRIPTIONS.index(values[0]), 0, 4)
         if what == LEASE_MS:
             return self.value(values[0], 30000, 2**40, 1, 60)
         if what == RETRY_DELAY_MS:
@@ -151,7 +162,18 @@ class Engine(Input):
         return self.int(values[0], 0, 2)
 
     def file_priority(self, index, priority):
-        return self.int(FILE_OPTIONS, 0, STEPS).file(index).int(0, 0, 2).bool(False).bool(False).int(priority, 0, 3)
+        return self.int(FILE_OPTIONS, 0, STEPS).file(index).int(0, 0, 4).bool(False).bool(False).int(priority, 0, 3)
+
+    def type(self, t):  # pick_type: 1, 2, 3
+        return self.int(t - 1, 0, 4)
+
+    def file_type(self, index, t):  # MQFS_IOC_SET_TYPE; None: back to the queue's
+        self.int(FILE_OPTIONS, 0, STEPS).file(index).int(3, 0, 4).bool(t is None)
+        return self if t is None else self.type(t)
+
+    def select(self, index, kind, t=None):  # MQFS_IOC_SET_SELECT: ANY, EXACT t, EXCEPT t, LOWEST (<= t), LOWEST_OF_ALL
+        self.int(FILE_OPTIONS, 0, STEPS).file(index).int(4, 0, 4).int(kind, 0, 4)
+        return self.type(t) if kind in (EXACT, EXCEPT, LOWEST) else self
 
     def time(self, ms):
         return self.int(TIME, 0, STEPS).int(ms, 0, 60)
@@ -260,6 +282,39 @@ def engine_seeds():
     # A NACK drops the unread rest of the leased message it returns.
     e = Engine().open(stream=True).explicit(0).write(0, 8).read(0, 3).ack(0, nack=True)
     seeds["nack_rest"] = e.read(0).ack(0)
+    # SPEC section 12. Messages of types 1, 2, 3 (the file's type, then the
+    # queue's); readers select type 2, any but 2, the lowest up to 3.
+    e = Engine(maxmsg=4).open(access=1).open(access=0, stream=True).write(0, 5).file_type(0, 2).write(0, 6)
+    e = e.file_type(0, 3).write(0, 7).file_type(0, None).configure(TYPE, 2).write(0, 8)
+    e = e.select(1, EXACT, 2).read(1).select(1, EXCEPT, 2).read(1).select(1, LOWEST, 3).read(1).read(1).read(1)
+    seeds["types"] = e
+    # Parked selective readers: one waiting for type 3 holds back no reader
+    # behind it; each is served by its own selection, in arrival order.
+    e = Engine().open(access=0).open(access=0).open(access=0).open(access=1).select(0, EXACT, 3).select(1, EXCEPT, 3)
+    e = e.read(0, nonblocking=False).read(1, nonblocking=False).read(2, nonblocking=False).poll(0)
+    e = e.file_type(3, 1).write(3, 4).write(3, 5).file_type(3, 3).write(3, 6).select(2, EXACT, 2)
+    seeds["types_parked"] = e.file_type(3, 2).write(3, 7)
+    # A batch read of lines and peeking carry only the selected type, in order.
+    e = Engine(maxmsg=4, msgsize=40, framing=1, stream=True).open().open().file_type(0, 2).write_lines(0, [5, 6], 40)
+    e = e.file_type(0, 1).write_lines(0, [4], 40).file_priority(0, 3).file_type(0, 2).write_lines(0, [7], 40)
+    e = e.select(1, EXACT, 2).peek(1).read(1).read(1).read(1).read(1).peek(1, False).read(1)
+    seeds["types_batch"] = e.select(0, LOWEST_OF_ALL).read(0).read(0)
+    # SPEC section 13. Queue a becomes a topic; a stream reader subscribes and
+    # gets every publish; a message-mode reader gets one, then is no longer a
+    # subscriber; a reader opened before it became a topic gets nothing.
+    e = Engine(maxmsg=4).open(access=0).configure(KIND).open(access=0, stream=True).open(access=0).open(access=1)
+    e = e.write(3, 4).read(1).read(2).read(2).write(3, 5).file_type(3, 2).write(3, 6).read(1).read(1).read(0)
+    seeds["topic"] = e.close(2).write(2, 7).read(1)
+    # A lasting subscriber: queue b subscribes to a, then a becomes a topic;
+    # each publish is a copy in b; a queue holding messages cannot become one.
+    e = Engine(max_nodes=2).name(1).configure(SUBSCRIBE, ["a"], slot=1).configure(KIND).open().write(0, 4)
+    e = e.write(0, 5).open(slot=1).read(1).configure(SUBSCRIBE, [], slot=1).write(0, 6).read(1).write(1, 3)
+    seeds["topic_lasting"] = e.configure(KIND, slot=1)
+    # A full subscriber holds back the publisher (block) or misses the
+    # message (drop); a blocked publisher goes on when it reads.
+    e = Engine(maxmsg=1).configure(KIND).open(access=0, stream=True).open(access=1).write(1, 4).write(1, 5)
+    e = e.configure(OVERFLOW, "drop").write(1, 6).configure(OVERFLOW, "block").write(1, 7, nonblocking=False)
+    seeds["topic_overflow"] = e.read(0).read(0).configure(KIND).read(0)
     return {name: e.data() for name, e in seeds.items()}
 
 
