@@ -77,13 +77,8 @@
 //    charged to the budget once while any copy lives (queued, leased, a
 //    dead letter, the rest a file holds), each copy its bookkeeping.
 //
-// Known engine bugs stepped around (tests/fuzz/README.md, Findings; not with
-// MQFS_FUZZ_KNOWN_BUGS=1): the harness does not end a lasting subscription
-// to an existing topic (a subscribe change or an unlink), does not turn a
-// topic with waiting writers back into a queue, and does not make a
-// subscriber reach end of file by a leased read, the read of a rest or a
-// read mode change. Topics are not made under a byte cap (max_bytes): a
-// publish's copies that do not fit are not modelled.
+// Topics are not made under a byte cap (max_bytes): a publish's copies that
+// do not fit are not modelled.
 //
 // Time: the engine takes lease deadlines (and the retry delay of a close)
 // from Clock::now(). This target defines clock_gettime(), so that while a
@@ -172,9 +167,6 @@ constexpr std::size_t kMaxMsg = static_cast<std::size_t>(kMaxMsgsize);
 constexpr const char* kAlphabet = "abcdefghijklmnopqrstuvwxyz";
 // MQFS_FUZZ_TRACE=1 prints each operation (to follow what an input does).
 const bool kTrace = std::getenv("MQFS_FUZZ_TRACE") != nullptr;
-// The harness steps around the known engine bugs (README, Findings), unless
-// MQFS_FUZZ_KNOWN_BUGS=1 (to reproduce them, or to check their fixes).
-const bool kStepAround = std::getenv("MQFS_FUZZ_KNOWN_BUGS") == nullptr;
 
 std::string text_of(std::span<const iovec> data) {
   std::string text;
@@ -692,35 +684,6 @@ class Harness {
           found.push_back(const_cast<Slot*>(&q));
     return found;
   }
-  // Whether `q` subscribing to `next` instead of its list, or `q`'s name
-  // going, ends a lasting subscription to an existing topic (either side).
-  // The engine does not wake such a topic's blocked publishers nor its poll
-  // watchers then (README, Findings): the harness stays clear of it.
-  bool ends_lasting_subscription(const Slot& q, const std::vector<std::string>& next, bool unlinking) const {
-    for (const Slot& t : slots_) {
-      if (!t.named || !t.queue || !t.is_topic()) continue;
-      auto names = [&](const Slot& by, const std::vector<std::string>& list) {
-        return &by != &t && by.named && !by.is_topic() && std::find(list.begin(), list.end(), t.name) != list.end();
-      };
-      if (&t == &q) {  // the topic's own name goes
-        if (!unlinking) continue;
-        for (const Slot& by : slots_)
-          if (names(by, by.settings.subscribe)) return true;
-      } else if (names(q, q.settings.subscribe) && std::find(next.begin(), next.end(), t.name) == next.end()) {
-        return true;
-      }
-    }
-    return false;
-  }
-
-  // Whether read mode `mode` puts a file subscribing to a topic at end of
-  // file, which ends its subscription: the engine does not wake the
-  // publishers it held back then (README, Findings).
-  bool ends_subscriber(const File& f, std::optional<ReadMode> mode) const {
-    const ReadMode next = mode ? *mode : f.slot->settings.read_mode;
-    return f.sub && f.sub->subscribed && !at_end(f) && f.delivered && f.rest.empty() && next == ReadMode::message;
-  }
-
   static Settings subscription_settings(Settings settings) {
     settings.kind = QueueKind::queue;
     settings.subscribe.clear();
@@ -1231,7 +1194,6 @@ class Harness {
       case 14: return in_.ConsumeBool() ? purge(pick_slot()) : poll();
       case 15: {
         Slot& s = pick_slot();
-        if (kStepAround && s.named && ends_lasting_subscription(s, {}, true)) return;  // a known engine bug
         return s.named ? unlink(s) : make(s);
       }
       case 16: case 19: return acknowledge();
@@ -1259,8 +1221,8 @@ class Harness {
   }
 
   void unlink(Slot& s) {
+    s.named = false;  // first: the topics it subscribed to may serve their writers within the unlink
     CHECK(names_.unlink(names_.root(), s.name) == 0);
-    s.named = false;
     if (!has_files(s)) forget(s);
   }
 
@@ -1437,12 +1399,6 @@ class Harness {
   void read() {
     File* f = pick_file();
     if (!f || !f->reads) return;
-    // A known engine bug (README, Findings): a leased read, or the read of
-    // a rest, that ends a message-mode subscriber does not wake the
-    // publishers it held back.
-    if (kStepAround && f->sub && f->sub->subscribed && mode_of(*f) == ReadMode::message &&
-        (f->explicit_ack || !f->rest.empty()))
-      return;
     Slot& s = src(*f);
     const std::size_t size = pick_read_size(*f);
     const bool nonblocking = in_.ConsumeBool();
@@ -1512,8 +1468,6 @@ class Harness {
     // Known engine bugs (README, Findings): a lasting subscription that ends
     // does not wake its topic; a topic that turns back into a queue serves
     // its waiting writers part way through.
-    if (kStepAround && ends_lasting_subscription(s, next.subscribe, false)) return;
-    if (kStepAround && s.is_topic() && next.kind != QueueKind::topic && !s.writers.empty()) return;
     // As setfattr: a topic subscribes to nothing; a queue holding messages
     // (queued or in flight) does not become a topic.
     int expected = 0;
@@ -1551,8 +1505,8 @@ class Harness {
       case 1: {
         const auto mode =
             in_.ConsumeBool() ? std::nullopt : std::optional(in_.ConsumeBool() ? ReadMode::stream : ReadMode::message);
-        if (kStepAround && ends_subscriber(*f, mode)) return;  // a known engine bug (README, Findings)
-        f->engine->set_read_mode(f->read_mode = mode);
+        f->read_mode = mode;
+        f->engine->source().set_read_mode(*f->engine, mode);  // as MQFS_IOC_SET_READ_MODE
         f->was_readable = readable(*f);  // the caller knows: it polls again
         break;
       }
@@ -1702,11 +1656,10 @@ class Harness {
         return;
       case 1: f->read_mode = ReadMode::peek; break;
       default:
-        if (kStepAround && ends_subscriber(*f, std::nullopt)) return;  // a known engine bug
         f->read_mode = std::nullopt;
         break;
     }
-    f->engine->set_read_mode(f->read_mode);
+    f->engine->source().set_read_mode(*f->engine, f->read_mode);
     f->was_readable = readable(*f);  // the caller knows: it polls again
   }
 
