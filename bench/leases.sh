@@ -35,10 +35,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-[ "$(id -u)" -eq 0 ] || { echo "leases.sh: run as root (FUSE mounts, the daemon's /proc)" >&2; exit 1; }
+require_root_and_mqfs "FUSE mounts, the daemon's /proc"
 require_tools cmake fusermount3
-[ -x "$mqfs_bin" ] || { echo "leases.sh: no mqfs binary at $mqfs_bin (build it first)" >&2; exit 1; }
-mqfs_bin=$(realpath "$mqfs_bin")
 
 build_bench "$here" "$build"
 bench=$build/leases_bench
@@ -80,10 +78,7 @@ stop_daemon "$inflight"
 {
   echo "# mqfs leases (explicit acknowledgement): benchmark"
   echo
-  echo "- $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(uname -r); mqfs: $mqfs_bin ($("$mqfs_bin" --version 2>/dev/null | grep -m1 '^mqfs' || echo '?'))"
-  if git -C "$root" rev-parse --short HEAD >/dev/null 2>&1; then
-    echo "- source: commit $(git -C "$root" rev-parse --short HEAD)"
-  fi
+  report_about
   echo "- rates: mounted -f -o $rates_opts; ${pass_args[*]:-defaults (5 rounds of 1000 ms after 200 ms)}; nothing pinned"
   echo "- in flight: mounted -f -o $inflight_opts; queues with u32 framing, read_mode=stream, maxmsg=$count"
   echo "- load average before: $load_before, after: $(cut -d' ' -f1-3 /proc/loadavg); $(scheduling); the measurements took $((SECONDS - start)) s"
