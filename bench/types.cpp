@@ -460,6 +460,7 @@ Delivery descriptor_subscribers(const Options& o, int subs, uint64_t n, bool bat
       const int fd = open(topic.c_str(), O_RDONLY | O_CLOEXEC);
       int32_t mode = MQFS_READ_STREAM;
       if (fd < 0 || ioctl(fd, MQFS_IOC_SET_READ_MODE, &mode) != 0 || write(ready[1], "r", 1) != 1) _exit(2);
+      close(ready[1]);  // the parent's count ends when every child has written or ended
       std::vector<char> buf(kBatch);
       uint64_t got = 0;
       while (got < n && !g_stopped) {

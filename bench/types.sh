@@ -5,7 +5,7 @@
 #   bench/types.sh [--quick] [MQFS_BINARY] [--rounds N] [--types T]
 #                  [--count N] [--depths 1000,10000,100000] [--subs 1,10,100]
 #                  [--publish-count N] [--batched-count N]
-#                  [--mem-count N] [--mem-size B]
+#                  [--mem-count N] [--mem-size B] [--parts select,publish,memory]
 #
 # Mounts MQFS_BINARY (default build/mqfs) in a fresh directory under /dev/shm
 # (-o msgsize=65536,max_bytes=1G; queues get their maxmsg by xattr) and runs
@@ -21,6 +21,7 @@
 #   memory: a fresh daemon per count S (0 = a plain queue, then the subs
 #     counts), MEM-COUNT (20,000) messages of MEM-SIZE (1024) bytes published
 #     to S subscriber queues; the daemon's memory per message.
+# --parts runs only the parts named (default: all three).
 # Writes bench/results/types.md (also printed) and types.csv. Everything it
 # started is stopped on any exit.
 #
@@ -40,6 +41,7 @@ batched_count=20000
 mem_count=20000
 mem_size=1024
 limit=600
+parts=select,publish,memory
 
 while [ $# -gt 0 ]; do
   case $1 in
@@ -55,6 +57,7 @@ while [ $# -gt 0 ]; do
     --batched-count) batched_count=$2; shift 2 ;;
     --mem-count) mem_count=$2; shift 2 ;;
     --mem-size) mem_size=$2; shift 2 ;;
+    --parts) parts=$2; shift 2 ;;
     --*) echo "types.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
     *) common_arg "$@"; shift "$taken" ;;
   esac
@@ -84,33 +87,45 @@ step() {
   [ "$s" = 0 ] || status=3
 }
 
-start_daemon select "$mqfs_bin" -f -o "$opts"
-echo "Measuring selective receive: $count messages, $types types, depths $depths"
-step "$bench" select --mount "${mounted%:*}" --rounds "$rounds" --types "$types" --count "$count" \
-  --depths "$depths" --csv "$work/select.csv" --targets "$work/targets.md" >"$work/select.md"
-stop_daemon "$mounted"
+wanted() { [[ ",$parts," == *",$1,"* ]]; }
+touch "$work/targets.md"
 
-start_daemon publish "$mqfs_bin" -f -o "$opts"
-echo "Measuring publishing to topics with $subs subscribers"
-step "$bench" publish --mount "${mounted%:*}" --rounds "$rounds" --subs "$subs" --count "$publish_count" \
-  --batched-count "$batched_count" --csv "$work/publish.csv" --targets "$work/targets.md" >"$work/publish.md"
-stop_daemon "$mounted"
-
-for s in 0 ${subs//,/ }; do
-  echo "Measuring memory: $mem_count messages of $mem_size B, $s subscriber queues"
-  start_daemon "memory-$s" "$mqfs_bin" -f -o "$mem_opts"
-  step "$bench" memory --mount "${mounted%:*}" --pid "${mounted##*:}" --subs "$s" --count "$mem_count" \
-    --size "$mem_size" --csv "$work/memory.csv"
+if wanted select; then
+  start_daemon select "$mqfs_bin" -f -o "$opts"
+  echo "Measuring selective receive: $count messages, $types types, depths $depths"
+  step "$bench" select --mount "${mounted%:*}" --rounds "$rounds" --types "$types" --count "$count" \
+    --depths "$depths" --csv "$work/select.csv" --targets "$work/targets.md" >"$work/select.md"
   stop_daemon "$mounted"
-done
-step "$bench" memory-report --csv "$work/memory.csv" --targets "$work/targets.md" >"$work/memory.md"
+fi
 
-{ cat "$work/select.csv"; tail -n +2 "$work/publish.csv"; tail -n +2 "$work/memory.csv"; } >"$results/types.csv"
+if wanted publish; then
+  start_daemon publish "$mqfs_bin" -f -o "$opts"
+  echo "Measuring publishing to topics with $subs subscribers"
+  step "$bench" publish --mount "${mounted%:*}" --rounds "$rounds" --subs "$subs" --count "$publish_count" \
+    --batched-count "$batched_count" --csv "$work/publish.csv" --targets "$work/targets.md" >"$work/publish.md"
+  stop_daemon "$mounted"
+fi
+
+if wanted memory; then
+  for s in 0 ${subs//,/ }; do
+    echo "Measuring memory: $mem_count messages of $mem_size B, $s subscriber queues"
+    start_daemon "memory-$s" "$mqfs_bin" -f -o "$mem_opts"
+    step "$bench" memory --mount "${mounted%:*}" --pid "${mounted##*:}" --subs "$s" --count "$mem_count" \
+      --size "$mem_size" --csv "$work/memory.csv"
+    stop_daemon "$mounted"
+  done
+  step "$bench" memory-report --csv "$work/memory.csv" --targets "$work/targets.md" >"$work/memory.md"
+fi
+
+echo "key,round,value" >"$results/types.csv"
+for part in select publish memory; do
+  [ -f "$work/$part.csv" ] && tail -n +2 "$work/$part.csv" >>"$results/types.csv"
+done
 {
   echo "# mqfs message types and topics: benchmark"
   echo
   report_about
-  echo "- select and publish: mounted -f -o $opts; memory: a fresh daemon per row, -o $mem_opts; nothing pinned"
+  echo "- parts: $parts; select and publish: mounted -f -o $opts; memory: a fresh daemon per row, -o $mem_opts; nothing pinned"
   echo "- $rounds round(s); load average before: $load_before, after: $(cut -d' ' -f1-3 /proc/loadavg); the measurements took $((SECONDS - start)) s"
   echo
   echo "## Targets"
@@ -119,7 +134,7 @@ step "$bench" memory-report --csv "$work/memory.csv" --targets "$work/targets.md
   echo "|---|---:|---|"
   cat "$work/targets.md"
   echo
-  cat "$work/select.md" "$work/publish.md" "$work/memory.md"
+  for part in select publish memory; do [ -f "$work/$part.md" ] && cat "$work/$part.md"; done
 } >"$report"
 cat "$report"
 echo "Wrote $report and $results/types.csv"
