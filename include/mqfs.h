@@ -17,6 +17,11 @@
  *   ioctl(fd, MQFS_IOC_GET_DELIVERY, &d);          // its id, priority, delivery count
  *   ioctl(fd, MQFS_IOC_ACK, &d.id);                // done: taken for good
  *
+ *   int64_t type = 3;
+ *   ioctl(fd, MQFS_IOC_SET_TYPE, &type);           // this fd sends messages of type 3
+ *   struct mqfs_select sel = { .type = -5 };
+ *   ioctl(fd, MQFS_IOC_SET_SELECT, &sel);          // reads take the lowest type <= 5 first
+ *
  * Bad arguments fail with EINVAL; other ioctls with ENOTTY.
  */
 #ifndef MQFS_H
@@ -63,10 +68,22 @@ struct mqfs_attr {
 #define MQFS_ACK_AUTO 0     /* a read takes its messages for good (the default) */
 #define MQFS_ACK_EXPLICIT 1 /* a read leases its messages to the descriptor until MQFS_IOC_ACK */
 
+/* MQFS_IOC_SET_TYPE with this value returns to the queue's user.mq.type. */
+#define MQFS_TYPE_DEFAULT (-1)
+
+/* Which messages a descriptor's reads take (MQFS_IOC_SET_SELECT), as msgrcv(2)'s msgtyp:
+ * type 0 any; type > 0 only that type, or with except = 1 any other;
+ * type < 0 the lowest type <= -type first. reserved must be 0. */
+struct mqfs_select {
+	int64_t type;
+	int32_t except;
+	int32_t reserved;
+};
+
 /* The last message read (or peeked) on a descriptor (MQFS_IOC_GET_DELIVERY). */
 struct mqfs_delivery {
 	uint64_t id;          /* the message's id in its queue, for MQFS_IOC_ACK and MQFS_IOC_NACK */
-	int64_t type;         /* its type (0: untyped) */
+	int64_t type;         /* its type (>= 1) */
 	int32_t priority;     /* its priority, as mq_receive(3) tells it */
 	uint32_t deliveries;  /* how many times it was delivered, this time included */
 	int64_t enqueued_ns;  /* when it was sent: CLOCK_REALTIME nanoseconds */
@@ -80,6 +97,8 @@ struct mqfs_delivery {
 #define MQFS_IOC_ACK _IOW(MQFS_IOC_MAGIC, 5, uint64_t)  /* id, or 0: every message the descriptor holds */
 #define MQFS_IOC_NACK _IOW(MQFS_IOC_MAGIC, 6, uint64_t) /* id, or 0: every message the descriptor holds */
 #define MQFS_IOC_GET_DELIVERY _IOR(MQFS_IOC_MAGIC, 7, struct mqfs_delivery)
+#define MQFS_IOC_SET_TYPE _IOW(MQFS_IOC_MAGIC, 8, int64_t)  /* >= 1, or MQFS_TYPE_DEFAULT */
+#define MQFS_IOC_SET_SELECT _IOW(MQFS_IOC_MAGIC, 9, struct mqfs_select)
 
 #ifdef __cplusplus
 }

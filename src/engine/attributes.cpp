@@ -128,6 +128,8 @@ constexpr Attribute counter(std::string_view name, Get) {
 const Attribute kAttributes[] = {
     integer<&Settings::priority, 0, kMaxPriority>(
         "priority", "priority of messages sent without their own (0-32767, default 0)"),
+    integer<&Settings::type, 1, kMaxType>("type", "type of messages sent without their own (1-9223372036854775807, "
+                                                  "default 1)"),
     integer<&Settings::maxmsg, 1, kMaxMaxmsg>("maxmsg", "most messages a queue holds (default 10)"),
     integer<&Settings::msgsize, 1, kMaxMsgsize>("msgsize", "largest message in bytes (default 8192, at most 1044480)"),
     text<&Settings::read_mode, parse_read_mode>("read_mode", "MODE",

@@ -26,14 +26,14 @@ int FrameWriter::append_to_message(std::span<const std::byte> bytes, std::size_t
   return error;
 }
 
-MessagePtr FrameWriter::take_message(Priority priority) {
+MessagePtr FrameWriter::take_message(Priority priority, Type type) {
   // The held bytes are charged already; when the budget cannot hold them
   // twice, they give way to the message.
-  MessagePtr message = Message::make(*budget_, held_.bytes(), priority);
+  MessagePtr message = Message::make(*budget_, held_.bytes(), priority, type);
   if (!message) {
     std::vector<std::byte> bytes(held_.bytes().begin(), held_.bytes().end());
     held_.clear();
-    message = Message::make(*budget_, bytes, priority);
+    message = Message::make(*budget_, bytes, priority, type);
   }
   held_.clear();
   return message;

@@ -42,7 +42,7 @@ class FrameWriter {
   // A close or fsync ends the message under way: the held bytes become a
   // message of `priority` and are held no more. Null, with the bytes
   // dropped, when the budget has no room for it.
-  MessagePtr take_message(Priority priority);
+  MessagePtr take_message(Priority priority, Type type);
 
   // What ending the held bytes makes of them. At the last close (RELEASE)
   // only an unfinished line is a message; a whole-file message was sent by

@@ -24,8 +24,11 @@ Priority OpenFile::priority() const {
   return priority_ ? *priority_ : static_cast<Priority>(queue_->settings().priority);
 }
 
+Type OpenFile::type() const { return type_ ? *type_ : queue_->settings().type; }
+
 void OpenFile::set_last_delivery(const Message& message) {
   last_delivery_ = Delivery{.id = message.id(),
+                            .type = message.type(),
                             .priority = message.priority(),
                             .deliveries = message.deliveries(),
                             .enqueued_ns = message.enqueued_ns()};

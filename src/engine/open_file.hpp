@@ -52,6 +52,13 @@ class OpenFile : public ListNode<OpenFile> {
   Priority priority() const;
   void set_priority(std::optional<Priority> priority) { priority_ = priority; }
 
+  // The type this file sends at: its own if set, else the queue's (SPEC section 12).
+  Type type() const;
+  void set_type(std::optional<Type> type) { type_ = type; }
+  // Which messages this file's reads take.
+  const Selection& selection() const { return selection_; }
+  void set_selection(const Selection& selection) { selection_ = selection; }
+
   // The read mode of this file: its own if set, else the queue's.
   ReadMode read_mode() const;
   void set_read_mode(std::optional<ReadMode> mode) { read_mode_ = mode; }
@@ -93,6 +100,8 @@ class OpenFile : public ListNode<OpenFile> {
   bool nonblocking_ = false;
   std::optional<Priority> priority_;
   std::optional<ReadMode> read_mode_;
+  std::optional<Type> type_;
+  Selection selection_;
   AckMode ack_mode_ = AckMode::automatic;
   Holder leases_;
   std::optional<Delivery> last_delivery_;

@@ -52,7 +52,7 @@ void Queue::configure(const Settings& settings) {
 }
 
 bool Queue::readable(const OpenFile& file) const {
-  return file.holds_rest() || file.at_end() || file.read_mode() == ReadMode::peek || !store_.empty();
+  return file.holds_rest() || file.at_end() || file.read_mode() == ReadMode::peek || store_.front(file.selection());
 }
 
 int64_t Queue::oldest_ms() const {
@@ -86,7 +86,7 @@ int Queue::read_now(OpenFile& file, std::size_t size, pid_t pid, Receiver& to) {
     to.deliver({});
     return 1;
   }
-  if (store_.empty()) return 0;
+  if (!store_.front(file.selection())) return 0;
   if (settings_.framing == Framing::u32 ||
       (settings_.framing == Framing::line && file.read_mode() == ReadMode::stream))
     return read_batch(file, size, pid, to);
@@ -96,7 +96,7 @@ int Queue::read_now(OpenFile& file, std::size_t size, pid_t pid, Receiver& to) {
 // One message, without a copy; a short buffer leaves the rest with the file
 // (a copy of it when the message stays in the queue under lease).
 int Queue::read_message(OpenFile& file, std::size_t size, pid_t pid, Receiver& to) {
-  const Message* front = store_.front();
+  const Message* front = store_.front(file.selection());
   const iovec part{const_cast<std::byte*>(front->bytes().data()), std::min<std::size_t>(size, front->size())};
   const bool lease = file.ack_mode() == AckMode::explicit_ack;
   MessagePtr rest(nullptr, MessageDeleter{budget_});
@@ -106,7 +106,7 @@ int Queue::read_message(OpenFile& file, std::size_t size, pid_t pid, Receiver& t
   }
   if (!to.deliver({&part, 1})) return 1;  // the reader is gone: the message stays
 
-  MessagePtr message = store_.pop_front();
+  MessagePtr message = store_.pop_front(file.selection());
   delivered(file, *message);
   taken(file, pid);
   if (lease) {
@@ -134,7 +134,7 @@ int Queue::read_batch(OpenFile& file, std::size_t size, pid_t pid, Receiver& to)
 
   gather.clear();
   std::size_t count = 0;
-  store_.for_each([&](const Message& m) {
+  store_.for_each(file.selection(), [&](const Message& m) {
     if (count == most || gather.size() + header + m.size() > limit) return false;
     const std::size_t at = gather.size();
     gather.resize(at + header + m.size());
@@ -152,7 +152,7 @@ int Queue::read_batch(OpenFile& file, std::size_t size, pid_t pid, Receiver& to)
   const iovec all{gather.data(), gather.size()};
   if (!to.deliver({&all, 1})) return 1;
   for (std::size_t i = 0; i < count; ++i) {
-    MessagePtr message = store_.pop_front();
+    MessagePtr message = store_.pop_front(file.selection());
     delivered(file, *message);
     if (lease) {
       hold(file, std::move(message));
@@ -169,7 +169,7 @@ int Queue::read_batch(OpenFile& file, std::size_t size, pid_t pid, Receiver& to)
 // per read, nothing taken; then end of file. A short buffer gets a copy's
 // first part, and the rest with the next reads (u32 framing: whole frames only).
 int Queue::read_peek(OpenFile& file, std::size_t size, Receiver& to) {
-  const Message* message = store_.next_after(file.cursor().peeked());
+  const Message* message = store_.next_after(file.selection(), file.cursor().peeked());
   if (!message || size == 0) {
     to.deliver({});
     return 1;
@@ -199,7 +199,7 @@ int Queue::read_peek(OpenFile& file, std::size_t size, Receiver& to) {
 // message of its own with the same id, for a message that stays in the
 // queue (leased, or peeked); null when the budget has no room.
 MessagePtr Queue::copy_rest(const Message& message, std::size_t read) {
-  MessagePtr rest = Message::make(*budget_, message.bytes().subspan(read), message.priority());
+  MessagePtr rest = Message::make(*budget_, message.bytes().subspan(read), message.priority(), message.type());
   if (rest) rest->set_id(message.id());
   return rest;
 }
@@ -248,7 +248,7 @@ void Queue::send(OpenFile& file, std::span<const std::byte> bytes, pid_t pid, Cl
   if (!writable() && file.nonblocking()) return request.fail(EAGAIN);
   // First allocate, then answer: once the writer has its answer, queueing
   // the message cannot fail.
-  MessagePtr message = Message::make(*budget_, bytes, file.priority());
+  MessagePtr message = Message::make(*budget_, bytes, file.priority(), file.type());
   if (!message) return request.fail(ENOSPC);
   queue_or_wait(file, std::move(message), pid, now, bytes.size(), request);
 }
@@ -318,7 +318,7 @@ Queue::Progress Queue::write_frames(OpenFile& file, Framing framing, std::span<c
         progress.full = true;
         return progress;
       }
-      MessagePtr message = Message::make(*budget_, frames.bytes(), file.priority());
+      MessagePtr message = Message::make(*budget_, frames.bytes(), file.priority(), file.type());
       if (!message) {
         progress.error = -ENOSPC;
         return progress;
@@ -357,7 +357,7 @@ Queue::Progress Queue::write_frames(OpenFile& file, Framing framing, std::span<c
       progress.full = true;
       return progress;
     }
-    MessagePtr message = Message::make(*budget_, next.head, next.tail, file.priority());
+    MessagePtr message = Message::make(*budget_, next.head, next.tail, file.priority(), file.type());
     if (!message) {
       progress.error = -ENOSPC;
       return progress;
@@ -398,7 +398,7 @@ void Queue::end_message(OpenFile& file, pid_t pid, Clock::time_point now, Ending
     return void(request.accept(0));
   }
   if (!writable() && file.nonblocking()) return request.fail(EAGAIN);
-  MessagePtr message = frames.take_message(file.priority());
+  MessagePtr message = frames.take_message(file.priority(), file.type());
   if (!message) return request.fail(ENOSPC);
   queue_or_wait(file, std::move(message), pid, now, 0, request);
 }
@@ -411,7 +411,7 @@ int Queue::flush(OpenFile& file, pid_t pid, Clock::time_point now) {
     frames.clear();
     return 0;
   }
-  MessagePtr message = Message::make(*budget_, frames.bytes(), file.priority());
+  MessagePtr message = Message::make(*budget_, frames.bytes(), file.priority(), file.type());
   frames.clear();
   if (!message) return -ENOSPC;
   if (writable()) {
@@ -429,7 +429,7 @@ int Queue::flush(OpenFile& file, pid_t pid, Clock::time_point now) {
 // exists (or may throw), and its store has room for its record (or
 // -ENOSPC / -EIO, with nothing changed).
 int Queue::prepare(const Message& message) {
-  store_.reserve(message.priority());
+  store_.reserve(message);
   return backing_ ? backing_->prepare(message.size()) : 0;
 }
 
@@ -477,11 +477,17 @@ std::unique_ptr<Waiter> Queue::take_waiter(Waiter& waiter) {
   return std::unique_ptr<Waiter>(&waiter);
 }
 
-// Hands queued messages to waiting readers, oldest reader first.
+// Hands queued messages to waiting readers, oldest reader first: each gets
+// what its selection takes, and a reader whose selection takes nothing
+// queued holds back none behind it (SPEC section 12).
 void Queue::serve_receivers() {
-  while (!receivers_.empty() && !store_.empty()) {
-    auto waiter = take_waiter(*receivers_.front());
-    auto& reader = static_cast<ReceiveWaiter&>(*waiter);
+  Waiter* next = receivers_.front();
+  while (next && !store_.empty()) {
+    Waiter& waiter = *next;
+    next = receivers_.next(waiter);
+    if (!store_.front(waiter.file().selection())) continue;
+    auto taken_waiter = take_waiter(waiter);
+    auto& reader = static_cast<ReceiveWaiter&>(*taken_waiter);
     if (int status = read_now(reader.file(), reader.size(), reader.pid(), reader); status < 0) reader.fail(-status);
   }
 }
@@ -584,14 +590,14 @@ void Queue::give_back(MessagePtr message, Clock::time_point now) {
   }
   if (settings_.retry_delay_ms > 0)
     return leases_.delay(std::move(message), now + std::chrono::milliseconds(settings_.retry_delay_ms));
-  store_.reserve(message->priority());
+  store_.reserve(*message);
   store_.put_back(std::move(message));
 }
 
 // A dead letter from `from`: queued at the end, even past maxmsg (it has no
 // writer to wait), with a new id and its delivery count back at 0.
 void Queue::take_dead_letter(Queue& from, MessagePtr message) {
-  store_.reserve(message->priority());
+  store_.reserve(*message);
   message->set_deliveries(0);
   if (from.backing_ && backing_)
     backing_->moved(from.ino_, ino_, *message);
@@ -618,7 +624,7 @@ void Queue::expire_leases(Clock::time_point now) {
   bool delayed = false;
   while (MessagePtr message = leases_.next_expired(now, &delayed)) {
     if (delayed) {
-      store_.reserve(message->priority());
+      store_.reserve(*message);
       store_.put_back(std::move(message));
     } else {
       give_back(std::move(message), now);
@@ -637,6 +643,12 @@ void Queue::rearm() {
   else
     timeouts_->remove(lease_timer_);
   lease_timer_.armed = next;
+}
+
+void Queue::select(OpenFile& file, const Selection& selection) {
+  file.set_selection(selection);
+  serve_receivers();
+  notify_watchers();
 }
 
 void SendWaiter::cancelled(int error) { accept_or_fail(*this, consumed_, error); }
@@ -693,7 +705,7 @@ void Queue::restore(const store::QueueState& state, std::vector<MessagePtr> mess
   received_ = state.received;
   dead_lettered_ = state.dead_lettered;
   for (MessagePtr& message : messages) {
-    store_.reserve(message->priority());
+    store_.reserve(*message);
     last_id_ = std::max(last_id_, message->id());
     store_.push_back(std::move(message));
   }

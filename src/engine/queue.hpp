@@ -149,6 +149,10 @@ class Queue {
   int ack(OpenFile& file, uint64_t id);
   int nack(OpenFile& file, uint64_t id, Clock::time_point now);
 
+  // SPEC section 12: `file`'s reads take what `selection` takes from now on
+  // (a read of it that waits, too).
+  void select(OpenFile& file, const Selection& selection);
+
   // Ends one wait with `error`; nothing is taken or queued for it.
   void cancel(Waiter& waiter, int error);
   // Ends every wait with `error` (the daemon is going away).

@@ -37,12 +37,13 @@ class ReadCursor {
   void drop_rest() { rest_.reset(); }
 
   // Peek read mode: the place in queue order of the last message peeked.
-  using Position = std::optional<std::pair<Priority, uint64_t>>;
-  const Position& peeked() const { return peeked_; }
-  void set_peeked(const Message& message) { peeked_.emplace(message.priority(), message.id()); }
+  const std::optional<MessageStore::Position>& peeked() const { return peeked_; }
+  void set_peeked(const Message& message) {
+    peeked_ = MessageStore::Position{message.type(), message.priority(), message.id()};
+  }
 
  private:
-  Position peeked_;
+  std::optional<MessageStore::Position> peeked_;
   MessagePtr rest_;
   bool rest_leased_ = false;
   std::size_t rest_offset_ = 0;  // bytes of rest_ already read

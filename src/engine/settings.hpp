@@ -6,6 +6,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "engine/message.hpp"
 
@@ -14,6 +15,10 @@ namespace mqfs::engine {
 // peek: per open file only (MQFS_IOC_SET_READ_MODE), never a queue's setting.
 enum class ReadMode { message, stream, peek };
 enum class Framing { none, line, u32, file };
+// SPEC section 13: a queue keeps its messages; a topic hands each to its subscribers.
+enum class QueueKind { queue, topic };
+// What a topic's full subscriber does: hold back the publisher, or miss the message.
+enum class Overflow { block, drop };
 
 // Largest message: 1 MiB less one page, so that a write of up to msgsize bytes
 // always reaches the daemon as one FUSE request, whatever the alignment of the
@@ -26,6 +31,7 @@ inline constexpr std::size_t kMaxPathLength = 4095;
 
 struct Settings {
   int64_t priority = 0;
+  Type type = 1;  // SPEC section 12: of messages sent without their own
   int64_t maxmsg = 10;      // as Linux's /proc/sys/fs/mqueue/msg_default
   int64_t msgsize = 8192;   // as Linux's /proc/sys/fs/mqueue/msgsize_default
   ReadMode read_mode = ReadMode::message;
@@ -37,6 +43,10 @@ struct Settings {
   int64_t retry_delay_ms = 0;
   int64_t max_deliveries = 0;  // 0: no limit
   std::string dead_letter;     // a queue's path from the mount root, without a leading '/'; empty: none
+  // SPEC section 13.
+  QueueKind kind = QueueKind::queue;
+  Overflow overflow = Overflow::block;
+  std::vector<std::string> subscribe;  // the topics this queue subscribes to, paths as dead_letter's
 };
 
 // Strict decimal integer in [min, max]; an optional trailing newline is allowed.
@@ -46,5 +56,9 @@ std::string_view to_string(ReadMode mode);
 std::string_view to_string(Framing framing);
 std::optional<ReadMode> parse_read_mode(std::string_view text);
 std::optional<Framing> parse_framing(std::string_view text);
+std::string_view to_string(QueueKind kind);
+std::string_view to_string(Overflow overflow);
+std::optional<QueueKind> parse_kind(std::string_view text);
+std::optional<Overflow> parse_overflow(std::string_view text);
 
 }  // namespace mqfs::engine

@@ -50,6 +50,29 @@ void do_ioctl(Reply& reply, fuse_ino_t, unsigned int cmd, void*, fuse_file_info*
       reply.ioctl(nullptr, 0);
       return;
 
+    case MQFS_IOC_SET_TYPE: {
+      int64_t type = 0;
+      if (!read_value(in_buf, in_bufsz, type)) return reply.status(-EINVAL);
+      if (type == MQFS_TYPE_DEFAULT)
+        file.set_type(std::nullopt);
+      else if (type >= 1)
+        file.set_type(type);
+      else
+        return reply.status(-EINVAL);
+      reply.ioctl(nullptr, 0);
+      return;
+    }
+
+    case MQFS_IOC_SET_SELECT: {
+      mqfs_select select{};
+      if (!read_value(in_buf, in_bufsz, select)) return reply.status(-EINVAL);
+      if (select.reserved != 0 || (select.except != 0 && select.except != 1) || (select.except && select.type <= 0))
+        return reply.status(-EINVAL);
+      file.queue().select(file, engine::Selection{.type = select.type, .except = select.except == 1});
+      reply.ioctl(nullptr, 0);
+      return;
+    }
+
     case MQFS_IOC_SET_ACK:
       if (!read_value(in_buf, in_bufsz, value)) return reply.status(-EINVAL);
       if (value == MQFS_ACK_AUTO)

@@ -38,13 +38,16 @@ enum Type : uint8_t {
   kPurge = 7,          // queue: every message dropped
   kSnapshotBegin = 8,  // the names, settings and counters that follow replace all before
   kSnapshotEnd = 9,    // next message id
-  kCounters = 10,      // queue, sent, received, then (since leases) dead_lettered (in snapshots)
+  kCounters = 10,      // queue, sent, received, then (since leases) dead_lettered, (since topics) dropped
+                       // (in snapshots)
   kWithdraw = 11,      // queue, id: a message whose writer was not answered
   kSend = 12,          // queue, id, priority, type, enqueued_ns, deliveries, bytes
   kCopy = 13,          // as kSend: a live message copied forward, not sent again
   kDeliver = 14,       // queue, id: leased to a reader, one more delivery
   kDeadLetter = 15,    // queue, id, dead-letter queue, new id: moved there
   kDrop = 16,          // queue, id: dropped by a truncate
+  kQueueSettings = 17, // as kSettings to max_deliveries, then type, kind, overflow, dead_letter (u32 length,
+                       // bytes), subscribe (paths, each ended by '\0'); now in place of kSettings
 };
 
 uint32_t checksum(const std::byte* data, std::size_t size) {
@@ -83,6 +86,28 @@ class Reader {
     return value;
   }
   bool empty() const { return data_.empty(); }
+  // The next `size` bytes as text.
+  std::string text(std::size_t size) {
+    if (data_.size() < size) {
+      ok_ = false;
+      return {};
+    }
+    std::string text(reinterpret_cast<const char*>(data_.data()), size);
+    data_ = data_.subspan(size);
+    return text;
+  }
+  // Text up to `end`, which is passed over.
+  std::string text_until(char end) {
+    const auto* begin = reinterpret_cast<const char*>(data_.data());
+    const void* found = std::memchr(begin, end, data_.size());
+    if (!found) {
+      ok_ = false;
+      return {};
+    }
+    std::string text = this->text(static_cast<const char*>(found) - begin);
+    data_ = data_.subspan(1);
+    return text;
+  }
   std::span<const std::byte> rest() {
     auto rest = data_;
     data_ = {};
@@ -197,7 +222,8 @@ struct Journal::Replay {
         names().erase(ino);
         return in.ok();
       }
-      case kSettings: {
+      case kSettings:
+      case kQueueSettings: {
         const auto ino = in.get<uint64_t>();
         engine::Settings s;
         s.priority = in.get<int64_t>();
@@ -207,7 +233,17 @@ struct Journal::Replay {
         s.send_timeout_ms = in.get<int64_t>();
         s.read_mode = static_cast<engine::ReadMode>(in.get<uint8_t>());
         s.framing = static_cast<engine::Framing>(in.get<uint8_t>());
-        if (!in.empty()) {
+        if (type == kQueueSettings) {
+          s.lease_ms = in.get<int64_t>();
+          s.retry_delay_ms = in.get<int64_t>();
+          s.max_deliveries = in.get<int64_t>();
+          s.type = in.get<int64_t>();
+          s.kind = static_cast<engine::QueueKind>(in.get<uint8_t>());
+          s.overflow = static_cast<engine::Overflow>(in.get<uint8_t>());
+          s.dead_letter = in.text(in.get<uint32_t>());
+          while (in.ok() && !in.empty()) s.subscribe.push_back(in.text_until('\0'));
+          if (static_cast<uint8_t>(s.kind) > 1 || static_cast<uint8_t>(s.overflow) > 1) return false;
+        } else if (!in.empty()) {
           s.lease_ms = in.get<int64_t>();
           s.retry_delay_ms = in.get<int64_t>();
           s.max_deliveries = in.get<int64_t>();
@@ -224,11 +260,13 @@ struct Journal::Replay {
         const auto sent = in.get<uint64_t>();
         const auto received = in.get<uint64_t>();
         const auto dead_lettered = in.empty() ? 0 : in.get<uint64_t>();
+        const auto dropped = in.empty() ? 0 : in.get<uint64_t>();
         auto it = names().find(ino);
         if (it != names().end() && it->second.queue) {
           it->second.queue->sent = sent;
           it->second.queue->received = received;
           it->second.queue->dead_lettered = dead_lettered;
+          it->second.queue->dropped = dropped;
         }
         return in.ok();
       }
@@ -241,13 +279,15 @@ struct Journal::Replay {
         const auto priority = in.get<engine::Priority>();
         int64_t enqueued_ns = 0;
         uint32_t deliveries = 0;
+        int64_t message_type = 1;
         if (type == kSend || type == kCopy) {
-          in.get<int64_t>();  // the message's type (SPEC section 12), 0 for now
+          message_type = in.get<int64_t>();
           enqueued_ns = in.get<int64_t>();
           deliveries = in.get<uint32_t>();
         }
         const auto bytes = in.rest();
-        if (!in.ok() || priority > engine::kMaxPriority) return false;
+        if (message_type == 0) message_type = 1;  // recorded before SPEC section 12: untyped
+        if (!in.ok() || priority > engine::kMaxPriority || message_type < 1) return false;
         next_id = std::max(next_id, id + 1);
         if (type == kEnqueue || type == kSend) {
           if (QueueState* q = this->queue(queue)) ++q->sent;
@@ -259,7 +299,7 @@ struct Journal::Replay {
           it->second.queue = queue;
           return true;
         }
-        engine::MessagePtr message = engine::Message::make(*budget, bytes, priority);
+        engine::MessagePtr message = engine::Message::make(*budget, bytes, priority, message_type);
         if (!message) {
           over_budget = true;
           return true;
@@ -602,11 +642,16 @@ void Journal::remove_node(uint64_t ino) {
 }
 
 void Journal::put_settings(uint64_t queue, const engine::Settings& s) {
-  make_room(kRecordHeader + 74 + s.dead_letter.size());
-  Record record(buffer_, kSettings);
+  std::size_t paths = 0;
+  for (const std::string& topic : s.subscribe) paths += topic.size() + 1;
+  make_room(kRecordHeader + 88 + s.dead_letter.size() + paths);
+  Record record(buffer_, kQueueSettings);
   record.put(queue).put(s.priority).put(s.maxmsg).put(s.msgsize).put(s.recv_timeout_ms).put(s.send_timeout_ms);
   record.put(static_cast<uint8_t>(s.read_mode)).put(static_cast<uint8_t>(s.framing));
-  record.put(s.lease_ms).put(s.retry_delay_ms).put(s.max_deliveries).put(std::as_bytes(std::span(s.dead_letter)));
+  record.put(s.lease_ms).put(s.retry_delay_ms).put(s.max_deliveries).put(s.type);
+  record.put(static_cast<uint8_t>(s.kind)).put(static_cast<uint8_t>(s.overflow));
+  record.put(static_cast<uint32_t>(s.dead_letter.size())).put(std::as_bytes(std::span(s.dead_letter)));
+  for (const std::string& topic : s.subscribe) record.put(std::as_bytes(std::span(topic))).put('\0');
   record.finish();
 }
 
@@ -619,7 +664,7 @@ void Journal::put_message(uint8_t type, uint64_t queue, engine::Message& message
   make_room(kMessageRecord + message.size());
   Record record(buffer_, type);
   record.put(queue).put(message.id()).put(message.priority());
-  record.put(int64_t{0}).put(message.enqueued_ns()).put(message.deliveries()).put(message.bytes());
+  record.put(message.type()).put(message.enqueued_ns()).put(message.deliveries()).put(message.bytes());
   record.finish();
   if (Segment* old = segment(message.segment()); old && type == kCopy) --old->live;
   message.set_segment(active().number);
@@ -758,12 +803,13 @@ void Journal::write_snapshot() {
       journal->put_node(node);
       if (queue) {
         journal->put_settings(node.ino, queue->settings);
-        journal->make_room(kRecordHeader + 32);
+        journal->make_room(kRecordHeader + 40);
         Record(journal->buffer_, kCounters)
             .put(node.ino)
             .put(queue->sent)
             .put(queue->received)
             .put(queue->dead_lettered)
+            .put(queue->dropped)
             .finish();
       }
       bytes += journal->stored_bytes() - before;

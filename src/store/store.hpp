@@ -44,6 +44,7 @@ struct QueueState {
   uint64_t sent = 0;
   uint64_t received = 0;
   uint64_t dead_lettered = 0;
+  uint64_t dropped = 0;  // SPEC section 13
 };
 
 // The state a store held at mount: what the engine builds the mount from.

@@ -117,7 +117,7 @@ TEST(FrameWriter, ACloseTakesTheHeldBytesAsOneMessage) {
   FrameWriter frames(budget);
   ASSERT_EQ(frames.append_to_message(bytes_of("whole "), 100), 0);
   ASSERT_EQ(frames.append_to_message(bytes_of("file"), 100), 0);
-  MessagePtr message = frames.take_message(7);
+  MessagePtr message = frames.take_message(7, 1);
   ASSERT_NE(message, nullptr);
   EXPECT_EQ(text(message->bytes()), "whole file");
   EXPECT_EQ(message->priority(), 7);
@@ -132,7 +132,7 @@ TEST(FrameWriter, HeldBytesGiveWayToTheirMessage) {
   Budget budget(10, 10);
   FrameWriter frames(budget);
   ASSERT_EQ(frames.append_to_message(bytes_of("sixsix"), 100), 0);
-  MessagePtr message = frames.take_message(0);
+  MessagePtr message = frames.take_message(0, 1);
   ASSERT_NE(message, nullptr);
   EXPECT_EQ(text(message->bytes()), "sixsix");
   EXPECT_EQ(budget.bytes(), 6u);
@@ -144,7 +144,7 @@ TEST(FrameWriter, AMessageTheBudgetCannotHoldIsDropped) {
   FrameWriter frames(budget);
   ASSERT_EQ(frames.append_to_message(bytes_of("sixsix"), 100), 0);
   ASSERT_TRUE(budget.reserve_bytes(3));  // room for the held bytes, not for their message
-  EXPECT_EQ(frames.take_message(0), nullptr);
+  EXPECT_EQ(frames.take_message(0, 1), nullptr);
   EXPECT_TRUE(frames.empty());
   EXPECT_EQ(budget.bytes(), 3u);
 }

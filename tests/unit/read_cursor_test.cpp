@@ -13,7 +13,7 @@ namespace {
 class ReadCursorTest : public ::testing::Test {
  protected:
   MessagePtr make(std::string_view text) {
-    MessagePtr message = Message::make(budget, bytes_of(text), 0);
+    MessagePtr message = Message::make(budget, bytes_of(text), 0, 1);
     EXPECT_NE(message, nullptr);
     return message;
   }
