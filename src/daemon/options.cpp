@@ -105,7 +105,7 @@ std::vector<Option> make_options() {
   all.push_back(cap<&fuse::Config::max_bytes, true>(
       "max_bytes",
       "most memory for messages in all queues, k/M/G suffixes (default 1G; each message counts its bytes plus "
-      "128 of bookkeeping)"));
+      "136 of bookkeeping)"));
   all.push_back(cap<&fuse::Config::max_open_files>("max_open_files",
                                                    "most open files of all queues (default 65536; more: ENFILE)"));
   all.push_back(cap<&fuse::Config::max_waiters>(

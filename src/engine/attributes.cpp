@@ -1,6 +1,7 @@
 #include "engine/attributes.hpp"
 
 #include <cerrno>
+#include <algorithm>
 #include <charconv>
 
 #include "engine/namespace.hpp"
@@ -51,6 +52,23 @@ std::optional<Framing> parse_framing(std::string_view text) {
   return std::nullopt;
 }
 
+std::string_view to_string(QueueKind kind) { return kind == QueueKind::topic ? "topic" : "queue"; }
+std::string_view to_string(Overflow overflow) { return overflow == Overflow::drop ? "drop" : "block"; }
+
+std::optional<QueueKind> parse_kind(std::string_view text) {
+  text = trim_newline(text);
+  if (text == "queue") return QueueKind::queue;
+  if (text == "topic") return QueueKind::topic;
+  return std::nullopt;
+}
+
+std::optional<Overflow> parse_overflow(std::string_view text) {
+  text = trim_newline(text);
+  if (text == "block") return Overflow::block;
+  if (text == "drop") return Overflow::drop;
+  return std::nullopt;
+}
+
 namespace {
 
 // An integer setting held in Settings::*Field, valid in [Min, Max].
@@ -77,6 +95,15 @@ std::string text_of(const Value& value) {
   return std::string(to_string(value));
 }
 std::string text_of(const std::string& value) { return value; }
+// A list of paths: each from the root, separated by commas.
+std::string text_of(const std::vector<std::string>& paths) {
+  std::string text;
+  for (const std::string& path : paths) {
+    if (!text.empty()) text += ',';
+    text += '/' + path;
+  }
+  return text;
+}
 
 // A setting written as text: one of a few words (read mode, framing), or a
 // path. Parse gives the value, or nothing when the text is not one.
@@ -119,6 +146,23 @@ std::optional<std::string> parse_queue_path(std::string_view text) {
   return std::string(text);
 }
 
+// The topics a queue subscribes to: paths separated by commas ("" for
+// none), each kept once, in the order given.
+std::optional<std::vector<std::string>> parse_topic_paths(std::string_view text) {
+  text = trim_newline(text);
+  std::vector<std::string> paths;
+  if (text.empty()) return paths;
+  if (text.find('\n') != std::string_view::npos) return std::nullopt;
+  for (;;) {
+    const std::size_t comma = text.find(',');
+    auto path = parse_queue_path(text.substr(0, comma));
+    if (!path || path->empty()) return std::nullopt;
+    if (std::find(paths.begin(), paths.end(), *path) == paths.end()) paths.push_back(std::move(*path));
+    if (comma == std::string_view::npos) return paths;
+    text.remove_prefix(comma + 1);
+  }
+}
+
 // A read-only counter of the queue.
 template <class Get>
 constexpr Attribute counter(std::string_view name, Get) {
@@ -149,6 +193,13 @@ const Attribute kAttributes[] = {
         "max_deliveries", "deliveries before a returned message goes to dead_letter (default 0: no limit)"),
     text<&Settings::dead_letter, parse_queue_path>(
         "dead_letter", "PATH", "the queue, by its path from the mount root, that takes dead letters (default none)"),
+    text<&Settings::kind, parse_kind>("kind", "KIND",
+                                      "queue (default) or topic: each message goes to every subscriber"),
+    text<&Settings::overflow, parse_overflow>(
+        "overflow", "MODE", "a topic's full subscriber: block (default) holds the publisher, drop misses the message"),
+    text<&Settings::subscribe, parse_topic_paths>(
+        "subscribe", "PATHS", "topics, by paths from the mount root separated by commas, whose messages a queue "
+                              "keeps a copy of (default none)"),
     counter("curmsgs", [](const Queue& q) { return q.curmsgs(); }),
     counter("curbytes", [](const Queue& q) { return q.curbytes(); }),
     counter("sent", [](const Queue& q) { return q.sent(); }),
@@ -160,6 +211,8 @@ const Attribute kAttributes[] = {
     counter("waiting_readers", [](const Queue& q) { return q.receivers_waiting(); }),
     counter("waiting_writers", [](const Queue& q) { return q.senders_waiting(); }),
     counter("oldest_ms", [](const Queue& q) { return q.oldest_ms(); }),
+    counter("dropped", [](const Queue& q) { return q.dropped(); }),
+    counter("subscribers", [](const Queue& q) { return q.subscribers(); }),
 };
 
 }  // namespace

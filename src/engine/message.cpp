@@ -7,11 +7,34 @@
 
 namespace mqfs::engine {
 
+static_assert(sizeof(Message) == 48);
+
 void MessageDeleter::operator()(Message* message) const {
   if (!message) return;
-  budget->release_bytes(message->size() + budget->message_overhead());
+  budget->release_bytes(message->charge(*budget));
+  SharedBody* body = message->shared_ ? message->body() : nullptr;
   message->~Message();
   ::operator delete(message);
+  if (body && --body->refs == 0) delete body;
+}
+
+MessagePtr Message::share(Budget& budget, SharedBody& body) {
+  const Message& source = *body.source;
+  if (!budget.reserve_bytes(budget.message_overhead())) return MessagePtr(nullptr, MessageDeleter{&budget});
+  void* memory;
+  try {
+    memory = ::operator new(sizeof(Message) + sizeof(SharedBody*));
+  } catch (...) {
+    budget.release_bytes(budget.message_overhead());
+    throw;
+  }
+  auto* message = new (memory) Message(source.size_, source.priority_, source.type_);
+  message->shared_ = true;
+  SharedBody* pointer = &body;
+  std::memcpy(message->payload(), &pointer, sizeof pointer);
+  message->enqueued_ns_ = source.enqueued_ns_;
+  ++body.refs;
+  return MessagePtr(message, MessageDeleter{&budget});
 }
 
 MessagePtr Message::make(Budget& budget, std::span<const std::byte> head, std::span<const std::byte> tail,

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <map>
 #include <set>
 #include <memory>
@@ -38,6 +39,14 @@ struct MessageDeleter {
 };
 using MessagePtr = std::unique_ptr<Message, MessageDeleter>;
 
+// SPEC section 13: the bytes of one publish to a topic, shared by its
+// subscribers' copies, so that N subscribers do not cost N copies of them.
+struct SharedBody {
+  const Message* source = nullptr;  // the message whose bytes the copies share
+  MessagePtr owner;                 // the same message, once the publish commits
+  uint32_t refs = 0;                // the copies alive
+};
+
 // The bytes of one write, with their priority and type. Header and payload
 // are one allocation, so a queued 64-byte message costs about 112 bytes.
 class Message {
@@ -50,7 +59,12 @@ class Message {
   static MessagePtr make(Budget& budget, std::span<const std::byte> head, std::span<const std::byte> tail,
                          Priority priority, Type type);
 
-  std::span<const std::byte> bytes() const { return {payload(), size_}; }
+  // A subscriber's copy of `body`'s message: a header of its own (id,
+  // deliveries...) that shares the bytes, charged to the budget as a message
+  // without bytes. Null when the budget has no room for it.
+  static MessagePtr share(Budget& budget, SharedBody& body);
+
+  std::span<const std::byte> bytes() const { return shared_ ? body()->source->bytes() : std::span{payload(), size_}; }
   uint32_t size() const { return size_; }
   Priority priority() const { return priority_; }
   Type type() const { return type_; }
@@ -77,6 +91,14 @@ class Message {
   Message(uint32_t size, Priority priority, Type type) : type_(type), size_(size), priority_(priority) {}
   std::byte* payload() { return reinterpret_cast<std::byte*>(this + 1); }
   const std::byte* payload() const { return reinterpret_cast<const std::byte*>(this + 1); }
+  // A shared copy's payload is the pointer to its body.
+  SharedBody* body() const {
+    SharedBody* body;
+    std::memcpy(&body, payload(), sizeof body);
+    return body;
+  }
+  // What the budget was charged for it.
+  uint64_t charge(const Budget& budget) const { return (shared_ ? 0 : size_) + budget.message_overhead(); }
 
   Message* next_ = nullptr;  // the next message of the same priority
   uint64_t id_ = 0;
@@ -84,6 +106,7 @@ class Message {
   Type type_;
   uint32_t size_;
   Priority priority_;
+  bool shared_ = false;  // its bytes are a SharedBody's
   uint32_t segment_ = 0;
   uint32_t deliveries_ = 0;
 };

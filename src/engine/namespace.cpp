@@ -66,8 +66,45 @@ std::shared_ptr<Node> Namespace::new_node(uint64_t ino, mode_t mode, Owner owner
   } else {
     node->mode = S_IFREG | (mode & 07777);
     node->queue = std::make_shared<Queue>(*budget_, *timeouts_, defaults_, store_, ino, this);
+    resubscribe(ino, {}, defaults_.subscribe);
   }
   return node;
+}
+
+std::string Namespace::path_of(const Node& node) const {
+  std::string path = node.name;
+  for (const Node* dir = node.parent; dir && dir != root_; dir = dir->parent) path = dir->name + '/' + path;
+  return path;
+}
+
+void Namespace::resubscribe(uint64_t ino, const std::vector<std::string>& from, const std::vector<std::string>& to) {
+  for (const std::string& path : from) {
+    auto it = subscriptions_.find(path);
+    if (it == subscriptions_.end()) continue;
+    std::erase(it->second, ino);
+    if (it->second.empty()) subscriptions_.erase(it);
+  }
+  for (const std::string& path : to) subscriptions_[path].push_back(ino);
+}
+
+std::span<Queue* const> Namespace::lasting_subscribers(const Queue& topic) {
+  found_subscribers_.clear();
+  const Node* node = find(topic.ino());
+  if (!node || node->queue.get() != &topic || subscriptions_.empty()) return {};
+  auto it = subscriptions_.find(path_of(*node));
+  if (it == subscriptions_.end()) return {};
+  for (uint64_t ino : it->second)
+    if (const Node* subscriber = find(ino); subscriber && subscriber->queue)
+      found_subscribers_.push_back(subscriber->queue.get());
+  return found_subscribers_;
+}
+
+int Namespace::configure(Node& node, const Settings& settings) {
+  if (int status = node.queue->check(settings); status < 0) return status;
+  if (settings.subscribe != node.queue->settings().subscribe)
+    resubscribe(node.ino, node.queue->settings().subscribe, settings.subscribe);
+  node.queue->configure(settings);
+  return 0;
 }
 
 int Namespace::make(Node& dir, std::string_view name, mode_t mode, Owner owner, Node*& made) {
@@ -114,7 +151,7 @@ void Namespace::visit_nodes(NodeVisitor& visitor) const {
     pending.pop_back();
     if (node->queue) {
       const store::QueueState queue{node->queue->settings(), node->queue->sent(), node->queue->received(),
-                                    node->queue->dead_lettered()};
+                                    node->queue->dead_lettered(), node->queue->dropped()};
       visitor.node(state_of(*node), &queue);
     } else {
       visitor.node(state_of(*node), nullptr);
@@ -146,6 +183,7 @@ int Namespace::restore(store::Contents& contents) {
       auto it = contents.messages.find(state.ino);
       std::vector<MessagePtr> messages;
       if (it != contents.messages.end()) messages = std::move(it->second);
+      resubscribe(state.ino, node->queue->settings().subscribe, kept.queue->settings.subscribe);
       node->queue->restore(*kept.queue, std::move(messages));
     }
     parents.emplace(state.ino, std::pair{node.get(), state.parent});
@@ -188,7 +226,10 @@ void Namespace::remove(Node& node) {
     store_->remove_node(node.ino);
   }
   detach(node);
-  if (node.queue) node.queue->unlinked(std::move(node.charge_));
+  if (node.queue) {
+    resubscribe(node.ino, node.queue->settings().subscribe, {});
+    node.queue->unlinked(std::move(node.charge_));
+  }
   node.charge_.release();
   nodes_.erase(node.ino);  // last: it may free the node
 }

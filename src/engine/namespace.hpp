@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <vector>
 
 #include "engine/budget.hpp"
 #include "engine/queue.hpp"
@@ -92,6 +93,12 @@ class Namespace final : public store::Source, public QueueFinder {
 
   // The queue at `path` from the root ("a/b", or "/a/b"), or null.
   Queue* find_queue(std::string_view path) override;
+  // The named queues whose user.mq.subscribe names the topic's path; valid
+  // until the next call.
+  std::span<Queue* const> lasting_subscribers(const Queue& topic) override;
+
+  // New settings for a queue (setfattr): 0, or what Queue::check refuses them with.
+  int configure(Node& node, const Settings& settings);
 
   // Named nodes, the root included.
   std::size_t size() const { return nodes_.size(); }
@@ -103,6 +110,8 @@ class Namespace final : public store::Source, public QueueFinder {
   bool is_within(const Node& node, const Node& dir) const;
   void record(const Node& node);
   std::shared_ptr<Node> new_node(uint64_t ino, mode_t mode, Owner owner, NodeCharge charge);
+  std::string path_of(const Node& node) const;
+  void resubscribe(uint64_t ino, const std::vector<std::string>& from, const std::vector<std::string>& to);
 
   Budget* budget_;
   Timeouts* timeouts_;
@@ -111,6 +120,10 @@ class Namespace final : public store::Source, public QueueFinder {
   uint64_t next_ino_ = kRootIno + 1;
   std::unordered_map<uint64_t, std::shared_ptr<Node>> nodes_;  // by inode number
   Node* root_;
+  // SPEC section 13: the queues (inode numbers) subscribing to each topic
+  // path. Paths, not topics: a subscription names whatever topic is there.
+  std::unordered_map<std::string, std::vector<uint64_t>> subscriptions_;
+  std::vector<Queue*> found_subscribers_;
 };
 
 }  // namespace mqfs::engine

@@ -11,11 +11,19 @@ OpenFile::OpenFile(std::shared_ptr<Queue> queue, bool reads, bool writes)
       frame_writer_(queue_->budget()) {
   queue_->budget().add_open_file();
   queue_->opened();
+  if (reads_ && queue_->is_topic()) {
+    subscription_ = queue_->subscribe(*this);
+    subscription_->opened();
+  }
 }
 
 // Unread rest of a message is dropped: that message was delivered. The
 // messages the file holds under lease go back to the queue.
 OpenFile::~OpenFile() {
+  if (subscription_) {
+    subscription_->closed(*this);
+    subscription_->unsubscribe();
+  }
   queue_->closed(*this);
   queue_->budget().remove_open_file();
 }

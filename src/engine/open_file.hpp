@@ -45,6 +45,9 @@ class OpenFile : public ListNode<OpenFile> {
   ~OpenFile();
 
   Queue& queue() const { return *queue_; }
+  // The queue this file's reads take from: its queue, or, on a topic, the
+  // file's own subscription to it (SPEC section 13).
+  Queue& source() const { return subscription_ ? *subscription_ : *queue_; }
   bool reads() const { return reads_; }
   bool writes() const { return writes_; }
 
@@ -95,6 +98,7 @@ class OpenFile : public ListNode<OpenFile> {
   friend class Queue;  // keeps watch_ until it notifies
 
   std::shared_ptr<Queue> queue_;
+  std::shared_ptr<Queue> subscription_;
   bool reads_;
   bool writes_;
   bool nonblocking_ = false;

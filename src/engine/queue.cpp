@@ -43,12 +43,27 @@ Queue::~Queue() {
 }
 
 void Queue::configure(const Settings& settings) {
+  if (is_topic() && settings.kind != QueueKind::topic) {
+    while (Queue* subscription = subscriptions_.front()) subscription->unsubscribe();
+  }
   settings_ = settings;
+  for (Queue* s = subscriptions_.front(); s; s = subscriptions_.next(*s)) {
+    Settings own = settings;
+    own.kind = QueueKind::queue;
+    s->configure(own);
+  }
   dead_letter_warned_ = false;
   if (backing_) backing_->put_settings(ino_, settings_);
   times_.ctime = now_realtime();
   settle();
   notify_watchers();
+}
+
+int Queue::check(const Settings& settings) const {
+  if (settings.kind != QueueKind::topic) return 0;
+  if (!settings.subscribe.empty()) return -EINVAL;  // a topic subscribes to nothing
+  if (!is_topic() && (!store_.empty() || leases_.count() > 0)) return -EBUSY;
+  return 0;
 }
 
 bool Queue::readable(const OpenFile& file) const {
@@ -429,6 +444,7 @@ int Queue::flush(OpenFile& file, pid_t pid, Clock::time_point now) {
 // exists (or may throw), and its store has room for its record (or
 // -ENOSPC / -EIO, with nothing changed).
 int Queue::prepare(const Message& message) {
+  if (is_topic()) return prepare_publish(message);
   store_.reserve(message);
   return backing_ ? backing_->prepare(message.size()) : 0;
 }
@@ -447,6 +463,11 @@ int Queue::enqueue_now(MessagePtr message, pid_t pid) {
 // answered, so that an answered write is in the store.
 void Queue::record(Message& message) {
   message.set_enqueued_ns(now_realtime_ns());
+  if (is_topic()) return record_publish(message, 1);
+  give_id(message);
+}
+
+void Queue::give_id(Message& message) {
   if (backing_)
     backing_->enqueued(ino_, message);
   else
@@ -456,12 +477,17 @@ void Queue::record(Message& message) {
 
 // A recorded message whose writer did not get the answer is not sent.
 void Queue::withdraw(const Message& message) {
+  if (is_topic()) {
+    record_publish(message, -1);
+    return discard_publish();
+  }
   if (backing_) backing_->withdrawn(ino_, message);
 }
 
 // Queues a recorded message whose writer knows it was sent; prepare() made
 // room for it before that answer, so nothing here can fail.
 void Queue::enqueue(MessagePtr message, pid_t pid) noexcept {
+  if (is_topic()) return publish(std::move(message), pid);
   const int64_t sent_ns = message->enqueued_ns();  // record() read the clock
   store_.push_back(std::move(message));
   ++sent_;
@@ -481,6 +507,7 @@ std::unique_ptr<Waiter> Queue::take_waiter(Waiter& waiter) {
 // what its selection takes, and a reader whose selection takes nothing
 // queued holds back none behind it (SPEC section 12).
 void Queue::serve_receivers() {
+  if (!fed_.empty()) feed_subscribers();
   Waiter* next = receivers_.front();
   while (next && !store_.empty()) {
     Waiter& waiter = *next;
@@ -520,12 +547,21 @@ bool Queue::resume(SendWaiter& writer) {
 // Serves waiters while the state allows: readers while a message is queued,
 // the oldest writer while there is room.
 void Queue::settle() {
-  for (;;) {
-    serve_receivers();
-    if (senders_.empty() || !has_room()) break;
-    if (!resume(static_cast<SendWaiter&>(*senders_.front()))) break;
+  if (settling_) return;  // a subscriber's room, from this loop's own publish
+  settling_ = true;
+  try {
+    for (;;) {
+      serve_receivers();
+      if (senders_.empty() || !has_room()) break;
+      if (!resume(static_cast<SendWaiter&>(*senders_.front()))) break;
+    }
+  } catch (...) {
+    settling_ = false;
+    throw;
   }
+  settling_ = false;
   rearm();
+  if (topic_ || !settings_.subscribe.empty()) wake_topics();
 }
 
 int Queue::ack(OpenFile& file, uint64_t id) {
@@ -578,7 +614,7 @@ void Queue::acknowledged(const Message& message) {
 void Queue::give_back(MessagePtr message, Clock::time_point now) {
   if (settings_.max_deliveries > 0 && message->deliveries() >= settings_.max_deliveries) {
     Queue* dead_letters = finder_ && !settings_.dead_letter.empty() ? finder_->find_queue(settings_.dead_letter) : nullptr;
-    if (dead_letters && dead_letters != this) {
+    if (dead_letters && dead_letters != this && !dead_letters->is_topic()) {
       ++dead_lettered_;
       return dead_letters->take_dead_letter(*this, std::move(message));
     }
@@ -704,6 +740,7 @@ void Queue::restore(const store::QueueState& state, std::vector<MessagePtr> mess
   sent_ = state.sent;
   received_ = state.received;
   dead_lettered_ = state.dead_lettered;
+  dropped_ = state.dropped;
   for (MessagePtr& message : messages) {
     store_.reserve(*message);
     last_id_ = std::max(last_id_, message->id());
@@ -731,6 +768,8 @@ void Queue::notify_watchers() {
     auto watch = std::move(file->watch_);
     watch->notify();
   }
+  // A topic's writability is also its reading descriptors' POLLOUT.
+  for (Queue* s = subscriptions_.front(); s; s = subscriptions_.next(*s)) s->notify_watchers();
 }
 
 }  // namespace mqfs::engine

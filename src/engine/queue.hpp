@@ -43,12 +43,14 @@ class Queue;
 class QueueFinder {
  public:
   virtual Queue* find_queue(std::string_view path) = 0;
+  // The queues whose user.mq.subscribe names the topic's path (SPEC section 13).
+  virtual std::span<Queue* const> lasting_subscribers(const Queue& topic) = 0;
 
  protected:
   ~QueueFinder() = default;
 };
 
-class Queue {
+class Queue : public ListNode<Queue> {  // a topic's list of its descriptors' subscriptions
  public:
   // `store` records the queue's changes under `ino` (none: memory only);
   // `finder` finds its dead-letter queue (none: it has none).
@@ -59,10 +61,30 @@ class Queue {
   ~Queue();
 
   Budget& budget() const { return *budget_; }
+  uint64_t ino() const { return ino_; }
   const Settings& settings() const { return settings_; }
   // New settings take effect at once: room made by a larger maxmsg goes to
   // blocked writers; a smaller msgsize affects later writes only.
   void configure(const Settings& settings);
+  // Whether `settings` may replace the queue's: 0, -EBUSY (a queue holding
+  // messages cannot become a topic) or -EINVAL (a topic subscribes to nothing).
+  int check(const Settings& settings) const;
+
+  // SPEC section 13. A topic hands each message written to it to its
+  // subscribers: the descriptors open on it for reading, and the queues
+  // whose user.mq.subscribe names it. It keeps none itself.
+  bool is_topic() const { return settings_.kind == QueueKind::topic; }
+  // A descriptor opened for reading on this topic: its own subscription, a
+  // queue that only `file` reads, which gets every message published from
+  // now on while `file` is open.
+  std::shared_ptr<Queue> subscribe(OpenFile& file);
+  // Ends a descriptor's subscription (its file closes).
+  void unsubscribe();
+  // Messages a full subscriber missed (overflow=drop), or, for a topic,
+  // messages no subscriber took and those its descriptors missed.
+  uint64_t dropped() const { return dropped_; }
+  // A topic's subscribers now.
+  uint64_t subscribers() const;
 
   const MessageStore& messages() const { return store_; }
   // Messages a reader can take now, and their bytes.
@@ -213,7 +235,27 @@ class Queue {
   int enqueue_now(MessagePtr message, pid_t pid);
   void dequeued(const Message& message);
   // Leased messages hold their place: they may come back.
-  bool has_room() const { return store_.count() + leases_.count() < static_cast<uint64_t>(settings_.maxmsg); }
+  // A topic has room when every subscriber that must take its next message has.
+  bool has_room() const {
+    return is_topic() ? subscribers_have_room()
+                      : store_.count() + leases_.count() < static_cast<uint64_t>(settings_.maxmsg);
+  }
+
+  // SPEC section 13 (topic.cpp).
+  bool active_subscription() const;
+  template <class Visit>
+  void for_each_subscriber(Visit visit) const;
+  bool subscribers_have_room() const;
+  int prepare_publish(const Message& message);
+  uint64_t publish_dropped() const;
+  void record_publish(const Message& message, int sign);
+  void discard_publish();
+  void publish(MessagePtr message, pid_t pid) noexcept;
+  void take_copy(MessagePtr copy, pid_t pid) noexcept;
+  void feed_subscribers();
+  void room_made();
+  void wake_topics();
+  void give_id(Message& message);
 
   struct Progress {
     std::size_t used = 0;  // bytes of the input turned into queued messages or held
@@ -266,6 +308,19 @@ class Queue {
   Times times_;
   std::size_t open_files_ = 0;
   NodeCharge unlinked_charge_;  // held from unlink until the last close
+
+  // SPEC section 13.
+  uint64_t dropped_ = 0;
+  Queue* topic_ = nullptr;          // a descriptor's subscription: its topic, while it has one
+  OpenFile* subscriber_ = nullptr;  // ... and the file that reads it
+  List<Queue> subscriptions_;       // a topic: its descriptors' subscriptions
+  bool settling_ = false;           // in settle(): a subscriber's room waits for the loop
+  // A publish under way: the body its copies share, the subscribers that
+  // take a copy, and how many full subscribers miss it (overflow=drop).
+  SharedBody* body_ = nullptr;
+  std::vector<std::pair<Queue*, MessagePtr>> copies_;
+  std::vector<Queue*> missed_;
+  std::vector<Queue*> fed_;  // subscribers given copies whose readers wait to be served
 };
 
 }  // namespace mqfs::engine

@@ -116,7 +116,10 @@ void Filesystem::cancel_interrupted() {
 
 // Every waiting request belongs to an open file.
 void Filesystem::cancel_all_waits(int error) {
-  for (auto& [file, owned] : open_files_) file->queue().cancel_all(error);
+  for (auto& [file, owned] : open_files_) {
+    file->queue().cancel_all(error);
+    file->source().cancel_all(error);
+  }
 }
 
 engine::Node* node_of(const Reply& reply, fuse_ino_t ino) { return reply.filesystem().node_ids().find(ino); }

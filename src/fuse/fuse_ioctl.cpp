@@ -68,7 +68,7 @@ void do_ioctl(Reply& reply, fuse_ino_t, unsigned int cmd, void*, fuse_file_info*
       if (!read_value(in_buf, in_bufsz, select)) return reply.status(-EINVAL);
       if (select.reserved != 0 || (select.except != 0 && select.except != 1) || (select.except && select.type <= 0))
         return reply.status(-EINVAL);
-      file.queue().select(file, engine::Selection{.type = select.type, .except = select.except == 1});
+      file.source().select(file, engine::Selection{.type = select.type, .except = select.except == 1});
       reply.ioctl(nullptr, 0);
       return;
     }
@@ -87,8 +87,8 @@ void do_ioctl(Reply& reply, fuse_ino_t, unsigned int cmd, void*, fuse_file_info*
     case MQFS_IOC_ACK:
     case MQFS_IOC_NACK: {
       if (!read_value(in_buf, in_bufsz, id)) return reply.status(-EINVAL);
-      const int status = cmd == MQFS_IOC_ACK ? file.queue().ack(file, id)
-                                             : file.queue().nack(file, id, engine::Clock::now());
+      const int status = cmd == MQFS_IOC_ACK ? file.source().ack(file, id)
+                                             : file.source().nack(file, id, engine::Clock::now());
       if (status < 0) return reply.status(status);
       reply.ioctl(nullptr, 0);
       return;
@@ -117,8 +117,8 @@ void do_ioctl(Reply& reply, fuse_ino_t, unsigned int cmd, void*, fuse_file_info*
       attr.flags = file.nonblocking() ? O_NONBLOCK : 0;
       attr.maxmsg = queue.settings().maxmsg;
       attr.msgsize = queue.settings().msgsize;
-      attr.curmsgs = static_cast<int64_t>(queue.curmsgs());
-      attr.curbytes = static_cast<int64_t>(queue.curbytes());
+      attr.curmsgs = static_cast<int64_t>(file.source().curmsgs());  // on a topic: the file's subscription
+      attr.curbytes = static_cast<int64_t>(file.source().curbytes());
       attr.priority = file.priority();
       attr.read_mode = static_cast<int64_t>(file.read_mode());  // MQFS_READ_* in the same order
       attr.framing = static_cast<int64_t>(queue.settings().framing);

@@ -26,11 +26,11 @@ class PollWatch final : public engine::Watch {
 // rest of one, or it is at end of file). Writable: a write would not block.
 void do_poll(Reply& reply, fuse_ino_t, fuse_file_info* fi, fuse_pollhandle* ph) {
   engine::OpenFile& file = open_file_of(fi);
-  engine::Queue& queue = file.queue();
   unsigned events = 0;
-  if (file.reads() && queue.readable(file)) events |= POLLIN | POLLRDNORM;
-  if (file.writes() && queue.writable()) events |= POLLOUT | POLLWRNORM;
-  if (ph) queue.watch(file, std::make_unique<PollWatch>(ph));
+  if (file.reads() && file.source().readable(file)) events |= POLLIN | POLLRDNORM;
+  if (file.writes() && file.queue().writable()) events |= POLLOUT | POLLWRNORM;
+  // On a topic, its subscription tells of both (a topic tells its subscriptions).
+  if (ph) file.source().watch(file, std::make_unique<PollWatch>(ph));
   reply.poll(events);
 }
 

@@ -16,7 +16,7 @@ void do_read(Reply& reply, fuse_ino_t, size_t size, off_t, fuse_file_info* fi) {
   engine::OpenFile& file = open_file_of(fi);
   file.set_nonblocking(fi->flags & O_NONBLOCK);
   ReadRequest request(reply);
-  file.queue().receive(file, size, reply.pid(), engine::Clock::now(), request);
+  file.source().receive(file, size, reply.pid(), engine::Clock::now(), request);
 }
 
 }  // namespace mqfs::fuse

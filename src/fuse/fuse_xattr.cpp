@@ -33,9 +33,8 @@ void do_setxattr(Reply& reply, fuse_ino_t ino, const char* name, const char* val
 
   engine::Settings settings = node->queue->settings();
   int status = attribute->parse(settings, std::string_view(value, size));
-  if (status < 0) return reply.status(status);
-  node->queue->configure(settings);
-  reply.status(0);
+  if (status == 0) status = reply.filesystem().names().configure(*node, settings);
+  reply.status(status);
 }
 
 void do_getxattr(Reply& reply, fuse_ino_t ino, const char* name, size_t size) {
@@ -69,8 +68,7 @@ void do_removexattr(Reply& reply, fuse_ino_t ino, const char* name) {
   if (!attribute->writable()) return reply.status(-EPERM);
   engine::Settings settings = node->queue->settings();
   attribute->copy(settings, reply.filesystem().names().defaults());
-  node->queue->configure(settings);
-  reply.status(0);
+  reply.status(reply.filesystem().names().configure(*node, settings));
 }
 
 }  // namespace mqfs::fuse

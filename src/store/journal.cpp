@@ -48,6 +48,7 @@ enum Type : uint8_t {
   kDrop = 16,          // queue, id: dropped by a truncate
   kQueueSettings = 17, // as kSettings to max_deliveries, then type, kind, overflow, dead_letter (u32 length,
                        // bytes), subscribe (paths, each ended by '\0'); now in place of kSettings
+  kCounted = 18,       // queue, sent, dropped: counted without a message (a topic's publish, a miss)
 };
 
 uint32_t checksum(const std::byte* data, std::size_t size) {
@@ -331,6 +332,17 @@ struct Journal::Replay {
         if (auto it = messages.find(id); it != messages.end())
           it->second.message->set_deliveries(it->second.message->deliveries() + 1);
         return in.ok();
+      }
+      case kCounted: {
+        const auto queue = in.get<uint64_t>();
+        const auto sent = in.get<int64_t>();
+        const auto dropped = in.get<int64_t>();
+        if (!in.ok()) return false;
+        if (QueueState* q = this->queue(queue)) {
+          q->sent += static_cast<uint64_t>(sent);
+          q->dropped += static_cast<uint64_t>(dropped);
+        }
+        return true;
       }
       case kDeadLetter: {
         const auto from = in.get<uint64_t>();
@@ -698,6 +710,11 @@ void Journal::dequeued(uint64_t queue, const engine::Message& message) {
 void Journal::withdrawn(uint64_t queue, const engine::Message& message) {
   put_taken(kWithdraw, queue, message);
   forget(message);
+}
+
+void Journal::counted(uint64_t queue, int64_t sent, int64_t dropped) {
+  make_room(kRecordHeader + 24);
+  Record(buffer_, kCounted).put(queue).put(sent).put(dropped).finish();
 }
 
 void Journal::delivered(uint64_t queue, const engine::Message& message) { put_taken(kDeliver, queue, message); }

@@ -56,6 +56,7 @@ class Journal final : public Store {
   void delivered(uint64_t queue, const engine::Message& message) override;
   void moved(uint64_t from, uint64_t to, engine::Message& message) override;
   void withdrawn(uint64_t queue, const engine::Message& message) override;
+  void counted(uint64_t queue, int64_t sent, int64_t dropped) override;
   void purged(uint64_t queue, std::span<const engine::Message* const> messages, bool all) override;
   int write_out() override;
   bool syncs_writes() const override { return options_.sync_disk; }

@@ -101,6 +101,9 @@ class Store {
   virtual void delivered(uint64_t queue, const engine::Message& message) = 0;
   // Moved to the dead-letter queue `to`: gives `message` its new id there.
   virtual void moved(uint64_t from, uint64_t to, engine::Message& message) = 0;
+  // Counters that change without a message (SPEC section 13): a topic's
+  // publishes, and messages missed; negative takes them back.
+  virtual void counted(uint64_t queue, int64_t sent, int64_t dropped) = 0;
   // A recorded message whose writer did not get the answer: it was never sent.
   virtual void withdrawn(uint64_t queue, const engine::Message& message) = 0;
   // `messages` of the queue were dropped (truncate, or its name removed),
@@ -144,6 +147,7 @@ class MemoryStore final : public Store {
   void delivered(uint64_t, const engine::Message&) override {}
   void moved(uint64_t, uint64_t, engine::Message& message) override { message.set_id(next_id_++); }
   void withdrawn(uint64_t, const engine::Message&) override {}
+  void counted(uint64_t, int64_t, int64_t) override {}
   void purged(uint64_t, std::span<const engine::Message* const>, bool) override {}
   int write_out() override { return 0; }
 

@@ -454,7 +454,7 @@ WRITABLE_DEFAULTS = {"priority": "0", "maxmsg": "10", "msgsize": "8192", "read_m
                      "recv_timeout_ms": "0", "send_timeout_ms": "0"}
 MAX_MSGSIZE = (1 << 20) - 4096
 # What max_bytes charges for each message besides its bytes (README "Limits").
-MESSAGE_OVERHEAD = 128
+MESSAGE_OVERHEAD = 136
 
 
 def attr(path, name):

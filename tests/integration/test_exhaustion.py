@@ -5,7 +5,7 @@ keeps serving, and room comes back when queues drain or go:
 
   max_queues      creating one more queue or directory: ENOSPC
   max_bytes       a write that would pass it: ENOSPC (each message counts
-                  its bytes plus 128 of bookkeeping)
+                  its bytes plus 136 of bookkeeping)
   max_open_files  one more open: ENFILE
   max_waiters     one more read or write that would block: EAGAIN
 

@@ -1015,7 +1015,7 @@ def test_get_delivery_tells_id_type_priority_deliveries_and_enqueue_time_in_auto
     h = client.open(q)
     assert client.read(h) == b"x"
     d = client.delivery(h)
-    assert (d.type, d.priority, d.deliveries) == (0, 9, 1)
+    assert (d.type, d.priority, d.deliveries) == (1, 9, 1)  # the queue's user.mq.type
     slack = 10_000_000  # 10 ms
     assert before - slack <= d.enqueued_ns <= after + slack, (before, d.enqueued_ns, after)
     assert d.id > 0

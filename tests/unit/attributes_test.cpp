@@ -194,9 +194,11 @@ TEST(Attributes, BadValueLeavesTheSettingsAlone) {
     if (!a.writable()) continue;
     Settings t = s;
     // Any name is a path; these are not.
-    const bool path = a.name == "dead_letter";
-    for (std::string_view bad : path ? std::vector<std::string_view>{"a//b", "../x", "a/", "./a", "/", "a\n\n"}
-                                     : std::vector<std::string_view>{"bogus", "+1", ""})
+    const bool path = a.name == "dead_letter" || a.name == "subscribe";
+    std::vector<std::string_view> bad_values{"bogus", "+1", ""};
+    if (path) bad_values = {"a//b", "../x", "a/", "./a", "/", "a\n\n"};
+    if (a.name == "subscribe") bad_values.insert(bad_values.end(), {"a,,b", ",", "a,"});
+    for (std::string_view bad : bad_values)
       EXPECT_EQ(a.parse(t, bad), -EINVAL) << a.name << " " << bad;
     EXPECT_EQ(t.priority, 4) << a.name;
     EXPECT_EQ(t.maxmsg, 5) << a.name;
