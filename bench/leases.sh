@@ -53,11 +53,6 @@ daemon_pid=${inflight##*:}
 [ "$(cat "/proc/$daemon_pid/comm")" = "$(basename "$mqfs_bin" | cut -c1-15)" ] ||
   { echo "leases.sh: pid $daemon_pid is not the daemon" >&2; exit 1; }
 
-# The script's scheduling, which its daemons and workers inherit.
-scheduling() {
-  printf '%s, nice %s' "$(chrt -p $$ | awk -F': ' 'NR == 1 { p = $2 } NR == 2 { print p " priority " $2 }')" "$(nice)"
-}
-
 mkdir -p "$results"
 report=$results/leases.md
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)

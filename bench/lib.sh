@@ -67,6 +67,12 @@ report_about() {
   fi
 }
 
+# scheduling: the script's scheduling policy, priority and nice value, which
+# its daemons and workers inherit.
+scheduling() {
+  printf '%s, nice %s' "$(chrt -p $$ | awk -F': ' 'NR == 1 { p = $2 } NR == 2 { print p " priority " $2 }')" "$(nice)"
+}
+
 # require_tools TOOL...: exits unless every TOOL is on the PATH.
 require_tools() {
   local tool

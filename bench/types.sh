@@ -126,7 +126,7 @@ done
   echo
   report_about
   echo "- parts: $parts; select and publish: mounted -f -o $opts; memory: a fresh daemon per row, -o $mem_opts; nothing pinned"
-  echo "- $rounds round(s); load average before: $load_before, after: $(cut -d' ' -f1-3 /proc/loadavg); the measurements took $((SECONDS - start)) s"
+  echo "- $rounds round(s); load average before: $load_before, after: $(cut -d' ' -f1-3 /proc/loadavg); $(scheduling); the measurements took $((SECONDS - start)) s"
   echo
   echo "## Targets"
   echo
