@@ -72,7 +72,8 @@ int Queue::prepare_publish(const Message& message) {
     body_ = new SharedBody{.source = &message};
     copies_.reserve(takers.size());
     for (Queue* s : takers) {
-      MessagePtr copy = Message::share(*budget_, *body_);
+      // Every copy is in copies_ at once: discard_publish() frees them all.
+      const MessagePtr& copy = copies_.emplace_back(s, Message::share(*budget_, *body_)).second;
       if (!copy) {
         discard_publish();
         return -ENOSPC;
@@ -84,7 +85,6 @@ int Queue::prepare_publish(const Message& message) {
           return status;
         }
       }
-      copies_.emplace_back(s, std::move(copy));
     }
   } catch (...) {
     discard_publish();
@@ -122,9 +122,8 @@ void Queue::record_publish(const Message& message, int sign) {
 // Forgets the publish under way, without records.
 void Queue::discard_publish() {
   SharedBody* body = std::exchange(body_, nullptr);
-  const bool shared = !copies_.empty();
-  copies_.clear();  // the last copy frees the body
-  if (body && !shared) delete body;
+  if (body && body->refs == 0) delete body;  // no copy to free it
+  copies_.clear();                          // the last copy frees it
   missed_.clear();
 }
 

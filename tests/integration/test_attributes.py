@@ -193,7 +193,7 @@ def test_attributes_can_be_read_while_a_writer_is_blocked(mq, procs):
     writer = procs.start([program("write_sizes"), q, "2"], text=True)
     wait_blocked(writer, SYS_WRITE, "the writer of the full queue")
     assert (attr(q, "curmsgs"), attr(q, "maxmsg")) == ("1", "1")
-    assert mq.sh("getfattr -d q").stdout.count("user.mq.") == 22
+    assert mq.sh("getfattr -d q").stdout.count("user.mq.") == 28
     assert_still_blocked(writer, SYS_WRITE, seconds=0.1)
 
 

@@ -39,6 +39,8 @@ def _ioc(direction, nr, size):
 MQFS_IOC_SET_PRIORITY = _ioc(1, 1, 4)
 MQFS_IOC_SET_READ_MODE = _ioc(1, 2, 4)
 MQFS_IOC_GET_ATTR = _ioc(2, 3, 128)
+MQFS_IOC_SET_TYPE = _ioc(1, 8, 8)
+MQFS_IOC_SET_SELECT = _ioc(1, 9, 16)
 
 # The messages the state holds, in the order reads hand them out.
 Q_MESSAGES = [b"two\n", b"one\n"]
@@ -260,6 +262,16 @@ CASES = [
     ("timeout-past-the-largest", E.EINVAL,
      lambda m: errno_of(os.setxattr, m / "q", "user.mq.send_timeout_ms", str((1 << 40) + 1).encode())),
     ("setfattr-bad-value", E.EINVAL, lambda m: sh(m, "setfattr -n user.mq.maxmsg -v -3 q")),
+    # Types and topics (SPEC 12, 13)
+    ("type-zero", E.EINVAL, lambda m: errno_of(os.setxattr, m / "q", "user.mq.type", b"0")),
+    ("type-negative", E.EINVAL, lambda m: errno_of(os.setxattr, m / "q", "user.mq.type", b"-1")),
+    ("type-past-2-63", E.EINVAL, lambda m: errno_of(os.setxattr, m / "q", "user.mq.type", b"9223372036854775808")),
+    ("kind-unknown-word", E.EINVAL, lambda m: errno_of(os.setxattr, m / "q", "user.mq.kind", b"Topic")),
+    ("overflow-unknown-word", E.EINVAL, lambda m: errno_of(os.setxattr, m / "q", "user.mq.overflow", b"discard")),
+    ("kind-topic-on-a-queue-with-messages", E.EBUSY, lambda m: errno_of(os.setxattr, m / "q", "user.mq.kind", b"topic")),
+    ("subscribe-empty-entry", E.EINVAL, lambda m: errno_of(os.setxattr, m / "q", "user.mq.subscribe", b"/a,,/b")),
+    ("subscribe-dot-dot", E.EINVAL, lambda m: errno_of(os.setxattr, m / "q", "user.mq.subscribe", b"/a/../b")),
+    ("set-subscribers-counter", E.EPERM, lambda m: errno_of(os.setxattr, m / "q", "user.mq.subscribers", b"1")),
     ("set-read-only-attribute", E.EPERM, lambda m: errno_of(os.setxattr, m / "q", "user.mq.curmsgs", b"0")),
     ("remove-read-only-attribute", E.EPERM, lambda m: errno_of(os.removexattr, m / "q", "user.mq.sent")),
     ("set-unknown-attribute", E.ENOTSUP, lambda m: errno_of(os.setxattr, m / "q", "user.mq.bogus", b"1")),
@@ -289,6 +301,16 @@ CASES = [
      lambda m: errno_of(fcntl.ioctl, _fd(m, "q", os.O_WRONLY), MQFS_IOC_SET_PRIORITY, struct.pack("i", -2))),
     ("ioctl-read-mode-unknown", E.EINVAL,
      lambda m: errno_of(fcntl.ioctl, _fd(m, "q", os.O_RDONLY), MQFS_IOC_SET_READ_MODE, struct.pack("i", 7))),
+    ("ioctl-set-type-zero", E.EINVAL,
+     lambda m: errno_of(fcntl.ioctl, _fd(m, "q", os.O_WRONLY), MQFS_IOC_SET_TYPE, struct.pack("q", 0))),
+    ("ioctl-set-type-below-default", E.EINVAL,
+     lambda m: errno_of(fcntl.ioctl, _fd(m, "q", os.O_WRONLY), MQFS_IOC_SET_TYPE, struct.pack("q", -2))),
+    ("ioctl-select-except-2", E.EINVAL,
+     lambda m: errno_of(fcntl.ioctl, _fd(m, "q", os.O_RDONLY), MQFS_IOC_SET_SELECT, struct.pack("qii", 3, 2, 0))),
+    ("ioctl-select-except-any-type", E.EINVAL,
+     lambda m: errno_of(fcntl.ioctl, _fd(m, "q", os.O_RDONLY), MQFS_IOC_SET_SELECT, struct.pack("qii", 0, 1, 0))),
+    ("ioctl-select-reserved-set", E.EINVAL,
+     lambda m: errno_of(fcntl.ioctl, _fd(m, "q", os.O_RDONLY), MQFS_IOC_SET_SELECT, struct.pack("qii", 1, 0, 1))),
     ("ioctl-get-attr-bad-pointer", E.EFAULT,
      lambda m: ioctl_raw(_fd(m, "q", os.O_RDONLY), MQFS_IOC_GET_ATTR, ctypes.c_void_p(16))),
     ("ioctl-set-priority-bad-pointer", E.EFAULT,

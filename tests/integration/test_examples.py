@@ -334,20 +334,24 @@ def test_asyncio_consumer_wakes_for_another_process(mq):
 # epoll_consumer.c
 
 
-@pytest.fixture(scope="module")
-def epoll_consumer(tmp_path_factory):
-    """The built example: from MQFS_EXAMPLES (the examples' build directory) or compiled here."""
+def build(name, tmp_path_factory):
+    """The built C example `name`: from MQFS_EXAMPLES (the examples' build directory) or compiled here."""
     built = os.environ.get("MQFS_EXAMPLES")
     if built:
-        path = os.path.join(built, "epoll_consumer")
+        path = os.path.join(built, name)
         assert os.access(path, os.X_OK), f"{path} is not built (MQFS_EXAMPLES={built})"
         return path
-    path = str(tmp_path_factory.mktemp("examples") / "epoll_consumer")
+    path = str(tmp_path_factory.mktemp("examples") / name)
     result = subprocess.run(["cc", "-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-I", INCLUDE,
-                             os.path.join(EXAMPLES, "epoll_consumer.c"), "-o", path],
+                             os.path.join(EXAMPLES, name + ".c"), "-o", path],
                             capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, f"compiling epoll_consumer.c failed:\n{result.stderr}"
+    assert result.returncode == 0, f"compiling {name}.c failed:\n{result.stderr}"
     return path
+
+
+@pytest.fixture(scope="module")
+def epoll_consumer(tmp_path_factory):
+    return build("epoll_consumer", tmp_path_factory)
 
 
 def test_epoll_consumer_waits_on_several_queues(mq, epoll_consumer):
@@ -386,3 +390,91 @@ def test_node_consumer_reads_tasks_and_sends_a_receipt(mq):
     assert finish(consumer) == (
         "task 1: resize a.png\ntask 2: resize b.png\ntask 3: resize c.png\nstopped after 3 tasks\n")
     assert mq.sh("timeout 5 cat node/receipts").stdout == "node consumer handled 3 tasks\n"
+
+
+# sysv_types.c, sysv_types.py
+
+# What the seed's "Example 6: System V Message Queue" prints (its printf calls;
+# nothing in it depends on pids or timing).
+SEED_SYSV_OUTPUT = """\
+Messages sent
+Type 1: Type 1 message
+Type 1: Another type 1
+Type 2: Type 2 message
+"""
+
+
+@pytest.fixture(scope="module")
+def sysv_types(tmp_path_factory):
+    return build("sysv_types", tmp_path_factory)
+
+
+@pytest.mark.parametrize("language", ["c", "python"])
+def test_sysv_types_prints_the_seeds_output(mq, sysv_types, language):
+    example = sysv_types if language == "c" else "sysv_types.py"
+    assert run(example, mq.path) == SEED_SYSV_OUTPUT
+    assert os.listdir(mq / "sysv") == []  # removed, as the seed's msgctl(IPC_RMID)
+    assert run(example, mq.path) == SEED_SYSV_OUTPUT  # and again on the same mount
+
+
+# filtering.py
+
+FILTERING_OUTPUT = """\
+error consumer: waiting for errors (type 2) only
+sent log: Log message
+sent metric: Metric data
+error consumer: still waiting, with 2 messages queued and 1 reader waiting
+sent error: Error occurred
+error consumer: Error occurred (type 2)
+sent log: user alice logged in
+sent error: disk full
+sent metric: cpu 93%
+sent log: cache miss
+logs-and-errors consumer (types <= 2, lowest first):
+  log: Log message
+  log: user alice logged in
+  log: cache miss
+  error: disk full
+  nothing more of types <= 2; 2 messages left
+audit consumer (type 4): readable: no, with 2 messages queued
+metrics consumer (every type but 1):
+  metric: Metric data
+  metric: cpu 93%
+filter/events: 7 sent, 7 received, 0 left
+"""
+
+
+def test_filtering_each_consumer_takes_only_its_types(mq):
+    assert run("filtering.py", mq.path) == FILTERING_OUTPUT
+    assert curmsgs(mq, "filter/events") == 0
+    assert run("filtering.py", mq.path) == FILTERING_OUTPUT.replace(
+        "7 sent, 7 received", "14 sent, 14 received")  # again on the same mount; the counters go on
+
+
+# topic.sh
+
+TOPIC_OUTPUT = """\
+topic/news: 3 subscribers (two cats and topic/archive)
+alice: rain tomorrow
+alice: trains on time
+alice: new library opens
+bob: rain tomorrow
+bob: trains on time
+bob: new library opens
+topic/news: 4 published, 0 kept
+topic/archive holds 4 messages:
+  rain tomorrow
+  trains on time
+  new library opens
+  library closed on Sundays
+topic/news: 0 subscribers, 1 dropped
+"""
+
+
+def test_topic_reaches_both_cats_and_the_lasting_subscriber(mq):
+    # Its last line's "0 subscribers" also says that both cats have closed the topic.
+    assert run("topic.sh", mq.path) == TOPIC_OUTPUT
+    assert mq.getattr("topic/news", "kind") == "topic"
+    assert mq.getattr("topic/archive", "subscribe") == ""
+    assert curmsgs(mq, "topic/archive") == 0
+    assert run("topic.sh", mq.path) == TOPIC_OUTPUT  # again on the same mount: new queues

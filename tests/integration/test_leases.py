@@ -881,7 +881,7 @@ def test_a_message_returned_after_max_deliveries_moves_to_the_dead_letter_queue(
     h = client.open(dead)
     data, moved = lease(client, h)
     assert data == body
-    assert (moved.priority, moved.type, moved.deliveries, moved.enqueued_ns) == (7, 0, 1, first.enqueued_ns)
+    assert (moved.priority, moved.type, moved.deliveries, moved.enqueued_ns) == (7, 1, 1, first.enqueued_ns)
     assert moved.id > first.id  # a new id
 
 

@@ -17,7 +17,10 @@
 // explicit acknowledgement mode lease messages and ack, nack or close over
 // them, leases run out, and messages past max_deliveries move to a
 // dead-letter queue: a restart queues every message in flight again, at its
-// place, with its delivery count.
+// place, with its delivery count. Messages have types (SPEC section 12);
+// queues become topics and subscribe to them (SPEC section 13), so that one
+// write queues a copy in each subscriber, and the counters of publishes and
+// misses are kept without messages.
 //
 // MQFS_JOURNAL_CRASH_STEPS (default 1000) and MQFS_JOURNAL_CRASH_SEED
 // (default fixed) make a longer run, e.g. MQFS_JOURNAL_CRASH_STEPS=100000.
@@ -108,7 +111,7 @@ class CrashRun {
   void answering(Answer answer) {
     mount_->journal.write_out();
     if (::testing::Test::HasFailure()) return;
-    check_process_crash(answer == Answer::accept ? 1 : 0, "at an answer");
+    check_process_crash(answer == Answer::accept ? extra_ : 0, "at an answer");
   }
 
   // -- Operations ------------------------------------------------------------------
@@ -182,7 +185,17 @@ class CrashRun {
       s.max_deliveries = static_cast<int64_t>(pick(4));
       Node* dead_letters = any(true, false);
       s.dead_letter = chance(20) ? "" : chance(20) ? name() : path_of(*dead_letters);
-      q->queue->configure(s);
+      s.type = static_cast<int64_t>(1 + pick(3));
+      s.overflow = chance(50) ? engine::Overflow::block : engine::Overflow::drop;
+      s.kind = chance(30) ? engine::QueueKind::topic : engine::QueueKind::queue;
+      s.subscribe.clear();
+      if (s.kind == engine::QueueKind::queue && chance(50)) {
+        std::vector<Node*> topics;
+        for (Node* n : nodes(true, false))
+          if (n->queue->is_topic()) topics.push_back(n);
+        s.subscribe.push_back(path_of(topics.empty() || chance(20) ? *any(true, false) : *topics[pick(topics.size())]));
+      }
+      names.configure(*q, s);  // may refuse: a queue holding messages becomes no topic
     } else if (what < 60) {
       write();
     } else if (what < 72) {
@@ -214,6 +227,9 @@ class CrashRun {
     engine::OpenFile file(q->queue, false, true);
     file.set_nonblocking(true);
     if (chance(50)) file.set_priority(static_cast<engine::Priority>(pick(4)));
+    if (chance(50)) file.set_type(static_cast<engine::Type>(1 + pick(3)));
+    // A publish to a topic queues a copy in each subscriber before its answer.
+    extra_ = q->queue->is_topic() ? static_cast<int>(nodes(true, false).size()) : 1;
     const bool refuse = chance(12);
     std::string bytes;
     switch (q->queue->settings().framing) {
@@ -260,9 +276,10 @@ class CrashRun {
     }
     file->set_nonblocking(true);
     if (chance(30)) file->set_read_mode(engine::ReadMode::stream);
+    if (chance(30)) file->set_selection({.type = static_cast<engine::Type>(pick(4)) * (chance(30) ? -1 : 1)});
     const std::size_t size = chance(20) ? 1 + pick(100) : 1 << 16;
     Read request(*this, chance(12));
-    file->queue().receive(*file, size, engine::kReaderPid, engine::kT0, request);
+    file->source().receive(*file, size, engine::kReaderPid, engine::kT0, request);
   }
 
   // A reader in explicit mode acks or nacks what it holds, or closes.
@@ -273,9 +290,9 @@ class CrashRun {
     const auto& last = file.last_delivery();
     const uint64_t id = chance(50) || !last ? 0 : last->id;
     if (chance(25))
-      file.queue().ack(file, id);
+      file.source().ack(file, id);
     else if (chance(67))
-      file.queue().nack(file, id, engine::Clock::now());
+      file.source().nack(file, id, engine::Clock::now());
     else
       holders_.erase(holders_.begin() + static_cast<std::ptrdiff_t>(i));
   }
@@ -395,6 +412,7 @@ class CrashRun {
   bool sync_disk_;
   uint64_t step_ = 0;
   uint64_t recoveries_ = 0;
+  int extra_ = 1;  // messages an accepting answer may find recorded already
   std::unique_ptr<FaultyDisk> disk_;
   std::unique_ptr<Mount> mount_;
   std::deque<engine::Outcome> spare_;

@@ -108,6 +108,7 @@ struct Held {
   engine::Priority priority;
   std::string bytes;
   uint32_t deliveries = 0;
+  engine::Type type = 1;
   bool operator==(const Held&) const = default;
 };
 
@@ -126,7 +127,7 @@ inline std::map<uint64_t, std::vector<Held>> messages_of(engine::Namespace& name
   for (uint64_t ino : nodes.queues) {
     auto& list = all[ino];
     names.find(ino)->queue->for_each_message(
-        [&](engine::Message& m) { list.push_back(Held{ino, m.id(), m.priority(), text_of(m), m.deliveries()}); });
+        [&](engine::Message& m) { list.push_back(Held{ino, m.id(), m.priority(), text_of(m), m.deliveries(), m.type()}); });
     std::sort(list.begin(), list.end(), [](const Held& a, const Held& b) {
       return a.priority != b.priority ? a.priority > b.priority : a.id < b.id;
     });
@@ -150,10 +151,13 @@ inline std::string names_of(const engine::Namespace& names, bool counters = true
                 " timeouts " + std::to_string(s.recv_timeout_ms) + "/" + std::to_string(s.send_timeout_ms) +
                 " framing " + std::string(engine::to_string(s.framing)) + " lease " + std::to_string(s.lease_ms) +
                 "/" + std::to_string(s.retry_delay_ms) + "/" + std::to_string(s.max_deliveries) + " dead_letter '" +
-                s.dead_letter + "'";
+                s.dead_letter + "' type " + std::to_string(s.type) + " kind " +
+                std::string(engine::to_string(s.kind)) + " overflow " + std::string(engine::to_string(s.overflow)) +
+                " subscribe";
+        for (const std::string& topic : s.subscribe) line += " '" + topic + "'";
         if (counters)
           line += " sent " + std::to_string(q->sent) + " received " + std::to_string(q->received) + " dead_lettered " +
-                  std::to_string(q->dead_lettered);
+                  std::to_string(q->dead_lettered) + " dropped " + std::to_string(q->dropped);
       }
       lines[n.ino] = line;
     }
@@ -171,7 +175,7 @@ inline std::string describe(const std::map<uint64_t, std::vector<Held>>& message
     all += "queue " + std::to_string(queue) + ":";
     for (const Held& m : list)
       all += " #" + std::to_string(m.id) + "/p" + std::to_string(m.priority) + "/" + std::to_string(m.bytes.size()) +
-             "B/d" + std::to_string(m.deliveries);
+             "B/d" + std::to_string(m.deliveries) + "/t" + std::to_string(m.type);
     all += "\n";
   }
   return all;
