@@ -39,10 +39,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-[ "$(id -u)" -eq 0 ] || { echo "durability.sh: run as root (FUSE mounts, apt-get)" >&2; exit 1; }
+require_root_and_mqfs "FUSE mounts, apt-get"
 require_tools cmake fusermount3 findmnt du
-[ -x "$mqfs_bin" ] || { echo "durability.sh: no mqfs binary at $mqfs_bin (build it first)" >&2; exit 1; }
-mqfs_bin=$(realpath "$mqfs_bin")
 if ! command -v redis-server >/dev/null || ! command -v redis-cli >/dev/null; then
   echo "Installing redis-server and redis-tools"
   timeout 300 apt-get update >/dev/null

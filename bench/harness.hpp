@@ -21,8 +21,10 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <fstream>
 #include <functional>
 #include <map>
+#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -77,6 +79,21 @@ inline int run_command(int argc, char** argv, const std::map<std::string, Comman
 
 // ------------------------------------------------------------------ a case's workers
 
+// Forks a child that runs `body` and exits (status 0; 1 if this process
+// ended before it started); it is killed if this process ends.
+inline pid_t fork_child(const std::function<void()>& body) {
+  const pid_t parent = getpid();
+  const pid_t pid = fork();
+  if (pid < 0) throw failure("fork");
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent) _exit(1);
+    body();
+    _exit(0);
+  }
+  return pid;
+}
+
 // Shared with the workers: the window and what each counted.
 struct Tally {
   Ns warm, end;
@@ -115,12 +132,7 @@ class Round {
     if (pipe2(gate, O_CLOEXEC) != 0) throw failure("pipe");
     std::vector<pid_t> pids;
     for (size_t i = 0; i < workers.size() && i < kMaxProcs; ++i) {
-      const pid_t parent = getpid();
-      const pid_t pid = fork();
-      if (pid < 0) throw failure("fork");
-      if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent) _exit(1);
+      pids.push_back(fork_child([&] {
         close(gate[1]);
         try {
           workers[i].body([&] { char c; while (read(gate[0], &c, 1) < 0 && errno == EINTR) {} },
@@ -128,9 +140,7 @@ class Round {
         } catch (const std::exception& e) {
           std::snprintf(tally_->error[i], sizeof tally_->error[i], "%s", e.what());
         }
-        _exit(0);
-      }
-      pids.push_back(pid);
+      }));
     }
     close(gate[0]);
     usleep(20000);  // let them open their queues
@@ -324,6 +334,58 @@ inline double median_ratio(const Series& s, const std::string& a, const std::str
   const auto &x = s.at(a), &y = s.at(b);
   for (size_t i = 0; i < x.size() && i < y.size(); ++i) r.push_back(x[i] / (y[i] * scale));
   return median(r);
+}
+
+// Every value of `s` into the CSV file `path` (key,round,value); none: no file.
+inline void write_csv(const std::string& path, const Series& s) {
+  if (path.empty()) return;
+  std::ofstream csv(path);
+  csv << "key,round,value\n";
+  for (const auto& [key, values] : s)
+    for (size_t i = 0; i < values.size(); ++i) csv << key << ',' << i + 1 << ',' << values[i] << '\n';
+}
+
+// Rows of a report's targets table, appended to the file `path`.
+inline void append_targets(const std::string& path, const std::string& rows) {
+  if (path.empty()) return;
+  std::ofstream(path, std::ios::app) << rows;
+}
+
+inline const char* verdict_at_most(double value, double target) {
+  return std::isnan(value) ? "not measured" : value <= target ? "**met**" : "**not met**";
+}
+
+// ------------------------------------------------------------------ the daemon's memory, a queue's counters
+
+// KiB, from /proc/PID/smaps_rollup.
+struct Memory {
+  double rss = 0, pss = 0, priv = 0;  // priv: Private_Clean + Private_Dirty
+};
+
+inline Memory daemon_memory(pid_t pid) {
+  const std::string path = "/proc/" + std::to_string(pid) + "/smaps_rollup";
+  std::ifstream in(path);
+  if (!in) throw failure("open " + path);
+  Memory m;
+  for (std::string line; std::getline(in, line);) {
+    char key[64];
+    double kib;
+    if (std::sscanf(line.c_str(), "%63s %lf kB", key, &kib) != 2) continue;
+    const std::string k = key;
+    if (k == "Rss:") m.rss = kib;
+    else if (k == "Pss:") m.pss = kib;
+    else if (k == "Private_Clean:" || k == "Private_Dirty:") m.priv += kib;
+  }
+  return m;
+}
+
+// A numeric attribute (user.mq.NAME) of a queue.
+inline int64_t attr(const std::string& path, const char* name) {
+  char buf[64];
+  const ssize_t n = getxattr(path.c_str(), (std::string("user.mq.") + name).c_str(), buf, sizeof buf - 1);
+  if (n < 0) throw failure(std::string("getxattr ") + path + " " + name);
+  buf[n] = 0;
+  return std::stoll(buf);
 }
 
 inline std::vector<int> parse_list(const std::string& text) {

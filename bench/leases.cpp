@@ -96,23 +96,6 @@ Options parse(int argc, char** argv) {
   return o;
 }
 
-void write_csv(const std::string& path, const Series& s) {
-  if (path.empty()) return;
-  std::ofstream csv(path);
-  csv << "key,round,value\n";
-  for (const auto& [key, values] : s)
-    for (size_t i = 0; i < values.size(); ++i) csv << key << ',' << i + 1 << ',' << values[i] << '\n';
-}
-
-void append_targets(const std::string& path, const std::string& rows) {
-  if (path.empty()) return;
-  std::ofstream(path, std::ios::app) << rows;
-}
-
-const char* verdict_at_most(double value, double target) {
-  return std::isnan(value) ? "not measured" : value <= target ? "**met**" : "**not met**";
-}
-
 // ------------------------------------------------------------------ rates
 
 constexpr int kCalls = 5000;   // of each kind, per round, in call_costs
@@ -230,28 +213,6 @@ void rates(const Options& o) {
 
 // ------------------------------------------------------------------ the daemon's memory and CPU
 
-// KiB, from /proc/PID/smaps_rollup.
-struct Memory {
-  double rss = 0, pss = 0, priv = 0;  // priv: Private_Clean + Private_Dirty
-};
-
-Memory daemon_memory(pid_t pid) {
-  const std::string path = "/proc/" + std::to_string(pid) + "/smaps_rollup";
-  std::ifstream in(path);
-  if (!in) throw failure("open " + path);
-  Memory m;
-  for (std::string line; std::getline(in, line);) {
-    char key[64];
-    double kib;
-    if (std::sscanf(line.c_str(), "%63s %lf kB", key, &kib) != 2) continue;
-    const std::string k = key;
-    if (k == "Rss:") m.rss = kib;
-    else if (k == "Pss:") m.pss = kib;
-    else if (k == "Private_Clean:" || k == "Private_Dirty:") m.priv += kib;
-  }
-  return m;
-}
-
 // User + system CPU seconds the daemon (all its threads) has used.
 double daemon_cpu_s(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
@@ -267,14 +228,6 @@ double daemon_cpu_s(pid_t pid) {
 void settle() { usleep(300000); }
 
 // ------------------------------------------------------------------ in flight
-
-int64_t attr(const std::string& path, const char* name) {
-  char buf[64];
-  const ssize_t n = getxattr(path.c_str(), (std::string("user.mq.") + name).c_str(), buf, sizeof buf - 1);
-  if (n < 0) throw failure(std::string("getxattr ") + name);
-  buf[n] = 0;
-  return std::stoll(buf);
-}
 
 // What the run saw that the rules (leases-semantics.md) say otherwise.
 std::vector<std::string> g_surprises;

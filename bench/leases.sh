@@ -35,10 +35,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 
-[ "$(id -u)" -eq 0 ] || { echo "leases.sh: run as root (FUSE mounts, the daemon's /proc)" >&2; exit 1; }
+require_root_and_mqfs "FUSE mounts, the daemon's /proc"
 require_tools cmake fusermount3
-[ -x "$mqfs_bin" ] || { echo "leases.sh: no mqfs binary at $mqfs_bin (build it first)" >&2; exit 1; }
-mqfs_bin=$(realpath "$mqfs_bin")
 
 build_bench "$here" "$build"
 bench=$build/leases_bench
@@ -54,11 +52,6 @@ inflight=$mounted
 daemon_pid=${inflight##*:}
 [ "$(cat "/proc/$daemon_pid/comm")" = "$(basename "$mqfs_bin" | cut -c1-15)" ] ||
   { echo "leases.sh: pid $daemon_pid is not the daemon" >&2; exit 1; }
-
-# The script's scheduling, which its daemons and workers inherit.
-scheduling() {
-  printf '%s, nice %s' "$(chrt -p $$ | awk -F': ' 'NR == 1 { p = $2 } NR == 2 { print p " priority " $2 }')" "$(nice)"
-}
 
 mkdir -p "$results"
 report=$results/leases.md
@@ -80,10 +73,7 @@ stop_daemon "$inflight"
 {
   echo "# mqfs leases (explicit acknowledgement): benchmark"
   echo
-  echo "- $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(uname -r); mqfs: $mqfs_bin ($("$mqfs_bin" --version 2>/dev/null | grep -m1 '^mqfs' || echo '?'))"
-  if git -C "$root" rev-parse --short HEAD >/dev/null 2>&1; then
-    echo "- source: commit $(git -C "$root" rev-parse --short HEAD)"
-  fi
+  report_about
   echo "- rates: mounted -f -o $rates_opts; ${pass_args[*]:-defaults (5 rounds of 1000 ms after 200 ms)}; nothing pinned"
   echo "- in flight: mounted -f -o $inflight_opts; queues with u32 framing, read_mode=stream, maxmsg=$count"
   echo "- load average before: $load_before, after: $(cut -d' ' -f1-3 /proc/loadavg); $(scheduling); the measurements took $((SECONDS - start)) s"

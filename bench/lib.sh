@@ -50,6 +50,29 @@ build_bench() {
   cmake --build "$2" -j "$(nproc)" >/dev/null
 }
 
+# require_root_and_mqfs WHY: exits unless run as root (WHY: what needs it)
+# and $mqfs_bin is an executable; then makes $mqfs_bin an absolute path.
+require_root_and_mqfs() {
+  [ "$(id -u)" -eq 0 ] || { echo "${0##*/}: run as root ($1)" >&2; exit 1; }
+  [ -x "$mqfs_bin" ] || { echo "${0##*/}: no mqfs binary at $mqfs_bin (build it first)" >&2; exit 1; }
+  mqfs_bin=$(realpath "$mqfs_bin")
+}
+
+# report_about: a report's first lines: when, on what machine, which mqfs
+# binary, and the source's commit (when $root is a git checkout).
+report_about() {
+  echo "- $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, $(uname -r); mqfs: $mqfs_bin ($("$mqfs_bin" --version 2>/dev/null | grep -m1 '^mqfs' || echo '?'))"
+  if git -C "$root" rev-parse --short HEAD >/dev/null 2>&1; then
+    echo "- source: commit $(git -C "$root" rev-parse --short HEAD)"
+  fi
+}
+
+# scheduling: the script's scheduling policy, priority and nice value, which
+# its daemons and workers inherit.
+scheduling() {
+  printf '%s, nice %s' "$(chrt -p $$ | awk -F': ' 'NR == 1 { p = $2 } NR == 2 { print p " priority " $2 }')" "$(nice)"
+}
+
 # require_tools TOOL...: exits unless every TOOL is on the PATH.
 require_tools() {
   local tool
