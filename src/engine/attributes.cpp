@@ -1,8 +1,9 @@
 #include "engine/attributes.hpp"
 
-#include <cerrno>
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
+#include <utility>
 
 #include "engine/namespace.hpp"
 #include "engine/queue.hpp"
@@ -19,55 +20,49 @@ std::optional<int64_t> parse_integer(std::string_view text, int64_t min, int64_t
   return value;
 }
 
-std::string_view to_string(ReadMode mode) { return mode == ReadMode::stream ? "stream" : "message"; }
-
-std::string_view to_string(Framing framing) {
-  switch (framing) {
-    case Framing::line: return "line";
-    case Framing::u32: return "u32";
-    case Framing::file: return "file";
-    case Framing::none: break;
-  }
-  return "none";
-}
-
 static std::string_view trim_newline(std::string_view text) {
   if (!text.empty() && text.back() == '\n') text.remove_suffix(1);
   return text;
 }
 
-std::optional<ReadMode> parse_read_mode(std::string_view text) {
+namespace {
+
+// The words of a setting that is one of a few, each with its value.
+template <class Value>
+using Word = std::pair<std::string_view, Value>;
+
+template <class Value, std::size_t N>
+std::optional<Value> parse_word(std::string_view text, const Word<Value> (&words)[N]) {
   text = trim_newline(text);
-  if (text == "message") return ReadMode::message;
-  if (text == "stream") return ReadMode::stream;
+  for (const auto& [word, value] : words)
+    if (text == word) return value;
   return std::nullopt;
 }
 
-std::optional<Framing> parse_framing(std::string_view text) {
-  text = trim_newline(text);
-  if (text == "none") return Framing::none;
-  if (text == "line") return Framing::line;
-  if (text == "u32") return Framing::u32;
-  if (text == "file") return Framing::file;
-  return std::nullopt;
+template <class Value, std::size_t N>
+std::string_view word_of(Value value, const Word<Value> (&words)[N]) {
+  for (const auto& [word, of] : words)
+    if (of == value) return word;
+  return words[0].first;
 }
 
-std::string_view to_string(QueueKind kind) { return kind == QueueKind::topic ? "topic" : "queue"; }
-std::string_view to_string(Overflow overflow) { return overflow == Overflow::drop ? "drop" : "block"; }
+// A queue's read mode is never peek (a file's only): it prints as message.
+constexpr Word<ReadMode> kReadModes[] = {{"message", ReadMode::message}, {"stream", ReadMode::stream}};
+constexpr Word<Framing> kFramings[] = {
+    {"none", Framing::none}, {"line", Framing::line}, {"u32", Framing::u32}, {"file", Framing::file}};
+constexpr Word<QueueKind> kKinds[] = {{"queue", QueueKind::queue}, {"topic", QueueKind::topic}};
+constexpr Word<Overflow> kOverflows[] = {{"block", Overflow::block}, {"drop", Overflow::drop}};
 
-std::optional<QueueKind> parse_kind(std::string_view text) {
-  text = trim_newline(text);
-  if (text == "queue") return QueueKind::queue;
-  if (text == "topic") return QueueKind::topic;
-  return std::nullopt;
-}
+}  // namespace
 
-std::optional<Overflow> parse_overflow(std::string_view text) {
-  text = trim_newline(text);
-  if (text == "block") return Overflow::block;
-  if (text == "drop") return Overflow::drop;
-  return std::nullopt;
-}
+std::string_view to_string(ReadMode mode) { return word_of(mode, kReadModes); }
+std::string_view to_string(Framing framing) { return word_of(framing, kFramings); }
+std::string_view to_string(QueueKind kind) { return word_of(kind, kKinds); }
+std::string_view to_string(Overflow overflow) { return word_of(overflow, kOverflows); }
+std::optional<ReadMode> parse_read_mode(std::string_view text) { return parse_word(text, kReadModes); }
+std::optional<Framing> parse_framing(std::string_view text) { return parse_word(text, kFramings); }
+std::optional<QueueKind> parse_kind(std::string_view text) { return parse_word(text, kKinds); }
+std::optional<Overflow> parse_overflow(std::string_view text) { return parse_word(text, kOverflows); }
 
 namespace {
 

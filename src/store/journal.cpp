@@ -234,20 +234,19 @@ struct Journal::Replay {
         s.send_timeout_ms = in.get<int64_t>();
         s.read_mode = static_cast<engine::ReadMode>(in.get<uint8_t>());
         s.framing = static_cast<engine::Framing>(in.get<uint8_t>());
-        if (type == kQueueSettings) {
+        if (type == kQueueSettings || !in.empty()) {  // since leases
           s.lease_ms = in.get<int64_t>();
           s.retry_delay_ms = in.get<int64_t>();
           s.max_deliveries = in.get<int64_t>();
+        }
+        if (type == kQueueSettings) {
           s.type = in.get<int64_t>();
           s.kind = static_cast<engine::QueueKind>(in.get<uint8_t>());
           s.overflow = static_cast<engine::Overflow>(in.get<uint8_t>());
           s.dead_letter = in.text(in.get<uint32_t>());
           while (in.ok() && !in.empty()) s.subscribe.push_back(in.text_until('\0'));
           if (static_cast<uint8_t>(s.kind) > 1 || static_cast<uint8_t>(s.overflow) > 1) return false;
-        } else if (!in.empty()) {
-          s.lease_ms = in.get<int64_t>();
-          s.retry_delay_ms = in.get<int64_t>();
-          s.max_deliveries = in.get<int64_t>();
+        } else {
           const auto dead_letter = in.rest();
           s.dead_letter.assign(reinterpret_cast<const char*>(dead_letter.data()), dead_letter.size());
         }

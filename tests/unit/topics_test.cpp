@@ -60,6 +60,13 @@ class TopicsTest : public ::testing::Test {
     FakeSender sent;
     return send_now(*t, writer, bytes_of(text), kWriterPid, sent);
   }
+  // A blocking publish that waits (a full subscriber, overflow=block): its
+  // answer comes to `answer` later. False when it did not wait.
+  bool publish_blocked(std::string_view text, FakeSender& answer) {
+    OpenFile& writer = open(t, false);
+    t->send(writer, bytes_of(text), kWriterPid, kT0, answer);
+    return answer.waiting();
+  }
   std::optional<std::string> read(OpenFile& file) {
     FakeReceiver to;
     const int status = receive_now(file.source(), file, 1 << 16, kReaderPid, to);
@@ -166,10 +173,8 @@ TEST_F(TopicsTest, OverflowBlockHoldsThePublisherUntilEverySubscriberHasRoom) {
   EXPECT_EQ(publish("2"), -EAGAIN);  // `slow` is full
   EXPECT_FALSE(t->writable());
 
-  OpenFile writer(t, false, true);
   FakeSender blocked;
-  t->send(writer, bytes_of("2"), kWriterPid, kT0, blocked);
-  EXPECT_TRUE(blocked.waiting());
+  ASSERT_TRUE(publish_blocked("2", blocked));
   EXPECT_EQ(read(slow), "1");  // room: the publish goes on
   EXPECT_EQ(blocked.accepted, 1u);
   EXPECT_EQ(read(slow), "2");
@@ -180,10 +185,8 @@ TEST_F(TopicsTest, ASubscriberThatLeavesLetsTheBlockedPublisherGoOn) {
   EXPECT_EQ(set("t", [](Settings& s) { s.maxmsg = 1; }), 0);
   OpenFile& full = open(t, true);
   EXPECT_EQ(publish("1"), 0);
-  OpenFile writer(t, false, true);
   FakeSender blocked;
-  t->send(writer, bytes_of("2"), kWriterPid, kT0, blocked);
-  EXPECT_TRUE(blocked.waiting());
+  ASSERT_TRUE(publish_blocked("2", blocked));
   close(full);
   EXPECT_EQ(blocked.accepted, 1u);
   EXPECT_EQ(t->dropped(), 1u);  // no one left to take it
@@ -199,10 +202,8 @@ TEST_F(TopicsTest, ALastingSubscriberThatLeavesLetsTheBlockedPublisherGoOn) {
               }),
               0);
     EXPECT_EQ(publish("1"), 0);
-    OpenFile writer(t, false, true);
     FakeSender blocked;
-    t->send(writer, bytes_of("2"), kWriterPid, kT0, blocked);
-    ASSERT_TRUE(blocked.waiting());
+    ASSERT_TRUE(publish_blocked("2", blocked));
     if (remove) {
       EXPECT_EQ(names.unlink(names.root(), "q"), 0);
     } else {
@@ -221,10 +222,8 @@ TEST_F(TopicsTest, ASubscriberAtItsEndUnderLeaseLetsTheBlockedPublisherGoOn) {
   OpenFile& r = open(t, true, ReadMode::message);
   r.set_ack_mode(AckMode::explicit_ack);
   EXPECT_EQ(publish("1"), 0);
-  OpenFile writer(t, false, true);
   FakeSender blocked;
-  t->send(writer, bytes_of("2"), kWriterPid, kT0, blocked);
-  ASSERT_TRUE(blocked.waiting());
+  ASSERT_TRUE(publish_blocked("2", blocked));
   EXPECT_EQ(read(r), "1");
   EXPECT_EQ(blocked.accepted, 1u);
 }
@@ -235,10 +234,8 @@ TEST_F(TopicsTest, SwitchingASubscriberThatHadItsMessageToMessageModeEndsIt) {
   EXPECT_EQ(publish("1"), 0);
   EXPECT_EQ(read(r), "1");
   EXPECT_EQ(publish("2"), 0);
-  OpenFile writer(t, false, true);
   FakeSender blocked;
-  t->send(writer, bytes_of("3"), kWriterPid, kT0, blocked);
-  ASSERT_TRUE(blocked.waiting());
+  ASSERT_TRUE(publish_blocked("3", blocked));
   r.source().set_read_mode(r, ReadMode::message);
   EXPECT_EQ(blocked.accepted, 1u);
 }
@@ -250,10 +247,8 @@ TEST_F(TopicsTest, BackToAQueueABlockedPublishIsQueued) {
   OpenFile& r1 = open(t, true);
   OpenFile& r2 = open(t, true);
   EXPECT_EQ(publish("1"), 0);
-  OpenFile writer(t, false, true);
   FakeSender blocked;
-  t->send(writer, bytes_of("2"), kWriterPid, kT0, blocked);
-  ASSERT_TRUE(blocked.waiting());
+  ASSERT_TRUE(publish_blocked("2", blocked));
   EXPECT_EQ(set("t", [](Settings& s) { s.kind = QueueKind::queue; }), 0);
   EXPECT_EQ(blocked.accepted, 1u);
   EXPECT_EQ(t->curmsgs(), 1u);
