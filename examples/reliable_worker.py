@@ -100,7 +100,14 @@ def watch(dead, stop, seen):
     poller = select.poll()
     poller.register(fd, select.POLLIN)
     try:
-        while poller.poll(100) or not stop.is_set():
+        while True:
+            # Read before the poll: a dead letter made before `stop` was set
+            # is then in the poll's answer.
+            stopping = stop.is_set()
+            if not poller.poll(100):
+                if stopping:
+                    break
+                continue
             while True:
                 try:
                     job = os.read(fd, 8192).decode()
