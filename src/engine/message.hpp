@@ -44,7 +44,7 @@ using MessagePtr = std::unique_ptr<Message, MessageDeleter>;
 struct SharedBody {
   const Message* source = nullptr;  // the message whose bytes the copies share
   MessagePtr owner;                 // the same message, once the publish commits
-  uint32_t refs = 0;                // the copies alive
+  uint32_t refs = 0;                // the copies alive, and the publish while it is under way
 };
 
 // The bytes of one write, with their priority and type. Header and payload

@@ -255,6 +255,7 @@ class Queue : public ListNode<Queue> {  // a topic's list of its descriptors' su
   uint64_t publish_dropped() const;
   void record_publish(const Message& message, int sign);
   void discard_publish();
+  void release_body() noexcept;
   void publish(MessagePtr message, pid_t pid) noexcept;
   void take_copy(MessagePtr copy, pid_t pid) noexcept;
   void feed_subscribers();

@@ -68,32 +68,26 @@ bool Queue::subscribers_have_room() const {
 // and store. 0, or -ENOSPC / -EIO with nothing changed.
 int Queue::prepare_publish(const Message& message) {
   discard_publish();
-  std::vector<Queue*> takers;
-  for_each_subscriber([&](Queue& s) { (s.has_room() ? takers : missed_).push_back(&s); });
-  if (takers.empty()) return 0;
+  int status = 0;
   try {
-    body_ = new SharedBody{.source = &message};
-    copies_.reserve(takers.size());
-    for (Queue* s : takers) {
-      // Every copy is in copies_ at once: discard_publish() frees them all.
-      const MessagePtr& copy = copies_.emplace_back(s, Message::share(*budget_, *body_)).second;
+    for_each_subscriber([&](Queue& s) {
+      if (status < 0) return;
+      if (!s.has_room()) return missed_.push_back(&s);
+      if (!body_) body_ = new SharedBody{.source = &message, .refs = 1};  // the publish's own reference
+      const MessagePtr& copy = copies_.emplace_back(&s, Message::share(*budget_, *body_)).second;
       if (!copy) {
-        discard_publish();
-        return -ENOSPC;
+        status = -ENOSPC;
+        return;
       }
-      s->store_.reserve(*copy);
-      if (s->backing_) {
-        if (int status = s->backing_->prepare(copy->size()); status < 0) {
-          discard_publish();
-          return status;
-        }
-      }
-    }
+      s.store_.reserve(*copy);
+      if (s.backing_) status = s.backing_->prepare(copy->size());
+    });
   } catch (...) {
     discard_publish();
     throw;
   }
-  return 0;
+  if (status < 0) discard_publish();
+  return status;
 }
 
 // What the publish under way adds to the topic's dropped: itself, when no
@@ -124,10 +118,15 @@ void Queue::record_publish(const Message& message, int sign) {
 
 // Forgets the publish under way, without records.
 void Queue::discard_publish() {
-  SharedBody* body = std::exchange(body_, nullptr);
-  if (body && body->refs == 0) delete body;  // no copy to free it
-  copies_.clear();                          // the last copy frees it
+  copies_.clear();
   missed_.clear();
+  release_body();
+}
+
+// The publish lets go of its body: the copies handed out keep it, and the
+// last of them frees it.
+void Queue::release_body() noexcept {
+  if (SharedBody* body = std::exchange(body_, nullptr); body && --body->refs == 0) delete body;
 }
 
 // The writer was answered: each subscriber takes its copy. The readers
@@ -138,12 +137,13 @@ void Queue::publish(MessagePtr message, pid_t pid) noexcept {
   for (Queue* s : missed_)
     if (!s->topic_) ++s->dropped_;
   missed_.clear();
-  if (body_) std::exchange(body_, nullptr)->owner = std::move(message);  // its copies keep it
+  if (body_) body_->owner = std::move(message);
   for (auto& [subscriber, copy] : copies_) {
     subscriber->take_copy(std::move(copy), pid);
     fed_.push_back(subscriber);
   }
   copies_.clear();
+  release_body();
   ++sent_;
   lspid_ = pid;
   times_.mtime = timespec{.tv_sec = sent_ns / 1'000'000'000, .tv_nsec = sent_ns % 1'000'000'000};
