@@ -8,6 +8,8 @@ packages=(
   libfuse3-dev fuse3                  # libfuse3 low-level API, fusermount3, mount.fuse3
   libspdlog-dev                       # logging
   zlib1g-dev                         # the durable store's record checksums (CRC-32)
+  libcli11-dev nlohmann-json3-dev    # mq: its arguments, and `mq stat --json`
+  libncurses-dev                     # mq top: the terminal
   e2fsprogs                          # tests: a small full ext4 for the store
   libgtest-dev                        # engine unit tests
   python3 python3-pytest attr         # integration tests: pytest, getfattr/setfattr
