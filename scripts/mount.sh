@@ -8,7 +8,7 @@ mountpoint=${1:-/mnt/mq}
 ./scripts/install-deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DMQFS_TESTS=OFF >/dev/null
 cmake --build build -j "$(nproc)"
-cmake --install build >/dev/null   # /usr/local/bin/mqfs, mqfs.h, mount helpers
+cmake --install build >/dev/null   # /usr/local/bin/mqfs and mq, mqfs.h, man pages, mount helpers
 
 # mqfs refuses a mount point that is already a mount. findmnt reads the mount
 # table without touching the directory, so it also sees a mount whose daemon
@@ -27,6 +27,8 @@ mqfs is mounted at $mountpoint. Every file there is a message queue:
   echo hello > $mountpoint/jobs        # send a message
   cat $mountpoint/jobs                 # receive one (blocks while the queue is empty)
   getfattr -d $mountpoint/jobs         # its attributes: maxmsg, msgsize, priority, ...
+  mq send -p 5 $mountpoint/jobs hi     # a message at its own priority
+  mq top $mountpoint                   # every queue, live
 
 Unmount with:  umount $mountpoint
 MSG
