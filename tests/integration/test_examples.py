@@ -33,7 +33,8 @@ def command(name, *args):
 def run(name, *args, timeout=TIMEOUT):
     """Runs an example to its end; fails the test on a timeout or a failure."""
     try:
-        result = subprocess.run(command(name, *args), capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run(command(name, *args), capture_output=True, text=True, timeout=timeout,
+                                env=dict(os.environ, MQ=os.environ["MQ_BIN"]))
     except subprocess.TimeoutExpired as e:
         pytest.fail(f"{name} timed out after {timeout}s; output so far:\n{e.stdout}\n{e.stderr}")
     assert result.returncode == 0, f"{name} exited with {result.returncode}:\n{result.stdout}\n{result.stderr}"
@@ -478,3 +479,31 @@ def test_topic_reaches_both_cats_and_the_lasting_subscriber(mq):
     assert mq.getattr("topic/archive", "subscribe") == ""
     assert curmsgs(mq, "topic/archive") == 0
     assert run("topic.sh", mq.path) == TOPIC_OUTPUT  # again on the same mount: new queues
+
+
+# mq_worker.sh
+
+MQ_WORKER_OUTPUT = """\
+sent 4 jobs; the queue holds, in the order workers take them:
+  mqwork/jobs priority=9 type=1 delivery=0
+  URGENT thumbnail
+  mqwork/jobs priority=1 type=1 delivery=0
+  resize a.png
+  mqwork/jobs priority=1 type=1 delivery=0
+  flaky upload
+  mqwork/jobs priority=1 type=1 delivery=0
+  broken file
+done: URGENT thumbnail (priority 9, delivery 1)
+done: flaky upload (priority 1, delivery 2)
+done: resize a.png (priority 1, delivery 1)
+dead letter: broken file
+QUEUE           MSGS  INFLIGHT  SENT  RECEIVED
+mqwork/failed      0         0     1         1
+mqwork/jobs        0         0     4         3
+"""
+
+
+def test_mq_work_retries_the_flaky_job_and_dead_letters_the_broken_one(mq):
+    assert run("mq_worker.sh", mq.path) == MQ_WORKER_OUTPUT
+    assert mq.getattr("mqwork/jobs", "dead_lettered") == "1"
+    assert run("mq_worker.sh", mq.path) == MQ_WORKER_OUTPUT  # again on the same mount: new queues
