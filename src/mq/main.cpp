@@ -1,6 +1,7 @@
 // mq: send, receive, peek, work, watch: mqfs queues from the shell, using
 // only their files (SPEC section 15, mq(1)).
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 #include <exception>
 #include <map>
@@ -97,9 +98,10 @@ int main(int argc, char** argv) {
   auto* top_command = app.add_subcommand("top", "Watch the busiest queues, live, full screen");
   const std::map<std::string, mq::TopSort> sorts{
       {"depth", mq::TopSort::depth}, {"rate", mq::TopSort::rate}, {"name", mq::TopSort::name}};
-  top_command->add_option("-s,--sort", top.sort, "sort by depth (default), rate or name")
+  std::string sort = "depth";
+  top_command->add_option("-s,--sort", sort, "sort by depth (default), rate or name")
       ->type_name("KEY")
-      ->transform(CLI::CheckedTransformer(sorts));
+      ->check(CLI::IsMember({"depth", "rate", "name"}));
   top_command->add_option("-d,--delay", top.delay_seconds, "seconds between refreshes (default 1)")
       ->type_name("SECONDS")
       ->check(CLI::Range(0.1, 3600.0));
@@ -107,6 +109,13 @@ int main(int argc, char** argv) {
       ->required()
       ;
 
+  const auto commands = app.get_subcommands([](const CLI::App*) { return true; });
+  if (argc > 1 && argv[1][0] != '-' &&
+      std::none_of(commands.begin(), commands.end(), [&](const CLI::App* c) { return c->get_name() == argv[1]; })) {
+    std::fprintf(stderr, "mq: %s: no such command (send, recv, peek, work, stat, top)\n"
+                         "Run with --help for more information.\n", argv[1]);
+    return mq::kUsage;
+  }
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
@@ -121,6 +130,7 @@ int main(int argc, char** argv) {
     if (*peek_command) return mq::peek(peek);
     if (*work_command) return mq::work(work);
     if (*stat_command) return mq::stat(stat);
+    top.sort = sorts.at(sort);
     return mq::top(top);
   } catch (const mq::Failure& failure) {
     std::fflush(stdout);
