@@ -270,25 +270,36 @@ def test_completes_the_commands(mode):
 @pytest.mark.parametrize("mode", MODES)
 def test_completes_the_options_of_recv(mode):
     offered = set(complete(mode, "mq", "recv", "-"))
-    assert {"-t", "-x", "-n", "-w", "-v", "--raw"} <= offered
-    assert "-p" not in offered and "-j" not in offered
-    # -t and -x exclude each other; an option given is not offered again.
+    assert {"-t", "-x", "-n", "-w", "-v", "--raw", "--type", "--except", "--count", "--wait",
+            "--verbose"} <= offered
+    assert not {"-p", "-j", "--priority", "--json"} & offered
+    assert set(complete(mode, "mq", "recv", "--r")) == {"--raw"}
+    # -t and -x exclude each other; an option given, by either name, is not offered again.
     offered = set(complete(mode, "mq", "recv", "-t", "2", "-"))
-    assert "-x" not in offered and "-t" not in offered and "-n" in offered
+    assert not {"-t", "--type", "-x", "--except"} & offered and {"-n", "--count"} <= offered
+    offered = set(complete(mode, "mq", "recv", "--count", "2", "-v", "--"))
+    assert not {"--count", "--verbose"} & offered and "--type" in offered
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_completes_the_options_of_each_command(mode):
-    expected = {"send": {"-p", "-t", "-w"}, "peek": {"-n", "-t", "-x", "-v", "--raw"},
-                "work": {"-j", "-n"}, "stat": {"-r", "--json", "--prometheus"}, "top": {"-s", "-d"}}
+    expected = {"send": {"-p", "-t", "-w", "--priority", "--type", "--wait"},
+                "peek": {"-n", "-t", "-x", "-v", "--raw", "--count", "--type", "--except", "--verbose"},
+                "work": {"-j", "-n", "--jobs", "--count"},
+                "stat": {"-r", "--recursive", "--json", "--prometheus"},
+                "top": {"-s", "-d", "--sort", "--delay"}}
     for command, options in expected.items():
         assert options <= set(complete(mode, "mq", command, "-")), command
+    assert "--prometheus" not in complete(mode, "mq", "stat", "--json", "--")
 
 
 @pytest.mark.parametrize("mode", MODES)
 def test_completes_the_sort_orders_of_top(mode):
     assert sorted(complete(mode, "mq", "top", "-s", "")) == ["depth", "name", "rate"]
     assert complete(mode, "mq", "top", "-s", "r") == ["rate"]
+    assert complete(mode, "mq", "top", "--sort", "n") == ["name"]
+    assert sorted(complete(mode, "mq", "top", "--sort", "=", "")) == ["depth", "name", "rate"]
+    assert complete(mode, "mq", "top", "--sort", "=", "d") == ["depth"]
     assert complete(mode, "mq", "recv", "-n", "") == []
 
 
@@ -298,8 +309,11 @@ def test_completes_queue_files(mode, tree):
     assert complete(mode, "mq", "send", "-p", "3", f"{tree}/jobs.") == [f"{tree}/jobs.dead"]
     assert complete(mode, "mq", "recv", f"{tree}/jobs", f"{tree}/jobs.") == [f"{tree}/jobs.dead"]
     assert complete(mode, "mq", "stat", "-r", f"{tree}/i") == [f"{tree}/images"]
-    # top takes a directory; send's messages are not files.
-    assert complete(mode, "mq", "top", f"{tree}/") == [f"{tree}/images"]
+    assert sorted(complete(mode, "mq", "top", "-s", "rate", f"{tree}/")) \
+        == [f"{tree}/images", f"{tree}/jobs", f"{tree}/jobs.dead"]
+    # One queue for peek and top; send's messages are not files.
+    assert complete(mode, "mq", "peek", f"{tree}/jobs", f"{tree}/j") == []
+    assert complete(mode, "mq", "top", "--sort=rate", f"{tree}/images", f"{tree}/j") == []
     assert complete(mode, "mq", "send", f"{tree}/jobs", f"{tree}/j") == []
 
 
@@ -309,4 +323,5 @@ def test_completes_a_command_line_after_work(mode, tree):
     assert "echo" in complete(mode, "mq", "work", f"{tree}/jobs", "ech")
     assert complete(mode, "mq", "work", f"{tree}/jobs", "--", "cat", f"{tree}/images/") \
         == [f"{tree}/images/big"]
+    assert "echo" in complete(mode, "mq", "work", "--jobs", "2", "--", f"{tree}/jobs", "ech")
     assert "--" in complete(mode, "mq", "work", f"{tree}/jobs", "--")
