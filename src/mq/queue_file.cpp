@@ -83,6 +83,11 @@ void QueueFile::set_read_mode(int32_t mode) { control(MQFS_IOC_SET_READ_MODE, &m
 void QueueFile::set_ack(int32_t mode) { control(MQFS_IOC_SET_ACK, &mode); }
 void QueueFile::set_select(const mqfs_select& select) { control(MQFS_IOC_SET_SELECT, &select); }
 
+void QueueFile::set_blocking() {
+  const int flags = ::fcntl(fd_, F_GETFL);
+  if (flags < 0 || ::fcntl(fd_, F_SETFL, flags & ~O_NONBLOCK) < 0) fail(path_, errno);
+}
+
 int QueueFile::settle(unsigned long request, uint64_t id) const {
   return ::ioctl(fd_, request, &id) < 0 ? errno : 0;
 }

@@ -51,6 +51,7 @@ class QueueFile {
   void set_type(int64_t type);
   void set_read_mode(int32_t mode);
   void set_ack(int32_t mode);
+  void set_blocking();  // clears O_NONBLOCK
   void set_select(const mqfs_select& select);
   // MQFS_IOC_ACK or MQFS_IOC_NACK of one message: 0, or the errno.
   int settle(unsigned long request, uint64_t id) const;

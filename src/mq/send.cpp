@@ -1,11 +1,13 @@
 // mq send: one message per argument, or standard input as one message, at
 // a priority and type of this send alone.
 #include <fcntl.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstdint>
 #include <iterator>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -48,12 +50,21 @@ std::string framed(const std::string& queue, const std::string& message, int64_t
 class Sender {
  public:
   Sender(const SendOptions& options, const Deadline& deadline)
-      : queue_(options.queue, O_WRONLY | (deadline.immediate() ? O_NONBLOCK : 0)), alarm_(deadline) {
+      : queue_(options.queue, O_WRONLY | O_NONBLOCK), deadline_(deadline) {
     const mqfs_attr attr = queue_.attr();
     framing_ = attr.framing;
     msgsize_ = attr.msgsize;
     if (options.priority) queue_.set_priority(static_cast<int32_t>(*options.priority));
     if (options.type) queue_.set_type(*options.type);
+    // A whole-file message under a deadline waits in poll(2), not in a
+    // blocked fsync(2): an fsync that the deadline interrupts might or might
+    // not have dropped the bytes, a non-blocking one leaves them with the
+    // file. Otherwise a blocked write, as echo's.
+    nonblocking_ = deadline.immediate() || (deadline.limited() && framing_ == MQFS_FRAMING_FILE);
+    if (!nonblocking_) {
+      queue_.set_blocking();
+      alarm_.emplace(deadline);
+    }
   }
 
   void send(const std::string& message) {
@@ -70,12 +81,17 @@ class Sender {
 
  private:
   // A whole-file message is queued when fsync(2) ends it; a full queue
-  // makes the fsync wait, as a blocked write waits.
+  // makes a blocking fsync wait, as a blocked write waits, and a
+  // non-blocking one fail with EAGAIN, the bytes still with the file.
   void end_whole_file_message(std::size_t size) {
     while (::fsync(queue_.fd()) < 0) {
-      if ((errno == EINTR && alarm_.rang()) || errno == EAGAIN || errno == ETIMEDOUT) {
-        // The bytes wait with the open file: its close sends them if the
-        // queue has room by then, and says so.
+      if (errno == EAGAIN && !deadline_.passed() && !deadline_.immediate()) {
+        pollfd room{queue_.fd(), POLLOUT, 0};
+        if (::poll(&room, 1, deadline_.poll_ms()) < 0 && errno != EINTR) fail(queue_.path(), errno);
+        continue;
+      }
+      if (errno == EAGAIN) {
+        // Its close sends the message if the queue has room by now, and says so.
         if (queue_.close() == 0) return;
         timed_out(queue_.path());
       }
@@ -83,10 +99,12 @@ class Sender {
     }
   }
 
+  bool rang() const { return alarm_ && alarm_->rang(); }
+
   // Returns when the call may be tried again (interrupted by a signal other
   // than the deadline's); throws otherwise.
   void refused(int error, std::size_t size) {
-    if (error == EINTR && !alarm_.rang()) return;
+    if (error == EINTR && !rang()) return;
     if (error == EINTR || error == EAGAIN || error == ETIMEDOUT) timed_out(queue_.path());
     if (error == EMSGSIZE)
       throw Failure{queue_.path(), "message of " + std::to_string(size) + " bytes larger than msgsize " +
@@ -95,7 +113,9 @@ class Sender {
   }
 
   QueueFile queue_;
-  Alarm alarm_;
+  const Deadline& deadline_;
+  std::optional<Alarm> alarm_;
+  bool nonblocking_ = false;
   int64_t framing_ = MQFS_FRAMING_NONE;
   int64_t msgsize_ = 0;
 };
