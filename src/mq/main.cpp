@@ -12,13 +12,27 @@
 
 namespace {
 
+// CLI11's own range checks print their bounds as doubles; these say it in words.
+const CLI::Validator kAtLeastOne(
+    [](std::string& text) -> std::string {
+      long long value = 0;
+      return CLI::detail::lexical_cast(text, value) && value >= 1 ? "" : text + " is not a whole number of at least 1";
+    },
+    "", "at least 1");
+const CLI::Validator kSeconds(
+    [](std::string& text) -> std::string {
+      double value = 0;
+      return CLI::detail::lexical_cast(text, value) && value >= 0 ? "" : text + " is not a number of seconds, 0 or more";
+    },
+    "", "seconds");
+
 constexpr const char* kWaitHelp = "wait at most SECONDS in all (decimals allowed; 0: do not wait); exit 3 when it passes";
 
 void add_selection(CLI::App& command, mq::Selection& selection) {
   auto* type = command.add_option("-t,--type", selection.type,
                                   "only messages of TYPE; a negative TYPE: the lowest type up to -TYPE first");
   auto* except = command.add_option("-x,--except", selection.except, "any message but those of TYPE")
-                     ->check(CLI::PositiveNumber.description(""));
+                     ->check(kAtLeastOne);
   type->type_name("TYPE")->excludes(except);
   except->type_name("TYPE");
 }
@@ -43,7 +57,7 @@ int main(int argc, char** argv) {
   send_command->add_option("-t,--type", send.type, "type of these messages only (>= 1)")->type_name("TYPE");
   send_command->add_option("-w,--wait", send.wait_seconds, kWaitHelp)
       ->type_name("SECONDS")
-      ->check(CLI::NonNegativeNumber.description(""));
+      ->check(kSeconds);
   send_command->add_option("QUEUE", send.queue, "the queue")->required();
   send_command->add_option("MESSAGE", send.messages, "the messages, one per argument");
 
@@ -53,10 +67,10 @@ int main(int argc, char** argv) {
   add_selection(*recv_command, recv.selection);
   recv_command->add_option("-n,--count", recv.count, "receive COUNT messages (default 1)")
       ->type_name("COUNT")
-      ->check(CLI::PositiveNumber.description(""));
+      ->check(kAtLeastOne);
   recv_command->add_option("-w,--wait", recv.wait_seconds, kWaitHelp)
       ->type_name("SECONDS")
-      ->check(CLI::NonNegativeNumber.description(""));
+      ->check(kSeconds);
   add_output(*recv_command, recv.output);
   recv_command->add_option("QUEUE", recv.queues, "the queues, first first")->required();
 
@@ -64,7 +78,7 @@ int main(int argc, char** argv) {
   auto* peek_command = app.add_subcommand("peek", "Show the queued messages in order, taking none");
   peek_command->add_option("-n,--count", peek.count, "show the first COUNT (default all)")
       ->type_name("COUNT")
-      ->check(CLI::PositiveNumber.description(""));
+      ->check(kAtLeastOne);
   add_selection(*peek_command, peek.selection);
   add_output(*peek_command, peek.output);
   peek_command->add_option("QUEUE", peek.queue, "the queue")->required();
@@ -74,10 +88,10 @@ int main(int argc, char** argv) {
       "work", "Run COMMAND once per message, with the message on its standard input; exit 0 acknowledges it");
   work_command->add_option("-j,--jobs", work.jobs, "run up to N commands at once (default 1)")
       ->type_name("N")
-      ->check(CLI::PositiveNumber.description(""));
+      ->check(kAtLeastOne);
   work_command->add_option("-n,--count", work.count, "take COUNT messages, then exit when their commands end")
       ->type_name("COUNT")
-      ->check(CLI::PositiveNumber.description(""));
+      ->check(kAtLeastOne);
   work_command->add_option("QUEUE", work.queue, "the queue")->required();
   work_command->add_option("COMMAND", work.command, "the command and its arguments, after --")
       ->required()

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
 
@@ -35,7 +36,7 @@ std::string reason_of(int error) {
   }
 }
 
-void fail(const std::string& where, int error) { throw Failure{where, reason_of(error)}; }
+void fail(const std::string& where, int error) { throw Failure{where, reason_of(error), kError, error}; }
 
 void timed_out(const std::string& where) { throw Failure{where, "timed out", kTimeout}; }
 
@@ -90,6 +91,11 @@ void QueueFile::set_blocking() {
 
 int QueueFile::settle(unsigned long request, uint64_t id) const {
   return ::ioctl(fd_, request, &id) < 0 ? errno : 0;
+}
+
+bool QueueFile::removed() const {
+  struct stat st {};
+  return ::fstat(fd_, &st) == 0 && st.st_nlink == 0;
 }
 
 int QueueFile::close() {

@@ -22,6 +22,7 @@ struct Failure {
   std::string where;
   std::string reason;
   int status = kError;
+  int error = 0;  // the errno, when one was the cause
 };
 
 // An errno as the reason of a failure, in words (`no such queue`, `the
@@ -58,6 +59,7 @@ class QueueFile {
   // Closes it now: 0, or the errno close(2) gave (it may send a message).
   int close();
   bool is_open() const { return fd_ >= 0; }
+  bool removed() const;  // its name is gone (st_nlink 0)
 
  private:
   void control(unsigned long request, const void* argument) const;

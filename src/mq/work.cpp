@@ -81,11 +81,17 @@ class Worker {
       if (!taking && jobs_.empty()) break;
       const bool room = taking && static_cast<int64_t>(jobs_.size()) < options_.jobs;
       if (room && !taker_) open_taker();
+      if (room && !taker_) continue;  // the queue is gone
 
+      // Once a second an idle worker looks whether its queue is still
+      // there: `rm` leaves an open queue working (SPEC section 1), but
+      // with no name nobody can send to it any more.
       pollfd fds[2] = {{signals_, POLLIN, 0}, {room ? taker_->fd() : -1, POLLIN, 0}};
-      if (::poll(fds, 2, -1) < 0 && errno != EINTR) fail(options_.queue, errno);
+      const int ready = ::poll(fds, 2, room ? 1000 : -1);
+      if (ready < 0 && errno != EINTR) fail(options_.queue, errno);
       if (fds[0].revents & POLLIN) on_signals();
       if (room && !stopping_ && (fds[1].revents & (POLLIN | POLLERR | POLLHUP))) take();
+      if (ready == 0 && taker_ && taker_->removed()) stop(removed());
     }
     if (failure_) throw *failure_;
     return kDone;
@@ -95,7 +101,13 @@ class Worker {
   // The open file the next message is read from, with explicit
   // acknowledgement: it becomes that message's lease.
   void open_taker() {
-    taker_.emplace(options_.queue, O_RDONLY | O_NONBLOCK);
+    try {
+      taker_.emplace(options_.queue, O_RDONLY | O_NONBLOCK);
+    } catch (const Failure& failure) {
+      if (opened_ && failure.error == ENOENT) return stop(removed());
+      throw;
+    }
+    opened_ = true;
     framing_ = taker_->attr().framing;
     taker_->set_read_mode(MQFS_READ_MESSAGE);
     taker_->set_ack(MQFS_ACK_EXPLICIT);
@@ -198,6 +210,8 @@ class Worker {
 
   void report(const std::string& line) const { std::fprintf(stderr, "mq: %s: %s\n", options_.queue.c_str(), line.c_str()); }
 
+  Failure removed() const { return Failure{options_.queue, reason_of(EIDRM)}; }
+
   void stop(Failure failure) {
     if (!failure_) failure_ = std::move(failure);
     stopping_ = true;
@@ -209,6 +223,7 @@ class Worker {
   sigset_t before_;
   int signals_ = -1;
   std::optional<QueueFile> taker_;
+  bool opened_ = false;  // the queue was there once
   int64_t framing_ = MQFS_FRAMING_NONE;
   std::vector<char> buffer_ = std::vector<char>(kReadBuffer);
   std::vector<Job> jobs_;
