@@ -44,6 +44,8 @@ QueueFile::QueueFile(std::string path, int flags) : path_(std::move(path)) {
   do fd_ = ::open(path_.c_str(), flags | O_CLOEXEC);
   while (fd_ < 0 && errno == EINTR);
   if (fd_ < 0) fail(path_, errno);
+  struct stat st {};
+  if (::fstat(fd_, &st) == 0 && S_ISDIR(st.st_mode)) fail(path_, EISDIR);  // a directory opens for reading
 }
 
 QueueFile::QueueFile(QueueFile&& other) noexcept

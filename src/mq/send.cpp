@@ -71,12 +71,13 @@ class Sender {
     if (!queue_.is_open()) timed_out(queue_.path());  // the deadline passed as the last message was sent
     if (message.empty()) throw Failure{queue_.path(), "empty message (a message holds 1 to msgsize bytes)"};
     const std::string bytes = framed(queue_.path(), message, framing_);
+    const std::size_t size = framing_ == MQFS_FRAMING_LINE ? bytes.size() : message.size();  // as queued
     for (;;) {
       const ssize_t n = ::write(queue_.fd(), bytes.data(), bytes.size());
       if (n >= 0) break;
-      refused(errno, message.size());
+      refused(errno, size);
     }
-    if (framing_ == MQFS_FRAMING_FILE) end_whole_file_message(message.size());
+    if (framing_ == MQFS_FRAMING_FILE) end_whole_file_message(size);
   }
 
  private:
