@@ -19,6 +19,7 @@ import collections
 import contextlib
 import json
 import os
+import platform
 import re
 import signal
 import struct
@@ -27,8 +28,9 @@ import time
 
 import pytest
 
-from helpers import (EPOLL_SYSCALLS, POLL_SYSCALLS, SELECT_SYSCALLS, SYS_READ, SYS_WRITE, attr, clean_env, drain,
-                     finish, iattr, in_fuse_request, put, sleeping_in, take, wait_blocked, wait_exit, wait_until)
+from helpers import (EPOLL_SYSCALLS, POLL_SYSCALLS, SELECT_SYSCALLS, SYS_CLOSE, SYS_READ, SYS_WRITE, attr, clean_env,
+                     drain, finish, iattr, in_fuse_request, put, sleeping_in, take, wait_blocked, wait_exit,
+                     wait_until)
 from test_leases import STREAM, PyClient, counts, queue, reader
 from test_topics import py, topic, wait_subscribers  # noqa: F401 (py is a fixture)
 from test_types import send as send_typed
@@ -90,13 +92,17 @@ def assert_range_error(r, line):
 
 
 _WAIT_SYSCALLS = POLL_SYSCALLS | SELECT_SYSCALLS | EPOLL_SYSCALLS
+# fsync(2), which ends a whole-file message as close does (SPEC section 14).
+SYS_FSYNC = {"x86_64": 74, "aarch64": 82}[platform.machine()]
 
 
 def _waits(pid):
-    """Whether a thread of process `pid` waits: in a read or write that mqfs holds, or in poll/select/epoll."""
+    """Whether a thread of process `pid` waits: in a read, write, close or
+    fsync (of a whole-file message) that mqfs holds, or in poll/select/epoll."""
     with contextlib.suppress(FileNotFoundError):
         for tid in map(int, os.listdir(f"/proc/{pid}/task")):
-            if in_fuse_request(tid, SYS_READ) or in_fuse_request(tid, SYS_WRITE) or sleeping_in(tid, _WAIT_SYSCALLS):
+            if any(in_fuse_request(tid, call) for call in (SYS_READ, SYS_WRITE, SYS_CLOSE, SYS_FSYNC)) or \
+                    sleeping_in(tid, _WAIT_SYSCALLS):
                 return True
     return False
 
@@ -447,26 +453,50 @@ def test_send_of_an_empty_message_is_exit_1(mq, how):
     assert counts(q, "sent") == (0,)
 
 
-def test_send_to_a_full_queue_with_w_times_out_with_exit_3_keeping_what_it_sent(mq):
-    q = queue(mq, maxmsg=2)
+FRAMINGS = ["none", "line", "u32", "file"]
+
+
+def put_one(path, framing, text):
+    """Queues the message `text` (bytes) with one write, framed as the queue's `framing` wants."""
+    put(path, frame(text) if framing == "u32" else text + b"\n" if framing == "line" else text)
+
+
+def stored(path, framing):
+    """The next message of `path` as mq send's argument was (u32 header and the
+    line's newline taken off): (bytes, priority, type)."""
+    data, priority, message_type = take_frame(path) if framing == "u32" else take_one(path)
+    if framing == "line":
+        assert data.endswith(b"\n"), data
+        data = data[:-1]
+    return data, priority, message_type
+
+
+@pytest.mark.parametrize("framing", FRAMINGS)
+def test_send_to_a_full_queue_with_w_times_out_with_exit_3_keeping_what_it_sent(mq, framing):
+    q = queue(mq, maxmsg=2, framing=framing)
     r = mq_run("send", "-w", "0.3", q, "a", "b", "c", "d")
     assert_error(r, 3, f"mq: {q}: timed out")
     assert 0.25 <= r.seconds < 8, r.seconds
-    assert drain(q) == ["a", "b"]
+    assert counts(q, "curmsgs", "sent") == (2, 2)
+    assert [stored(q, framing)[0] for _ in range(2)] == [b"a", b"b"]
 
 
-def test_send_w_0_does_not_wait_for_room(mq):
-    q = queue(mq, maxmsg=1)
-    put(q, b"full")
+@pytest.mark.parametrize("framing", FRAMINGS)
+def test_send_w_0_does_not_wait_for_room(mq, framing):
+    q = queue(mq, maxmsg=1, framing=framing)
+    put_one(q, framing, b"full")
     r = mq_run("send", "-w", "0", q, "more")
     assert_error(r, 3, f"mq: {q}: timed out")
-    assert drain(q) == ["full"]
+    assert r.seconds < 5, r.seconds
+    assert counts(q, "curmsgs", "sent") == (1, 1)
 
 
-def test_send_w_with_room_for_everything_is_exit_0(mq):
-    q = queue(mq, maxmsg=3)
-    mq_ok("send", "-w", "0", q, "a", "b", "c")
-    assert drain(q) == ["a", "b", "c"]
+@pytest.mark.parametrize("framing", FRAMINGS)
+def test_send_w_with_room_for_everything_is_exit_0(mq, framing):
+    q = queue(mq, maxmsg=3, framing=framing)
+    mq_ok("send", "-w", "0", q, "a", "b")
+    mq_ok("send", "-w", "5", "-p", "1", q, "c")
+    assert [stored(q, framing) for _ in range(3)] == [(b"c", 1, 1), (b"a", 0, 1), (b"b", 0, 1)]
 
 
 def test_send_hitting_the_queues_send_timeout_ms_is_exit_3(mq):
@@ -476,17 +506,18 @@ def test_send_hitting_the_queues_send_timeout_ms_is_exit_3(mq):
     assert drain(q) == ["full"]
 
 
+@pytest.mark.parametrize("framing", FRAMINGS)
 @pytest.mark.parametrize("wait", [[], ["-w", "30"]], ids=["no-w", "w-30"])
-def test_a_send_waiting_for_room_is_released_by_a_reader(mq, procs, wait):
-    q = queue(mq, maxmsg=1)
-    put(q, b"first")
-    sender = mq_start(procs, "send", *wait, "-p", "2", q, "second")
+def test_a_send_waiting_for_room_is_released_by_a_reader(mq, procs, wait, framing):
+    q = queue(mq, maxmsg=1, framing=framing)
+    put_one(q, framing, b"first")
+    sender = mq_start(procs, "send", *wait, "-p", "2", "-t", "4", q, "second")
     wait_waiting(sender, "mq send to wait for room")
     assert sender.poll() is None
-    assert take(q) == b"first"
+    assert stored(q, framing) == (b"first", 0, 1)
     assert ended(sender, "mq send to get through") == (0, b"", "")
-    [(data, d)] = deliveries(q)
-    assert (data, d.priority) == (b"second", 2)
+    assert stored(q, framing) == (b"second", 2, 4)
+    assert counts(q, "curmsgs") == (0,)
 
 
 def test_send_without_permission_is_exit_1_permission_denied(mount_mqfs):
