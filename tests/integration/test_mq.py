@@ -669,14 +669,26 @@ def test_concurrent_receivers_on_two_queues_get_every_message_once(mq, procs):
     assert counts(q1, "curmsgs") == counts(q2, "curmsgs") == (0,)
 
 
-def test_a_waiting_recv_n_takes_messages_as_they_come(mq, procs):
-    q = queue(mq)
-    receiver = mq_start(procs, "recv", "-n", "2", "-w", "30", q)
-    put(q, b"one")
+@pytest.mark.parametrize("framing", FRAMINGS)
+@pytest.mark.parametrize("wait", [[], ["-w", "30"]], ids=["no-w", "w-30"])
+def test_a_waiting_recv_n_takes_messages_as_they_come(mq, procs, framing, wait):
+    q = queue(mq, framing=framing)
+    receiver = mq_start(procs, "recv", "-n", "2", *wait, q)
+    put_one(q, framing, b"one")
     wait_until(lambda: counts(q, "curmsgs") == (0,), what="mq recv to take the first message")
     wait_waiting(receiver, "mq recv to wait for the second message")
-    put(q, b"two")
+    put_one(q, framing, b"two")
     assert ended(receiver, "mq recv to get both") == (0, b"one\ntwo\n", "")
+    assert counts(q, "curmsgs", "received") == (0, 2)
+
+
+@pytest.mark.parametrize("framing", FRAMINGS)
+def test_recv_w_of_a_framed_queue_prints_what_came_then_exits_3(mq, framing):
+    q = queue(mq, framing=framing)
+    put_one(q, framing, b"only")
+    r = mq_run("recv", "-n", "2", "-w", "0.3", q)
+    assert_error(r, 3, f"mq: {q}: timed out", out=b"only\n")
+    assert counts(q, "curmsgs", "received") == (0, 1)
 
 
 def test_recv_w_prints_what_came_then_exits_3(mq):
