@@ -6,6 +6,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -118,6 +119,21 @@ int64_t number(const std::string& path, std::string_view name) {
   const std::optional<std::string> text = attribute(path, name);
   if (!text) fail(path, ENOTSUP);
   return std::strtoll(text->c_str(), nullptr, 10);
+}
+
+ssize_t read_message(int fd, int64_t msgsize, std::vector<char>& buffer) {
+  const std::size_t first = std::min<std::size_t>(static_cast<std::size_t>(std::max<int64_t>(msgsize, 1)) + 5,
+                                                  kReadBuffer);
+  if (buffer.size() < first) buffer.resize(first);
+  ssize_t n = ::read(fd, buffer.data(), first);
+  if (n < 0 && errno != EMSGSIZE) return -1;
+  if (n >= 0 && static_cast<std::size_t>(n) < first) return n;
+  // Longer than msgsize: a u32 frame was refused whole (EMSGSIZE), any other
+  // message left its rest with the open file, which the next read returns.
+  const std::size_t done = n < 0 ? 0 : static_cast<std::size_t>(n);
+  buffer.resize(kReadBuffer);
+  const ssize_t rest = ::read(fd, buffer.data() + done, kReadBuffer - done);
+  return rest < 0 ? -1 : static_cast<ssize_t>(done) + rest;
 }
 
 std::string_view payload(std::string_view read, int64_t framing) {

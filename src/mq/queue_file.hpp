@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "mqfs.h"
 
@@ -34,6 +35,13 @@ std::string reason_of(int error);
 // A read this large gets any message whole: msgsize is at most
 // 1 MiB - 4 KiB, and a u32 frame adds its 4-byte length.
 inline constexpr std::size_t kReadBuffer = (std::size_t{1} << 20) + 8;
+
+// One read(2) of a whole message into `buffer`: its length, 0 at end of
+// file, or -1 with errno. It reads with room for `msgsize` (and a u32
+// length) first, and only for a longer message (sent before msgsize was
+// lowered) with room for any: the kernel faults in every page of a read's
+// buffer, which for 1 MiB costs more than the rest of a receive.
+ssize_t read_message(int fd, int64_t msgsize, std::vector<char>& buffer);
 
 // One open queue. Every call that fails throws a Failure naming the queue.
 class QueueFile {

@@ -22,9 +22,9 @@ mqfs_select Selection::select() const {
 
 namespace {
 
-char* buffer() {
-  static std::vector<char> bytes(kReadBuffer);
-  return bytes.data();
+std::vector<char>& buffer() {
+  static std::vector<char> bytes;
+  return bytes;
 }
 
 void print(const std::string& queue, std::string_view message, const mqfs_delivery& delivery, const Output& output) {
@@ -41,7 +41,9 @@ void print(const std::string& queue, std::string_view message, const mqfs_delive
 // open file, as `cat` reads them.
 struct Source {
   Source(const std::string& path, const Selection& selection, int flags) : file(path, O_RDONLY | flags) {
-    framing = file.attr().framing;
+    const mqfs_attr attr = file.attr();
+    framing = attr.framing;
+    msgsize = attr.msgsize;
     one_per_open = framing == MQFS_FRAMING_LINE || framing == MQFS_FRAMING_U32;
     file.set_read_mode(one_per_open ? MQFS_READ_MESSAGE : MQFS_READ_STREAM);
     if (selection.type || selection.except) file.set_select(selection.select());
@@ -49,19 +51,20 @@ struct Source {
 
   QueueFile file;
   int64_t framing = MQFS_FRAMING_NONE;
+  int64_t msgsize = 0;
   bool one_per_open = false;
 };
 
 // Takes one message from `source` and prints it: true when one was taken,
 // false when none was there (EAGAIN) or the call was interrupted.
 bool take(Source& source, const Selection& selection, const Output& output, const Alarm& alarm) {
-  const ssize_t n = ::read(source.file.fd(), buffer(), kReadBuffer);
+  const ssize_t n = read_message(source.file.fd(), source.msgsize, buffer());
   if (n < 0) {
     if (errno == EAGAIN || (errno == EINTR && !alarm.rang())) return false;
     if (errno == EINTR || errno == ETIMEDOUT) timed_out(source.file.path());
     fail(source.file.path(), errno);
   }
-  const std::string_view message(buffer(), static_cast<std::size_t>(n));
+  const std::string_view message(buffer().data(), static_cast<std::size_t>(n));
   if (n > 0) print(source.file.path(), payload(message, source.framing), source.file.delivery(), output);
   if (source.one_per_open || n == 0) {
     const int flags = ::fcntl(source.file.fd(), F_GETFL) & O_NONBLOCK;
@@ -104,15 +107,16 @@ int recv(const RecvOptions& options) {
 
 int peek(const PeekOptions& options) {
   QueueFile file(options.queue, O_RDONLY | O_NONBLOCK);
-  const int64_t framing = file.attr().framing;
+  const mqfs_attr attr = file.attr();
   file.set_read_mode(MQFS_READ_PEEK);
   if (options.selection.type || options.selection.except) file.set_select(options.selection.select());
   for (int64_t shown = 0; !options.count || shown < *options.count;) {
-    const ssize_t n = ::read(file.fd(), buffer(), kReadBuffer);
+    const ssize_t n = read_message(file.fd(), attr.msgsize, buffer());
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) fail(options.queue, errno);
     if (n == 0) break;
-    print(options.queue, payload({buffer(), static_cast<std::size_t>(n)}, framing), file.delivery(), options.output);
+    print(options.queue, payload({buffer().data(), static_cast<std::size_t>(n)}, attr.framing), file.delivery(),
+          options.output);
     ++shown;
   }
   return kDone;

@@ -108,13 +108,15 @@ class Worker {
       throw;
     }
     opened_ = true;
-    framing_ = taker_->attr().framing;
+    const mqfs_attr attr = taker_->attr();
+    framing_ = attr.framing;
+    msgsize_ = attr.msgsize;
     taker_->set_read_mode(MQFS_READ_MESSAGE);
     taker_->set_ack(MQFS_ACK_EXPLICIT);
   }
 
   void take() {
-    const ssize_t n = ::read(taker_->fd(), buffer_.data(), buffer_.size());
+    const ssize_t n = read_message(taker_->fd(), msgsize_, buffer_);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;  // another reader was first
     if (n <= 0) {
       stop(Failure{options_.queue, n < 0 ? reason_of(errno) : "end of file before a message"});
@@ -225,7 +227,8 @@ class Worker {
   std::optional<QueueFile> taker_;
   bool opened_ = false;  // the queue was there once
   int64_t framing_ = MQFS_FRAMING_NONE;
-  std::vector<char> buffer_ = std::vector<char>(kReadBuffer);
+  int64_t msgsize_ = 0;
+  std::vector<char> buffer_;
   std::vector<Job> jobs_;
   int64_t taken_ = 0;
   bool stopping_ = false;

@@ -29,7 +29,7 @@ import time
 import pytest
 
 from helpers import (EPOLL_SYSCALLS, POLL_SYSCALLS, SELECT_SYSCALLS, SYS_CLOSE, SYS_READ, SYS_WRITE, attr, clean_env,
-                     drain, finish, iattr, in_fuse_request, put, sleeping_in, take, wait_blocked, wait_exit,
+                     drain, finish, iattr, in_fuse_request, put, set_attr, sleeping_in, take, wait_blocked, wait_exit,
                      wait_until)
 from test_leases import STREAM, PyClient, counts, queue, reader
 from test_topics import py, topic, wait_subscribers  # noqa: F401 (py is a fixture)
@@ -638,6 +638,22 @@ def test_recv_and_peek_print_a_large_message_whole(mq, sub, framing):
     put(q, frame(b"next") if framing == "u32" else b"next")
     assert mq_ok(sub, "--raw", "-n", "2", q) == data + b"next"
     assert counts(q, "curmsgs") == ((2,) if sub == "peek" else (0,))
+
+
+@pytest.mark.parametrize("sub", ["recv", "peek"])
+@pytest.mark.parametrize("framing", ["none", "line", "u32"])
+def test_a_message_longer_than_a_lowered_msgsize_is_printed_whole(mq, sub, framing):
+    # mq reads with room for msgsize first; a message sent before msgsize
+    # was lowered is longer, and must still come whole and alone.
+    q = queue(mq, msgsize=8192, framing=framing)
+    data = b"".join(b"%d," % i for i in range(1500))[:6000] + (b"\n" if framing == "line" else b"")
+    for message in (data, b"next\n" if framing == "line" else b"next"):
+        put(q, frame(message) if framing == "u32" else message)
+    set_attr(q, "msgsize", "100")
+    assert mq_ok(sub, "--raw", "-n", "1", q) == data
+    assert counts(q, "curmsgs") == ((2,) if sub == "peek" else (1,))
+    assert mq_ok(sub, "--raw", "-n", "2" if sub == "peek" else "1", q) == (data if sub == "peek" else b"") + (
+        b"next\n" if framing == "line" else b"next")
 
 
 def test_recv_waits_on_every_queue_and_is_woken_by_a_write_to_the_second(mq, procs):
