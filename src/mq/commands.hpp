@@ -20,11 +20,14 @@ struct SendOptions {
 };
 int send(const SendOptions& options);
 
+class QueueFile;
+
 // Which messages a reading descriptor takes: msgrcv(2)'s msgtyp.
 struct Selection {
   std::optional<int64_t> type;    // -t
   std::optional<int64_t> except;  // -x
-  mqfs_select select() const;
+  // Makes `file`'s reads take what this selects (any type, if nothing was asked).
+  void apply(QueueFile& file) const;
 };
 
 struct Output {

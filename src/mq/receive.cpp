@@ -15,9 +15,9 @@
 
 namespace mq {
 
-mqfs_select Selection::select() const {
-  if (except) return {.type = *except, .except = 1, .reserved = 0};
-  return {.type = type.value_or(0), .except = 0, .reserved = 0};
+void Selection::apply(QueueFile& file) const {
+  if (except) return file.set_select({.type = *except, .except = 1, .reserved = 0});
+  if (type) file.set_select({.type = *type, .except = 0, .reserved = 0});
 }
 
 namespace {
@@ -39,39 +39,50 @@ void print(const std::string& queue, std::string_view message, const mqfs_delive
 // A queue that recv takes from. Line and u32 framing would give a stream
 // read many messages at once, so those queues are read one message per
 // open file, as `cat` reads them.
-struct Source {
-  Source(const std::string& path, const Selection& selection, int flags) : file(path, O_RDONLY | flags) {
-    const mqfs_attr attr = file.attr();
-    framing = attr.framing;
-    msgsize = attr.msgsize;
-    one_per_open = framing == MQFS_FRAMING_LINE || framing == MQFS_FRAMING_U32;
-    file.set_read_mode(one_per_open ? MQFS_READ_MESSAGE : MQFS_READ_STREAM);
-    if (selection.type || selection.except) file.set_select(selection.select());
+class Source {
+ public:
+  Source(const std::string& path, const Selection& selection, int flags)
+      : selection_(selection), flags_(O_RDONLY | flags), file_(path, flags_) {
+    const mqfs_attr attr = file_.attr();
+    framing_ = attr.framing;
+    msgsize_ = attr.msgsize;
+    one_per_open_ = framing_ == MQFS_FRAMING_LINE || framing_ == MQFS_FRAMING_U32;
+    prepare();
   }
 
-  QueueFile file;
-  int64_t framing = MQFS_FRAMING_NONE;
-  int64_t msgsize = 0;
-  bool one_per_open = false;
+  int fd() const { return file_.fd(); }
+
+  // Takes one message and prints it: true when one was taken, false when
+  // none was there (EAGAIN) or the call was interrupted.
+  bool take(const Output& output, const Alarm& alarm) {
+    const ssize_t n = read_message(file_.fd(), msgsize_, buffer());
+    if (n < 0) {
+      if (errno == EAGAIN || (errno == EINTR && !alarm.rang())) return false;
+      if (errno == EINTR || errno == ETIMEDOUT) timed_out(file_.path());
+      fail(file_.path(), errno);
+    }
+    if (n > 0) print(file_.path(), payload({buffer().data(), static_cast<std::size_t>(n)}, framing_), file_.delivery(),
+                     output);
+    if (one_per_open_ || n == 0) {
+      file_ = QueueFile(file_.path(), flags_);
+      prepare();
+    }
+    return n > 0;
+  }
+
+ private:
+  void prepare() {
+    file_.set_read_mode(one_per_open_ ? MQFS_READ_MESSAGE : MQFS_READ_STREAM);
+    selection_.apply(file_);
+  }
+
+  const Selection& selection_;
+  int flags_;
+  QueueFile file_;
+  int64_t framing_ = MQFS_FRAMING_NONE;
+  int64_t msgsize_ = 0;
+  bool one_per_open_ = false;
 };
-
-// Takes one message from `source` and prints it: true when one was taken,
-// false when none was there (EAGAIN) or the call was interrupted.
-bool take(Source& source, const Selection& selection, const Output& output, const Alarm& alarm) {
-  const ssize_t n = read_message(source.file.fd(), source.msgsize, buffer());
-  if (n < 0) {
-    if (errno == EAGAIN || (errno == EINTR && !alarm.rang())) return false;
-    if (errno == EINTR || errno == ETIMEDOUT) timed_out(source.file.path());
-    fail(source.file.path(), errno);
-  }
-  const std::string_view message(buffer().data(), static_cast<std::size_t>(n));
-  if (n > 0) print(source.file.path(), payload(message, source.framing), source.file.delivery(), output);
-  if (source.one_per_open || n == 0) {
-    const int flags = ::fcntl(source.file.fd(), F_GETFL) & O_NONBLOCK;
-    source = Source(source.file.path(), selection, flags);
-  }
-  return n > 0;
-}
 
 }  // namespace
 
@@ -92,14 +103,14 @@ int recv(const RecvOptions& options) {
   for (int64_t received = 0; received < options.count;) {
     bool took = false;
     for (Source& source : sources)
-      if ((took = take(source, options.selection, options.output, alarm))) break;
+      if ((took = source.take(options.output, alarm))) break;
     if (took) {
       ++received;
       continue;
     }
     if (deadline.passed() || deadline.immediate()) timed_out(options.queues.front());
     if (blocking) continue;
-    for (std::size_t i = 0; i < sources.size(); ++i) fds[i] = {sources[i].file.fd(), POLLIN, 0};
+    for (std::size_t i = 0; i < sources.size(); ++i) fds[i] = {sources[i].fd(), POLLIN, 0};
     if (::poll(fds.data(), fds.size(), deadline.poll_ms()) < 0 && errno != EINTR) fail(options.queues.front(), errno);
   }
   return kDone;
@@ -109,7 +120,7 @@ int peek(const PeekOptions& options) {
   QueueFile file(options.queue, O_RDONLY | O_NONBLOCK);
   const mqfs_attr attr = file.attr();
   file.set_read_mode(MQFS_READ_PEEK);
-  if (options.selection.type || options.selection.except) file.set_select(options.selection.select());
+  options.selection.apply(file);
   for (int64_t shown = 0; !options.count || shown < *options.count;) {
     const ssize_t n = read_message(file.fd(), attr.msgsize, buffer());
     if (n < 0 && errno == EINTR) continue;

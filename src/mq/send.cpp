@@ -6,10 +6,9 @@
 
 #include <cerrno>
 #include <cstdint>
-#include <iterator>
 #include <optional>
 #include <string>
-#include <vector>
+#include <string_view>
 
 #include "mq/commands.hpp"
 #include "mq/deadline.hpp"
@@ -30,22 +29,30 @@ std::string read_standard_input(const std::string& queue) {
   }
 }
 
-// The bytes one write(2) gives the queue for `message` under its framing.
-std::string framed(const std::string& queue, const std::string& message, int64_t framing) {
-  if (framing == MQFS_FRAMING_LINE) {
-    const std::size_t newline = message.find('\n');
-    if (newline != std::string::npos && newline + 1 != message.size())
-      throw Failure{queue, "message holds a newline, which line framing would split"};
-    return message.back() == '\n' ? message : message + '\n';
+// What one write(2) gives the queue for a message under its framing: the
+// message itself, or for line and u32 framing a copy with its newline or
+// its length. (One contiguous buffer: the kernel passes a write of up to
+// 1 MiB - 4 KiB from one buffer to FUSE whole.)
+struct Framed {
+  Framed(const std::string& queue, std::string_view message, int64_t framing) : bytes(message) {
+    if (framing == MQFS_FRAMING_LINE) {
+      const std::size_t newline = message.find('\n');
+      if (newline != std::string_view::npos && newline + 1 != message.size())
+        throw Failure{queue, "message holds a newline, which line framing would split"};
+      if (newline == std::string_view::npos) bytes = copy.append(message).append(1, '\n');
+    } else if (framing == MQFS_FRAMING_U32) {
+      for (int i = 0; i < 4; ++i) copy += static_cast<char>(message.size() >> (8 * i));
+      bytes = copy.append(message);
+    }
+    size = framing == MQFS_FRAMING_U32 ? message.size() : bytes.size();
   }
-  if (framing == MQFS_FRAMING_U32) {
-    const auto n = static_cast<uint32_t>(message.size());
-    std::string frame{static_cast<char>(n), static_cast<char>(n >> 8), static_cast<char>(n >> 16),
-                      static_cast<char>(n >> 24)};
-    return frame + message;
-  }
-  return message;
-}
+  Framed(const Framed&) = delete;
+  Framed& operator=(const Framed&) = delete;
+
+  std::string copy;
+  std::string_view bytes;
+  std::size_t size = 0;  // the message as the queue keeps it
+};
 
 class Sender {
  public:
@@ -60,8 +67,7 @@ class Sender {
     // blocked fsync(2): an fsync that the deadline interrupts might or might
     // not have dropped the bytes, a non-blocking one leaves them with the
     // file. Otherwise a blocked write, as echo's.
-    nonblocking_ = deadline.immediate() || (deadline.limited() && framing_ == MQFS_FRAMING_FILE);
-    if (!nonblocking_) {
+    if (!deadline.immediate() && !(deadline.limited() && framing_ == MQFS_FRAMING_FILE)) {
       queue_.set_blocking();
       alarm_.emplace(deadline);
     }
@@ -70,14 +76,9 @@ class Sender {
   void send(const std::string& message) {
     if (!queue_.is_open()) timed_out(queue_.path());  // the deadline passed as the last message was sent
     if (message.empty()) throw Failure{queue_.path(), "empty message (a message holds 1 to msgsize bytes)"};
-    const std::string bytes = framed(queue_.path(), message, framing_);
-    const std::size_t size = framing_ == MQFS_FRAMING_LINE ? bytes.size() : message.size();  // as queued
-    for (;;) {
-      const ssize_t n = ::write(queue_.fd(), bytes.data(), bytes.size());
-      if (n >= 0) break;
-      refused(errno, size);
-    }
-    if (framing_ == MQFS_FRAMING_FILE) end_whole_file_message(size);
+    const Framed framed(queue_.path(), message, framing_);
+    while (::write(queue_.fd(), framed.bytes.data(), framed.bytes.size()) < 0) refused(errno, framed.size);
+    if (framing_ == MQFS_FRAMING_FILE) end_whole_file_message(framed.size);
   }
 
  private:
@@ -116,7 +117,6 @@ class Sender {
   QueueFile queue_;
   const Deadline& deadline_;
   std::optional<Alarm> alarm_;
-  bool nonblocking_ = false;
   int64_t framing_ = MQFS_FRAMING_NONE;
   int64_t msgsize_ = 0;
 };

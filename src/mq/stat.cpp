@@ -60,22 +60,10 @@ void print_text(const std::vector<QueueStats>& queues) {
 
 void print_json(const std::vector<QueueStats>& queues) {
   nlohmann::ordered_json all = nlohmann::ordered_json::array();
-  for (const QueueStats& s : queues)
-    all.push_back({{"queue", s.path},
-                   {"kind", s.kind},
-                   {"messages", s.messages},
-                   {"bytes", s.bytes},
-                   {"maxmsg", s.maxmsg},
-                   {"msgsize", s.msgsize},
-                   {"waiting_readers", s.waiting_readers},
-                   {"waiting_writers", s.waiting_writers},
-                   {"inflight", s.inflight},
-                   {"sent", s.sent},
-                   {"received", s.received},
-                   {"dead_lettered", s.dead_lettered},
-                   {"dropped", s.dropped},
-                   {"subscribers", s.subscribers},
-                   {"oldest_ms", s.oldest_ms}});
+  for (const QueueStats& s : queues) {
+    nlohmann::ordered_json& queue = all.emplace_back(nlohmann::ordered_json{{"queue", s.path}, {"kind", s.kind}});
+    for (const StatsField& field : kStatsFields) queue[field.key] = s.*field.value;
+  }
   std::puts(all.dump(2).c_str());
 }
 

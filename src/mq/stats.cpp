@@ -15,26 +15,7 @@ QueueStats read_stats(const std::string& path) {
   s.path = path;
   s.kind = attribute(path, "kind").value_or("");
   if (s.kind.empty()) fail(path, ENOTSUP);
-  struct Field {
-    const char* name;
-    int64_t QueueStats::*value;
-  };
-  static constexpr Field kFields[] = {
-      {"curmsgs", &QueueStats::messages},
-      {"curbytes", &QueueStats::bytes},
-      {"maxmsg", &QueueStats::maxmsg},
-      {"msgsize", &QueueStats::msgsize},
-      {"waiting_readers", &QueueStats::waiting_readers},
-      {"waiting_writers", &QueueStats::waiting_writers},
-      {"inflight", &QueueStats::inflight},
-      {"sent", &QueueStats::sent},
-      {"received", &QueueStats::received},
-      {"dead_lettered", &QueueStats::dead_lettered},
-      {"dropped", &QueueStats::dropped},
-      {"subscribers", &QueueStats::subscribers},
-      {"oldest_ms", &QueueStats::oldest_ms},
-  };
-  for (const Field& field : kFields) s.*field.value = number(path, field.name);
+  for (const StatsField& field : kStatsFields) s.*field.value = number(path, field.attribute);
   return s;
 }
 

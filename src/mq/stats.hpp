@@ -26,6 +26,29 @@ struct QueueStats {
   int64_t oldest_ms = 0;
 };
 
+// The numbers of QueueStats: the attribute each is read from, and its name
+// in `mq stat --json`.
+struct StatsField {
+  const char* attribute;  // user.mq.ATTRIBUTE
+  const char* key;
+  int64_t QueueStats::*value;
+};
+inline constexpr StatsField kStatsFields[] = {
+    {"curmsgs", "messages", &QueueStats::messages},
+    {"curbytes", "bytes", &QueueStats::bytes},
+    {"maxmsg", "maxmsg", &QueueStats::maxmsg},
+    {"msgsize", "msgsize", &QueueStats::msgsize},
+    {"waiting_readers", "waiting_readers", &QueueStats::waiting_readers},
+    {"waiting_writers", "waiting_writers", &QueueStats::waiting_writers},
+    {"inflight", "inflight", &QueueStats::inflight},
+    {"sent", "sent", &QueueStats::sent},
+    {"received", "received", &QueueStats::received},
+    {"dead_lettered", "dead_lettered", &QueueStats::dead_lettered},
+    {"dropped", "dropped", &QueueStats::dropped},
+    {"subscribers", "subscribers", &QueueStats::subscribers},
+    {"oldest_ms", "oldest_ms", &QueueStats::oldest_ms},
+};
+
 // Throws a Failure naming `path` when it is not an mqfs queue.
 QueueStats read_stats(const std::string& path);
 

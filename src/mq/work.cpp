@@ -66,9 +66,21 @@ class Worker {
     sigprocmask(SIG_BLOCK, &handled_, &before_);
     signals_ = ::signalfd(-1, &handled_, SFD_CLOEXEC | SFD_NONBLOCK);
     if (signals_ < 0) fail(options.queue, errno);
+
+    // What every command gets: the signal mask and handlers mq found, its
+    // words, and mq's environment but for the MQ_ variables each message sets.
+    posix_spawnattr_init(&spawn_);
+    posix_spawnattr_setsigmask(&spawn_, &before_);
+    posix_spawnattr_setsigdefault(&spawn_, &handled_);
+    posix_spawnattr_setflags(&spawn_, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    for (const std::string& word : options.command) argv_.push_back(const_cast<char*>(word.c_str()));
+    argv_.push_back(nullptr);
+    for (char** entry = environ; *entry; ++entry)
+      if (std::strncmp(*entry, "MQ_", 3) != 0) inherited_.push_back(*entry);
   }
 
   ~Worker() {
+    posix_spawnattr_destroy(&spawn_);
     ::close(signals_);
     sigprocmask(SIG_SETMASK, &before_, nullptr);
   }
@@ -130,33 +142,20 @@ class Worker {
   }
 
   void start(QueueFile lease, std::string_view message, const mqfs_delivery& delivery) {
-    std::vector<std::string> environment;
-    for (char** entry = environ; *entry; ++entry)
-      if (std::strncmp(*entry, "MQ_", 3) != 0) environment.emplace_back(*entry);
-    environment.push_back("MQ_QUEUE=" + options_.queue);
-    environment.push_back("MQ_PRIORITY=" + std::to_string(delivery.priority));
-    environment.push_back("MQ_TYPE=" + std::to_string(delivery.type));
-    environment.push_back("MQ_DELIVERY=" + std::to_string(delivery.deliveries));
-    environment.push_back("MQ_ID=" + std::to_string(delivery.id));
-    std::vector<char*> envp;
-    for (std::string& entry : environment) envp.push_back(entry.data());
+    std::string facts[] = {"MQ_QUEUE=" + options_.queue, "MQ_PRIORITY=" + std::to_string(delivery.priority),
+                           "MQ_TYPE=" + std::to_string(delivery.type),
+                           "MQ_DELIVERY=" + std::to_string(delivery.deliveries),
+                           "MQ_ID=" + std::to_string(delivery.id)};
+    std::vector<char*> envp = inherited_;
+    for (std::string& fact : facts) envp.push_back(fact.data());
     envp.push_back(nullptr);
-    std::vector<char*> argv;
-    for (const std::string& word : options_.command) argv.push_back(const_cast<char*>(word.c_str()));
-    argv.push_back(nullptr);
 
     const int input = message_file(options_.queue, message);
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, input, STDIN_FILENO);
-    posix_spawnattr_t attributes;
-    posix_spawnattr_init(&attributes);
-    posix_spawnattr_setsigmask(&attributes, &before_);
-    posix_spawnattr_setsigdefault(&attributes, &handled_);
-    posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
     pid_t pid = 0;
-    const int error = posix_spawnp(&pid, argv[0], &actions, &attributes, argv.data(), envp.data());
-    posix_spawnattr_destroy(&attributes);
+    const int error = posix_spawnp(&pid, argv_[0], &actions, &spawn_, argv_.data(), envp.data());
     posix_spawn_file_actions_destroy(&actions);
     ::close(input);
     if (error != 0) {
@@ -224,6 +223,9 @@ class Worker {
   sigset_t handled_;
   sigset_t before_;
   int signals_ = -1;
+  posix_spawnattr_t spawn_;
+  std::vector<char*> argv_;
+  std::vector<char*> inherited_;
   std::optional<QueueFile> taker_;
   bool opened_ = false;  // the queue was there once
   int64_t framing_ = MQFS_FRAMING_NONE;
