@@ -1,13 +1,17 @@
-// The session loop: one thread, one epoll set with the FUSE device, a timerfd
-// for the earliest wait deadline, a signalfd for SIGINT, SIGTERM, SIGHUP, and
-// (sync=disk) the eventfd of the store's sync thread.
+// The session loop: one thread. While no deadline is armed it blocks in
+// read(2) on the FUSE device, so that a request costs one read and its reply;
+// while one is (a timed wait, a lease, a store's sync under way) it waits in
+// one epoll set with the device, a timerfd for the earliest deadline, an
+// eventfd for SIGINT, SIGTERM and SIGHUP, and (sync=disk) the eventfd of the
+// store's sync thread.
 // Waiting requests cost no thread: they are answered from here when a queue's
 // state, a deadline or an interrupt ends their wait.
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
 #include <sys/epoll.h>
-#include <sys/signalfd.h>
+#include <sys/eventfd.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
@@ -69,11 +73,11 @@ class DeadlineTimer {
 constexpr int kBatch = 64;  // requests handled before timers and signals are looked at again
 
 // Freed messages stay with malloc; when the bytes held have fallen well below
-// their peak (by half, at least 1 MiB, at most 32 MiB), the idle loop hands
-// the free memory back to the system.
+// their peak (by half, at least 1 MiB, at most 32 MiB), the loop hands the
+// free memory back to the system.
 class MemoryTrimmer {
  public:
-  void on_idle(uint64_t held) {
+  void check(uint64_t held) {
     peak_ = std::max(peak_, held);
     const uint64_t step = std::clamp<uint64_t>(peak_ / 2, uint64_t{1} << 20, uint64_t{32} << 20);
     if (peak_ - held < step) return;
@@ -85,57 +89,93 @@ class MemoryTrimmer {
   uint64_t peak_ = 0;
 };
 
+// A stop signal must end a read that blocks on the device, or is about to:
+// the handler makes the device non-blocking (a read not yet started returns
+// at once) and the signal, arriving without SA_RESTART, interrupts one under
+// way. It also wakes the epoll set, for the loop that waits there. A signal
+// taken by another thread (the store's sync thread) is passed on to the
+// loop's.
+volatile sig_atomic_t stop_signal = 0;
+int signal_device = -1;
+int signal_wake = -1;
+pthread_t loop_thread;
+
+extern "C" void on_stop_signal(int signo) {
+  const int saved = errno;
+  stop_signal = signo;
+  fcntl(signal_device, F_SETFL, fcntl(signal_device, F_GETFL) | O_NONBLOCK);
+  const uint64_t one = 1;
+  [[maybe_unused]] auto n = write(signal_wake, &one, sizeof one);
+  if (!pthread_equal(pthread_self(), loop_thread)) pthread_kill(loop_thread, signo);
+  errno = saved;
+}
+
+bool catch_stop_signals(int device, int wake) {
+  signal_device = device;
+  signal_wake = wake;
+  loop_thread = pthread_self();
+  struct sigaction action {};
+  action.sa_handler = on_stop_signal;
+  sigfillset(&action.sa_mask);
+  action.sa_flags = 0;  // no SA_RESTART: the device read returns EINTR
+  sigset_t signals;
+  sigemptyset(&signals);
+  for (int signo : {SIGINT, SIGTERM, SIGHUP}) {
+    if (sigaction(signo, &action, nullptr) < 0) return false;
+    sigaddset(&signals, signo);
+  }
+  return pthread_sigmask(SIG_UNBLOCK, &signals, nullptr) == 0;
+}
+
+// The device's O_NONBLOCK, changed only when the loop changes its way of
+// waiting. Blocking again is checked against a stop signal taken meanwhile.
+class DeviceMode {
+ public:
+  explicit DeviceMode(int device) : device_(device), flags_(fcntl(device, F_GETFL) & ~O_NONBLOCK) {}
+  void set_blocking(bool blocking) {
+    if (blocking == blocking_) return;
+    fcntl(device_, F_SETFL, blocking ? flags_ : flags_ | O_NONBLOCK);
+    blocking_ = blocking;
+  }
+  bool blocking() const { return blocking_; }
+
+ private:
+  int device_;
+  int flags_;
+  bool blocking_ = true;
+};
+
 }  // namespace
 
 int run_loop(fuse_session* session, Filesystem& fs) {
   const int device = fuse_session_fd(session);
-  fcntl(device, F_SETFL, fcntl(device, F_GETFL) | O_NONBLOCK);
-
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGHUP);
-  sigprocmask(SIG_BLOCK, &signals, nullptr);
-  Fd signal_fd(signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK));
+  Fd wake_fd(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   Fd timer_fd(timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK));
   Fd epoll_fd(epoll_create1(EPOLL_CLOEXEC));
-  if (signal_fd.get() < 0 || timer_fd.get() < 0 || epoll_fd.get() < 0) {
+  if (wake_fd.get() < 0 || timer_fd.get() < 0 || epoll_fd.get() < 0 || !catch_stop_signals(device, wake_fd.get())) {
     spdlog::error("cannot set up the event loop: {}", std::strerror(errno));
     return 1;
   }
-  for (int fd : {device, signal_fd.get(), timer_fd.get()}) {
+  for (int fd : {device, wake_fd.get(), timer_fd.get()}) {
     epoll_event event{};
     event.events = EPOLLIN;
     event.data.fd = fd;
     epoll_ctl(epoll_fd.get(), EPOLL_CTL_ADD, fd, &event);
   }
 
+  DeviceMode mode(device);
   DeadlineTimer timer(timer_fd.get());
   MemoryTrimmer trimmer;
   fuse_buf buf{};
   int sync_fd = -1;
   int status = 0;
   bool stop = false;
-  while (!stop && !fuse_session_exited(session)) {
-    bool idle = false;
-    for (int n = 0; n < kBatch && !fuse_session_exited(session); ++n) {
-      int received = fuse_session_receive_buf(session, &buf);
-      if (received == -EAGAIN) {
-        idle = true;
-        break;
-      }
-      if (received == -EINTR) continue;
-      if (received <= 0) {  // 0: unmounted
-        if (received < 0) status = 1;
-        stop = true;
-        break;
-      }
-      fuse_session_process_buf(session, &buf);
-      fs.cancel_interrupted();
-    }
+  // One turn: requests, then deadlines, the store's records and the choice
+  // of how to wait for the next.
+  auto end_turn = [&] {
     if (fs.timeouts().size() > 0) fs.timeouts().expire(engine::Clock::now());
-    timer.arm(fs.timeouts().next());
+    const auto deadline = fs.timeouts().next();
+    timer.arm(deadline);
     fs.end_turn();
     if (sync_fd < 0 && fs.store().completion_fd() >= 0) {  // the store's sync thread started
       sync_fd = fs.store().completion_fd();
@@ -144,8 +184,46 @@ int run_loop(fuse_session* session, Filesystem& fs) {
       event.data.fd = sync_fd;
       epoll_ctl(epoll_fd.get(), EPOLL_CTL_ADD, sync_fd, &event);
     }
-    if (stop || !idle) continue;
-    trimmer.on_idle(fs.budget().bytes());
+    // A store that writes its records out once a turn keeps the batches of
+    // the epoll path; so does a deadline, which the timerfd must be able to
+    // end a wait for.
+    mode.set_blocking(!deadline && !fs.store().batches_records());
+  };
+  // Takes one request; false when there was none.
+  auto receive = [&] {
+    const int received = fuse_session_receive_buf(session, &buf);
+    if (received == -EAGAIN || received == -EINTR) return false;
+    if (received <= 0) {  // 0: unmounted
+      if (received < 0) status = 1;
+      stop = true;
+      return false;
+    }
+    fuse_session_process_buf(session, &buf);
+    fs.cancel_interrupted();
+    return true;
+  };
+
+  end_turn();
+  while (!stop && !fuse_session_exited(session)) {
+    if (const int signo = stop_signal) {
+      spdlog::info("{} received, unmounting", strsignal(signo));
+      break;
+    }
+    if (mode.blocking()) {
+      if (receive()) end_turn();
+      trimmer.check(fs.budget().bytes());
+      continue;
+    }
+    bool idle = false;
+    for (int n = 0; n < kBatch && !stop && !fuse_session_exited(session); ++n) {
+      if (!receive()) {
+        idle = !stop;
+        break;
+      }
+    }
+    end_turn();
+    if (stop || !idle || mode.blocking()) continue;
+    trimmer.check(fs.budget().bytes());
 
     epoll_event events[4];
     int ready = epoll_wait(epoll_fd.get(), events, 4, -1);
@@ -155,11 +233,9 @@ int run_loop(fuse_session* session, Filesystem& fs) {
       break;
     }
     for (int i = 0; i < ready; ++i) {
-      if (events[i].data.fd == signal_fd.get()) {
-        signalfd_siginfo info{};
-        if (read(signal_fd.get(), &info, sizeof info) == sizeof info)
-          spdlog::info("{} received, unmounting", strsignal(static_cast<int>(info.ssi_signo)));
-        stop = true;
+      if (events[i].data.fd == wake_fd.get()) {
+        uint64_t count;
+        [[maybe_unused]] auto n = read(wake_fd.get(), &count, sizeof count);
       } else if (events[i].data.fd == sync_fd) {
         fs.sync_completed();
       } else if (events[i].data.fd == timer_fd.get()) {

@@ -127,6 +127,9 @@ class Store {
   // An fdatasync failed (-errno): what reached the disk is unknown, and the
   // store refuses further changes.
   virtual int failed() const { return 0; }
+  // Whether records are written out once a loop turn (write_out): the loop
+  // then takes requests in batches, so that a busy mount writes once for many.
+  virtual bool batches_records() const { return true; }
   // Work that may wait for an idle moment (compaction); bounded per call.
   virtual void idle() {}
   // Writes out and syncs everything, at unmount.
@@ -150,6 +153,7 @@ class MemoryStore final : public Store {
   void counted(uint64_t, int64_t, int64_t) override {}
   void purged(uint64_t, std::span<const engine::Message* const>, bool) override {}
   int write_out() override { return 0; }
+  bool batches_records() const override { return false; }
 
  private:
   uint64_t next_id_ = 1;
