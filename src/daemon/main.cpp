@@ -3,6 +3,7 @@
 #include <fuse_lowlevel.h>
 #include <spdlog/spdlog.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -126,8 +127,10 @@ int main(int argc, char** argv) {
   int status = mqfs::fuse::run_loop(session.get(), fs);
 
   fuse_session_unmount(session.get());
-  struct stat st;
-  if (stat(options->mountpoint.c_str(), &st) != 0 && errno == ENOTCONN) {
+  // statfs, not stat: the kernel may answer a stat from the attributes it
+  // kept for the last clock tick, and asks for statfs every time.
+  struct statfs st;
+  if (statfs(options->mountpoint.c_str(), &st) != 0 && errno == ENOTCONN) {
     // The kernel aborted the connection (/sys/fs/fuse/connections/N/abort):
     // the mount stays behind, failing every access, until someone unmounts it.
     spdlog::warn("connection to the kernel aborted; {} stays mounted until `fusermount3 -u {}`",

@@ -34,10 +34,20 @@ struct stat stat_of(const engine::Node& node) {
   return st;
 }
 
+// A queue's size and times change with every message, and fstat(2) of an
+// open file must show the queue as it is. The attributes of a lookup or a
+// getattr are kept for the kernel's smallest unit of time, one clock tick
+// (4 ms at HZ=250): long enough that a path walk's permission checks and the
+// open after it use the attributes just fetched, where a timeout of 0 made
+// every `echo > q` and `cat q` ask for them twice more; short enough that a
+// later fstat asks again. A stale mount fails stat(2) of its root once that
+// tick is over.
+constexpr double kAttrTimeout = 1e-6;  // seconds
+
 fuse_entry_param entry_of(Filesystem& fs, engine::Node& node) {
   fuse_entry_param entry{};
   entry.attr = stat_of(node);
-  entry.attr_timeout = 0;  // sizes and times change with every message
+  entry.attr_timeout = kAttrTimeout;
   // A queue's name is looked up again at every path walk, which gives the
   // walk a node id (and kernel inode) of its own (engine/node_ids.hpp).
   entry.entry_timeout = node.is_directory() ? 1.0 : 0.0;
@@ -76,7 +86,7 @@ void do_getattr(Reply& reply, fuse_ino_t ino, fuse_file_info*) {
   engine::Node* node = node_of(reply, ino);
   if (!node) return reply.status(-ENOENT);
   struct stat st = stat_of(*node);
-  reply.attr(st);
+  reply.attr(st, kAttrTimeout);
 }
 
 static timespec time_to_set(int to_set, int now_flag, const timespec& value) {
@@ -109,7 +119,7 @@ void do_setattr(Reply& reply, fuse_ino_t ino, struct stat* attr, int to_set, fus
     times.mtime = time_to_set(to_set, FUSE_SET_ATTR_MTIME_NOW, attr->st_mtim);
   times.ctime = engine::now_realtime();
   struct stat st = stat_of(*node);
-  reply.attr(st);
+  reply.attr(st, kAttrTimeout);
 }
 
 // df shows the byte budget (in 1-byte fragments, so exactly) and the node

@@ -58,8 +58,8 @@ bool Reply::open(const fuse_file_info& fi) {
   return answer([&](fuse_req_t req) { return fuse_reply_open(req, &fi); });
 }
 
-bool Reply::attr(const struct stat& st) {
-  return answer([&](fuse_req_t req) { return fuse_reply_attr(req, &st, 0); });
+bool Reply::attr(const struct stat& st, double timeout) {
+  return answer([&](fuse_req_t req) { return fuse_reply_attr(req, &st, timeout); });
 }
 
 bool Reply::statfs(const struct statvfs& st) {

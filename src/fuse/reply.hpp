@@ -46,7 +46,7 @@ class Reply {
   bool entry(const fuse_entry_param& entry);
   bool create(const fuse_entry_param& entry, const fuse_file_info& fi);
   bool open(const fuse_file_info& fi);
-  bool attr(const struct stat& st);
+  bool attr(const struct stat& st, double timeout);  // seconds the kernel may keep it
   bool statfs(const struct statvfs& st);
   bool xattr_size(std::size_t size);
   bool buf(const void* data, std::size_t size);

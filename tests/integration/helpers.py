@@ -19,6 +19,7 @@ Every blocking step has a timeout; in-process reads and writes use O_NONBLOCK
 (or run in a child process) so that they can never hang the test run.
 """
 import contextlib
+import errno
 import json
 import os
 import platform
@@ -403,6 +404,13 @@ def end_daemon(mount, sig=signal.SIGKILL, timeout=10):
         return mount.proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
         pytest.fail(f"mqfs did not end within {timeout}s of {sig!r}")
+
+
+def wait_stale(path, timeout=1.0):
+    """Waits until stat(2) of the mount at `path`, whose daemon is gone, fails
+    with ENOTCONN: the kernel keeps a node's attributes for one clock tick
+    (4 ms at HZ=250), and answers from them until then."""
+    wait_until(lambda: errno_of(os.stat, path) == errno.ENOTCONN, timeout, what=f"{path} to fail with ENOTCONN")
 
 
 def kill_daemon(mount, timeout=10):

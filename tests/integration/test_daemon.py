@@ -11,8 +11,8 @@ import tempfile
 
 import pytest
 
-from helpers import (MQFS, SYS_READ, SYS_WRITE, errno_of, finish, is_mounted, mounts_at, program, read_sizes,
-                     run_mqfs, wait_blocked, wait_until)
+from helpers import (EPOLL_SYSCALLS, MQFS, SYS_READ, SYS_WRITE, errno_of, finish, is_mounted, mounts_at, program,
+                     read_sizes, run_mqfs, task_state, wait_blocked, wait_stale, wait_until)
 
 
 @pytest.fixture
@@ -182,7 +182,7 @@ def test_a_dead_fuse_mount_is_refused_with_how_to_clear_it(daemons):
     m = daemons()
     m.proc.kill()  # SIGKILL: the mount stays behind, every access fails with ENOTCONN
     m.proc.wait(timeout=10)
-    assert errno_of(os.stat, m.path) == errno.ENOTCONN
+    wait_stale(m.path)
     with no_stacked_mount(m.path):
         status, out, err = run_mqfs(["-f", m.path])
         count = mounts_at(m.path)
@@ -282,6 +282,37 @@ def test_blocked_reader_and_writer_get_an_error_when_the_daemon_stops(daemons, p
     status, out, err = finish(cat)
     assert status != 0 and out == "" and err, err
     assert not is_mounted(m.path)
+
+
+def daemon_waits_in(m):
+    """The system call the daemon's loop thread waits in (None while it runs)."""
+    state = task_state(m.proc.pid)
+    return state[2] if state and state[0] == "S" else None
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("deadline", [False, True], ids=["in-read", "in-epoll"])
+def test_the_loop_waits_in_read_until_a_deadline_is_armed_and_a_signal_ends_either_wait(daemons, procs, sig,
+                                                                                       deadline):
+    """With no deadline armed the daemon blocks in read(2) on /dev/fuse; a
+    timed wait (recv_timeout_ms) moves it to epoll_wait, whose timer ends that
+    wait, and its end moves it back. A stop signal ends the daemon in either."""
+    m = daemons()
+    m.sh("touch q && setfattr -n user.mq.recv_timeout_ms -v 60000 q")
+    wait_until(lambda: daemon_waits_in(m) == SYS_READ, what="the idle daemon to wait in read(2)")
+    cat = procs.start(["cat", m / "q"], text=True)
+    wait_blocked(cat, SYS_READ, "cat")
+    wait_until(lambda: daemon_waits_in(m) in EPOLL_SYSCALLS, what="the daemon to wait in epoll_wait")
+    if deadline:
+        assert m.stop(sig) == 0
+        assert finish(cat)[0] != 0
+    else:
+        m.sh("echo x > q")
+        assert finish(cat)[:2] == (0, "x\n")
+        wait_until(lambda: daemon_waits_in(m) == SYS_READ, what="the daemon to wait in read(2) again")
+        assert m.stop(sig) == 0
+    assert not is_mounted(m.path)
+    assert "unmounted" in open(m.log_path).read()
 
 
 # -- the command line forms ----------------------------------------------------------------------

@@ -39,7 +39,7 @@ import time
 import pytest
 
 from helpers import (LineReader, SYS_READ, SYS_WRITE, end_daemon, finish, is_mounted, kill_daemon, program,
-                     run_mqfs, task_state, wait_blocked, wait_until)
+                     run_mqfs, task_state, wait_blocked, wait_stale, wait_until)
 
 ENOTCONN = "ENOTCONN"
 ECONNABORTED = "ECONNABORTED"
@@ -218,6 +218,7 @@ def test_after_sigkill_every_operation_fails_with_enotconn(start, procs):  # noq
     m.sh("echo kept > q")
     holder = hold_open(procs, m / "q")
     assert end_daemon(m) == -signal.SIGKILL
+    wait_stale(m.path)
 
     results = try_everything(m.path)
     assert len(results) == 11 and results == {name: ENOTCONN for name in results}, results
@@ -382,6 +383,7 @@ def test_fusectl_abort_fails_blocked_clients_and_the_daemon_exits(start, procs):
             in log.read()
 
     assert is_mounted(m.path)
+    wait_stale(m.path)
     assert try_everything(m.path)["stat the mount point"] == ENOTCONN
     result = run(["fusermount3", "-u", m.path])
     assert result.returncode == 0, result.stderr
