@@ -110,6 +110,13 @@ extern "C" void on_stop_signal(int signo) {
   errno = saved;
 }
 
+sigset_t stop_signals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  for (int signo : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&signals, signo);
+  return signals;
+}
+
 bool catch_stop_signals(int device, int wake) {
   signal_device = device;
   signal_wake = wake;
@@ -118,13 +125,17 @@ bool catch_stop_signals(int device, int wake) {
   action.sa_handler = on_stop_signal;
   sigfillset(&action.sa_mask);
   action.sa_flags = 0;  // no SA_RESTART: the device read returns EINTR
-  sigset_t signals;
-  sigemptyset(&signals);
-  for (int signo : {SIGINT, SIGTERM, SIGHUP}) {
+  for (int signo : {SIGINT, SIGTERM, SIGHUP})
     if (sigaction(signo, &action, nullptr) < 0) return false;
-    sigaddset(&signals, signo);
-  }
+  const sigset_t signals = stop_signals();
   return pthread_sigmask(SIG_UNBLOCK, &signals, nullptr) == 0;
+}
+
+// Once the loop has ended, a later signal waits (the daemon is stopping):
+// the handler must not touch descriptors that are about to close.
+void hold_stop_signals() {
+  const sigset_t signals = stop_signals();
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 }
 
 // The device's O_NONBLOCK, changed only when the loop changes its way of
@@ -245,6 +256,7 @@ int run_loop(fuse_session* session, Filesystem& fs) {
       }
     }
   }
+  hold_stop_signals();
   free(buf.mem);
   // Every waiting request gets its answer before the session goes away,
   // after the store has everything.
