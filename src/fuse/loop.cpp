@@ -1,9 +1,10 @@
 // The session loop: one thread. While no deadline is armed it blocks in
-// read(2) on the FUSE device, so that a request costs one read and its reply;
-// while one is (a timed wait, a lease, a store's sync under way) it waits in
-// one epoll set with the device, a timerfd for the earliest deadline, an
-// eventfd for SIGINT, SIGTERM and SIGHUP, and (sync=disk) the eventfd of the
-// store's sync thread.
+// read(2) on the FUSE device, so that a request costs one read and its reply.
+// While one is (a timed wait, a lease, a retry delay), and always for a store
+// that writes its records once a turn (the journal), it waits in one epoll
+// set with the device, a timerfd for the earliest deadline, an eventfd for
+// SIGINT, SIGTERM and SIGHUP, and (sync=disk) the eventfd of the store's sync
+// thread.
 // Waiting requests cost no thread: they are answered from here when a queue's
 // state, a deadline or an interrupt ends their wait.
 #include <fcntl.h>
