@@ -47,8 +47,13 @@ void Queue::configure(const Settings& settings) {
   settings_ = settings;
   // A topic back to a queue: its descriptors' subscriptions end, and a
   // blocked write goes on as a write to the queue, in settle() below.
+  // Their descriptors' POLLOUT was the topic's: it changes now, and
+  // notify_watchers() below no longer reaches them through subscriptions_.
   if (was_topic && !is_topic())
-    while (Queue* subscription = subscriptions_.front()) subscription->leave_topic();
+    while (Queue* subscription = subscriptions_.front()) {
+      subscription->leave_topic();
+      subscription->notify_watchers();
+    }
   for (Queue* s = subscriptions_.front(); s; s = subscriptions_.next(*s)) {
     Settings own = settings;
     own.kind = QueueKind::queue;

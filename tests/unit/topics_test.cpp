@@ -317,6 +317,16 @@ TEST_F(TopicsTest, BackToAQueueItsSubscribersGetNothingMore) {
   EXPECT_EQ(t->curmsgs(), 1u);
 }
 
+// A topic's reading descriptor polls its subscription, and its POLLOUT is
+// the topic's: a topic made a queue again changes it, and tells it.
+TEST_F(TopicsTest, BackToAQueueItsReadingDescriptorsPollersAreNotified) {
+  OpenFile& r = open(t, true);
+  int notified = 0;
+  r.source().watch(r, std::make_unique<CountingWatch>(notified));
+  EXPECT_EQ(set("t", [](Settings& s) { s.kind = QueueKind::queue; }), 0);
+  EXPECT_EQ(notified, 1);
+}
+
 // SPEC section 12: each waiting reader is served by its selection, in
 // arrival order; one that takes nothing queued holds back no one.
 TEST(Selection, AWaitingReaderOfOneTypeHoldsBackNoReaderOfAnother) {
