@@ -44,7 +44,11 @@ start_daemon floor taskset -c 0 "$build/noop_fs" -f -s -o msgsize=65536
 floor_daemon=$mounted
 floor_mount=${mounted%:*}
 
-# One run: "messages/s switches-on-CPU0 switches-on-CPU1".
+# One run: "messages/s switches-on-CPU0 switches-on-CPU1". perf counts the
+# whole run (the 0.2 s warm-up, the window, the teardown), the rate only the
+# window: the per-message figures below divide the counts by warm-up plus
+# window, an estimate that leaves out the teardown. A third argument, `free`,
+# goes to switches.
 measure() {
   local file=$1 procs=$2 rate
   rate=$(perf stat -a -A -x, -e context-switches -o "$work/perf.csv" -- \

@@ -2,7 +2,6 @@
 // a message queue.
 #include <fuse_lowlevel.h>
 #include <spdlog/spdlog.h>
-#include <sys/stat.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
