@@ -10,6 +10,7 @@ packages=(
   zlib1g-dev                         # the durable store's record checksums (CRC-32)
   libcli11-dev nlohmann-json3-dev    # mq: its arguments, and `mq stat --json`
   libncurses-dev                     # mq top: the terminal
+  libhiredis-dev redis-server        # the Redis store; its tests start their own redis-server
   man-db groff-base bash-completion  # tests: mq(1) renders, completions/mq completes
   e2fsprogs                          # tests: a small full ext4 for the store
   libgtest-dev                        # engine unit tests

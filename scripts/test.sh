@@ -15,7 +15,7 @@ run_suite() {  # build directory, extra cmake arguments...
   local dir=$1
   shift
   echo "== $dir"
-  cmake -S . -B "$dir" -DMQFS_TESTS=ON "$@" >/dev/null
+  cmake -S . -B "$dir" -DMQFS_TESTS=ON -DMQFS_REDIS=ON "$@" >/dev/null
   cmake --build "$dir" -j "$(nproc)"
   (cd "$dir" && ctest --output-on-failure --timeout 900)
 }

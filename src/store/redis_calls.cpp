@@ -1,0 +1,327 @@
+#include "store/redis_calls.hpp"
+
+#include <charconv>
+#include <cinttypes>
+#include <cstdio>
+
+namespace mqfs::store::redis {
+
+namespace {
+
+// A message's value in Redis: its type key, its enqueued_ns, then its bytes.
+constexpr std::size_t kKeyDigits = 16;
+constexpr std::size_t kValueHeader = 2 * kKeyDigits;
+constexpr std::size_t kOrderKeyDigits = 18;
+
+std::string hex16(uint64_t value) {
+  char text[kKeyDigits + 1];
+  std::snprintf(text, sizeof text, "%016" PRIx64, value);
+  return text;
+}
+
+std::optional<uint64_t> parse_hex(std::string_view text) {
+  uint64_t value = 0;
+  const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value, 16);
+  if (error != std::errc{} || end != text.data() + text.size() || text.empty()) return std::nullopt;
+  return value;
+}
+
+std::string type_key(engine::Type type) { return hex16(static_cast<uint64_t>(type)); }
+
+std::string_view text_of(const redisReply* reply) {
+  if (!reply || (reply->type != REDIS_REPLY_STRING && reply->type != REDIS_REPLY_STATUS)) return {};
+  return {reply->str, reply->len};
+}
+
+bool is_array(const redisReply* reply) { return reply && reply->type == REDIS_REPLY_ARRAY; }
+
+Status status_of(std::string_view text) {
+  if (text == "ok") return Status::ok;
+  if (text == "full") return Status::full;
+  if (text == "empty") return Status::empty;
+  if (text == "big") return Status::big;
+  if (text == "gone") return Status::gone;
+  if (text == "expired") return Status::expired;
+  if (text == "exists") return Status::exists;
+  return Status::failed;
+}
+
+// A message from its order key and value; null when either is malformed or
+// the budget has no room.
+engine::MessagePtr message_of(std::string_view key, std::string_view value, engine::Budget& budget) {
+  const auto order = parse_order_key(key);
+  if (!order || value.size() < kValueHeader) return engine::MessagePtr(nullptr, engine::MessageDeleter{&budget});
+  const auto type = parse_hex(value.substr(0, kKeyDigits));
+  const auto enqueued_ns = parse_hex(value.substr(kKeyDigits, kKeyDigits));
+  if (!type || !enqueued_ns) return engine::MessagePtr(nullptr, engine::MessageDeleter{&budget});
+  const auto bytes = value.substr(kValueHeader);
+  engine::MessagePtr message =
+      engine::Message::make(budget, std::as_bytes(std::span{bytes.data(), bytes.size()}), order->priority,
+                            static_cast<engine::Type>(*type));
+  if (!message) return message;
+  message->set_id(order->id);
+  message->set_enqueued_ns(static_cast<int64_t>(*enqueued_ns));
+  return message;
+}
+
+Command call(std::string_view function, const Keys& keys, const std::string& base) {
+  Command command;
+  command.add("FCALL");
+  command.add(function);
+  command.add("2");
+  command.add(base);
+  command.add(keys.prefix());
+  return command;
+}
+
+void add_order_keys(Command& command, std::span<const engine::Message* const> messages) {
+  for (const engine::Message* m : messages) command.add(order_key(m->priority(), m->id()));
+}
+
+}  // namespace
+
+std::string order_key(engine::Priority priority, uint64_t id) {
+  char text[kOrderKeyDigits + 1];
+  std::snprintf(text, sizeof text, "%04x%014" PRIx64, static_cast<unsigned>(engine::kMaxPriority - priority), id);
+  return text;
+}
+
+std::optional<Order> parse_order_key(std::string_view key) {
+  if (key.size() != kOrderKeyDigits) return std::nullopt;
+  const auto inverse = parse_hex(key.substr(0, 4));
+  const auto id = parse_hex(key.substr(4));
+  if (!inverse || *inverse > engine::kMaxPriority || !id) return std::nullopt;
+  return Order{static_cast<engine::Priority>(engine::kMaxPriority - *inverse), *id};
+}
+
+Command create(const Keys& keys, uint64_t queue, int64_t maxmsg) {
+  Command command = call("mqfs_create", keys, keys.queue(queue));
+  command.add(std::to_string(maxmsg));
+  return command;
+}
+
+Command configure(const Keys& keys, uint64_t queue, int64_t maxmsg) {
+  Command command = call("mqfs_configure", keys, keys.queue(queue));
+  command.add(std::to_string(maxmsg));
+  return command;
+}
+
+Status parse_status(const redisReply* reply) { return status_of(text_of(reply)); }
+
+Command send(const Keys& keys, uint64_t queue, std::span<const engine::Message* const> messages) {
+  Command command = call("mqfs_send", keys, keys.queue(queue));
+  command.add(std::to_string(messages.size()));
+  for (const engine::Message* m : messages) {
+    command.add(std::to_string(m->priority()));
+    command.add(type_key(m->type()));
+    command.add(hex16(static_cast<uint64_t>(m->enqueued_ns())));
+    const auto bytes = m->bytes();
+    command.add({reinterpret_cast<const char*>(bytes.data()), bytes.size()});
+  }
+  return command;
+}
+
+Sent parse_sent(const redisReply* reply) {
+  Sent sent;
+  if (!is_array(reply) || reply->elements == 0) return sent;
+  sent.status = status_of(text_of(reply->element[0]));
+  for (std::size_t i = 1; i < reply->elements && sent.status != Status::failed; ++i) {
+    const auto order = parse_order_key(text_of(reply->element[i]));
+    if (!order) sent.status = Status::failed;
+    else sent.ids.push_back(order->id);
+  }
+  return sent;
+}
+
+Command take(const Keys& keys, uint64_t queue, std::string_view mount, const engine::Selection& selection,
+             uint32_t most, std::size_t limit, std::size_t header) {
+  Command command = call("mqfs_take", keys, keys.queue(queue));
+  command.add(mount);
+  if (selection.type == 0) {
+    command.add("any");
+    command.add("");
+  } else if (selection.type < 0) {
+    command.add("upto");
+    command.add(type_key(selection.bound()));
+  } else {
+    command.add(selection.except ? "except" : "type");
+    command.add(type_key(selection.type));
+  }
+  command.add(std::to_string(most));
+  command.add(std::to_string(limit));
+  command.add(std::to_string(header));
+  return command;
+}
+
+Taken parse_taken(const redisReply* reply, engine::Budget& budget) {
+  Taken taken;
+  if (!is_array(reply) || reply->elements == 0) return taken;
+  taken.status = status_of(text_of(reply->element[0]));
+  if (taken.status == Status::big) {
+    if (reply->elements != 2 || reply->element[1]->type != REDIS_REPLY_INTEGER) taken.status = Status::failed;
+    else taken.size = static_cast<uint32_t>(reply->element[1]->integer);
+    return taken;
+  }
+  if (taken.status != Status::ok) return taken;
+  if ((reply->elements - 1) % 3 != 0) {
+    taken.status = Status::failed;
+    return taken;
+  }
+  for (std::size_t i = 1; i < reply->elements; i += 3) {
+    const redisReply* deliveries = reply->element[i + 2];
+    engine::MessagePtr message = message_of(text_of(reply->element[i]), text_of(reply->element[i + 1]), budget);
+    if (message && deliveries->type == REDIS_REPLY_INTEGER)
+      message->set_deliveries(static_cast<uint32_t>(deliveries->integer));
+    taken.messages.push_back(std::move(message));
+  }
+  return taken;
+}
+
+Command ack(const Keys& keys, uint64_t queue, std::string_view mount,
+            std::span<const engine::Message* const> messages) {
+  Command command = call("mqfs_ack", keys, keys.queue(queue));
+  command.add(mount);
+  add_order_keys(command, messages);
+  return command;
+}
+
+Command release(const Keys& keys, uint64_t queue, std::string_view mount, int64_t delay_ms,
+                std::span<const engine::Message* const> messages) {
+  Command command = call("mqfs_release", keys, keys.queue(queue));
+  command.add(mount);
+  command.add(std::to_string(delay_ms));
+  add_order_keys(command, messages);
+  return command;
+}
+
+std::optional<std::vector<bool>> parse_held(const redisReply* reply) {
+  if (!is_array(reply)) return std::nullopt;
+  std::vector<bool> held;
+  for (std::size_t i = 0; i < reply->elements; ++i) {
+    if (reply->element[i]->type != REDIS_REPLY_INTEGER) return std::nullopt;
+    held.push_back(reply->element[i]->integer == 1);
+  }
+  return held;
+}
+
+Command dead_letter(const Keys& keys, uint64_t from, uint64_t to, std::string_view mount,
+                    const engine::Message& message) {
+  Command command;
+  command.add("FCALL");
+  command.add("mqfs_dead_letter");
+  command.add("3");
+  command.add(keys.queue(from));
+  command.add(keys.prefix());
+  command.add(keys.queue(to));
+  command.add(mount);
+  command.add(order_key(message.priority(), message.id()));
+  return command;
+}
+
+std::optional<uint64_t> parse_dead_letter(const redisReply* reply, Status* status) {
+  const std::string_view text = text_of(reply);
+  if (const auto order = parse_order_key(text)) {
+    *status = Status::ok;
+    return order->id;
+  }
+  *status = text == "lost" ? Status::expired : text == "gone" ? Status::gone : Status::failed;
+  return std::nullopt;
+}
+
+Command heartbeat(const Keys& keys, std::string_view mount, int64_t lease_ms) {
+  Command command = call("mqfs_heartbeat", keys, "-");
+  command.add(mount);
+  command.add(std::to_string(lease_ms));
+  return command;
+}
+
+Command purge(const Keys& keys, uint64_t queue) { return call("mqfs_purge", keys, keys.queue(queue)); }
+
+Command remove(const Keys& keys, uint64_t queue) { return call("mqfs_remove", keys, keys.queue(queue)); }
+
+std::optional<long long> parse_integer(const redisReply* reply) {
+  if (!reply || reply->type != REDIS_REPLY_INTEGER) return std::nullopt;
+  return reply->integer;
+}
+
+Command snapshot(const Keys& keys, uint64_t queue) { return call("mqfs_snapshot", keys, keys.queue(queue)); }
+
+Snapshot parse_snapshot(const redisReply* reply, engine::Budget& budget) {
+  Snapshot snapshot;
+  if (!is_array(reply)) return snapshot;
+  if (reply->elements == 0) {
+    snapshot.status = Status::gone;
+    return snapshot;
+  }
+  if (reply->elements < 4 || (reply->elements - 4) % 4 != 0) return snapshot;
+  const auto number = [&](std::size_t i) {
+    int64_t value = 0;
+    const std::string_view text = text_of(reply->element[i]);
+    std::from_chars(text.data(), text.data() + text.size(), value);
+    return value;
+  };
+  snapshot.maxmsg = number(0);
+  snapshot.sent = static_cast<uint64_t>(number(1));
+  snapshot.received = static_cast<uint64_t>(number(2));
+  snapshot.dead_lettered = static_cast<uint64_t>(number(3));
+  for (std::size_t i = 4; i < reply->elements; i += 4) {
+    engine::MessagePtr message = message_of(text_of(reply->element[i]), text_of(reply->element[i + 1]), budget);
+    if (!message) return snapshot;
+    if (const auto deliveries = parse_integer(reply->element[i + 2]))
+      message->set_deliveries(static_cast<uint32_t>(*deliveries));
+    const std::string_view holder = text_of(reply->element[i + 3]);
+    if (holder.empty())
+      snapshot.queued.push_back(std::move(message));
+    else
+      snapshot.held.push_back({std::move(message), holder == "-" ? std::string() : std::string(holder)});
+  }
+  snapshot.status = Status::ok;
+  return snapshot;
+}
+
+std::optional<Event> parse_event(const Keys& keys, std::string_view payload, engine::Budget& budget) {
+  // "K P:q:INODE[ REST]"
+  const std::string base = keys.prefix() + ":q:";
+  if (payload.size() < 2 + base.size() || payload[1] != ' ' || payload.substr(2, base.size()) != base)
+    return std::nullopt;
+  std::string_view rest = payload.substr(2 + base.size());
+  const std::size_t space = rest.find(' ');
+  const std::string_view ino = rest.substr(0, space);
+  rest = space == std::string_view::npos ? std::string_view{} : rest.substr(space + 1);
+
+  Event event{};
+  const auto [end, error] = std::from_chars(ino.data(), ino.data() + ino.size(), event.queue);
+  if (error != std::errc{} || end != ino.data() + ino.size()) return std::nullopt;
+  switch (payload[0]) {
+    case 's': {
+      event.kind = Event::Kind::queued;
+      if (rest.size() < kOrderKeyDigits + 1) return std::nullopt;
+      event.message = message_of(rest.substr(0, kOrderKeyDigits), rest.substr(kOrderKeyDigits + 1), budget);
+      if (!event.message) return std::nullopt;
+      event.ids.push_back(event.message->id());
+      return event;
+    }
+    case 't':
+      event.kind = Event::Kind::taken;
+      while (!rest.empty()) {
+        const std::size_t next = rest.find(' ');
+        const auto order = parse_order_key(rest.substr(0, next));
+        if (!order) return std::nullopt;
+        event.ids.push_back(order->id);
+        rest = next == std::string_view::npos ? std::string_view{} : rest.substr(next + 1);
+      }
+      return event;
+    case 'a': {
+      event.kind = Event::Kind::acknowledged;
+      const auto [e, err] = std::from_chars(rest.data(), rest.data() + rest.size(), event.count);
+      if (err != std::errc{} || e != rest.data() + rest.size()) return std::nullopt;
+      return event;
+    }
+    case 'p': event.kind = Event::Kind::purged; return rest.empty() ? std::optional<Event>(std::move(event)) : std::nullopt;
+    case 'x': event.kind = Event::Kind::removed; return rest.empty() ? std::optional<Event>(std::move(event)) : std::nullopt;
+    case 'c': event.kind = Event::Kind::configured; return rest.empty() ? std::optional<Event>(std::move(event)) : std::nullopt;
+  }
+  return std::nullopt;
+}
+
+}  // namespace mqfs::store::redis

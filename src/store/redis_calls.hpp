@@ -1,0 +1,138 @@
+// The calls of the Redis store's server functions (redis_functions.lua),
+// SPEC section 10: each builds its command and reads its reply, so that a
+// blocking client and the loop's asynchronous one share them. Redis decides
+// who gets a message and whether a queue is full; these only translate.
+//
+// A message's identity in Redis is its order key: the priority and the id
+// Redis gave it, so that Redis orders a queue's messages as strings.
+#pragma once
+
+#include <hiredis/hiredis.h>
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/budget.hpp"
+#include "engine/message.hpp"
+
+namespace mqfs::store::redis {
+
+// The library's source, for FUNCTION LOAD REPLACE.
+std::string_view functions();
+
+// The arguments of one command (redisCommandArgv).
+struct Command {
+  std::vector<std::string> args;
+  void add(std::string_view arg) { args.emplace_back(arg); }
+};
+
+// The keys of one filesystem in Redis (redis_prefix).
+class Keys {
+ public:
+  explicit Keys(std::string prefix) : prefix_(std::move(prefix)) {}
+  const std::string& prefix() const { return prefix_; }
+  std::string queue(uint64_t ino) const { return prefix_ + ":q:" + std::to_string(ino); }
+  std::string events() const { return prefix_ + ":events"; }
+
+ private:
+  std::string prefix_;
+};
+
+// "PPPPIIIIIIIIIIIIII": 32767 - priority, then the id, in hex.
+std::string order_key(engine::Priority priority, uint64_t id);
+struct Order {
+  engine::Priority priority;
+  uint64_t id;
+};
+std::optional<Order> parse_order_key(std::string_view key);
+
+// What a reply said, beyond its data.
+enum class Status {
+  ok,
+  full,     // send: the queue holds maxmsg messages (those listed were queued)
+  empty,    // take: nothing the selection takes is queued
+  big,      // take: the first message does not fit the limit
+  gone,     // the queue was removed (EIDRM)
+  expired,  // take: the mount's lease ended; it must heartbeat again
+  exists,   // create: the queue is there already
+  failed,   // an error reply, or one of an unexpected shape
+};
+
+Command create(const Keys& keys, uint64_t queue, int64_t maxmsg);
+Command configure(const Keys& keys, uint64_t queue, int64_t maxmsg);
+Status parse_status(const redisReply* reply);
+
+// Queues `messages` in order while the queue has room.
+Command send(const Keys& keys, uint64_t queue, std::span<const engine::Message* const> messages);
+struct Sent {
+  Status status = Status::failed;
+  std::vector<uint64_t> ids;  // of those queued, in order
+};
+Sent parse_sent(const redisReply* reply);
+
+// Takes for `mount` up to `most` messages `selection` takes, while each's
+// bytes after `header` bytes of framing fit in `limit` (0: one message).
+Command take(const Keys& keys, uint64_t queue, std::string_view mount, const engine::Selection& selection,
+             uint32_t most, std::size_t limit, std::size_t header);
+struct Taken {
+  Status status = Status::failed;
+  uint32_t size = 0;  // big: the first message's
+  // Each with its id, enqueued_ns and deliveries; null ones where the budget
+  // had no room.
+  std::vector<engine::MessagePtr> messages;
+};
+Taken parse_taken(const redisReply* reply, engine::Budget& budget);
+
+// Acknowledges, or gives back (after `delay_ms`), messages `mount` holds.
+Command ack(const Keys& keys, uint64_t queue, std::string_view mount,
+            std::span<const engine::Message* const> messages);
+Command release(const Keys& keys, uint64_t queue, std::string_view mount, int64_t delay_ms,
+                std::span<const engine::Message* const> messages);
+// One flag per message: whether `mount` still held it.
+std::optional<std::vector<bool>> parse_held(const redisReply* reply);
+
+// Moves a message `mount` holds to the end of queue `to`; its new id, or
+// nullopt with `status` lost (not held), gone (`to` removed) or failed.
+Command dead_letter(const Keys& keys, uint64_t from, uint64_t to, std::string_view mount,
+                    const engine::Message& message);
+std::optional<uint64_t> parse_dead_letter(const redisReply* reply, Status* status);
+
+// `mount` lives `lease_ms` more; the messages of mounts whose lease ended go
+// back. Replies with how many did.
+Command heartbeat(const Keys& keys, std::string_view mount, int64_t lease_ms);
+Command purge(const Keys& keys, uint64_t queue);
+Command remove(const Keys& keys, uint64_t queue);
+std::optional<long long> parse_integer(const redisReply* reply);
+
+// A mount's copy of one queue.
+Command snapshot(const Keys& keys, uint64_t queue);
+struct Snapshot {
+  Status status = Status::failed;  // ok, gone or failed
+  int64_t maxmsg = 0;
+  uint64_t sent = 0;
+  uint64_t received = 0;
+  uint64_t dead_lettered = 0;
+  std::vector<engine::MessagePtr> queued;  // in queue order
+  struct Held {
+    engine::MessagePtr message;
+    std::string mount;  // empty: waiting for its retry delay
+  };
+  std::vector<Held> held;
+};
+Snapshot parse_snapshot(const redisReply* reply, engine::Budget& budget);
+
+// An event published on keys.events() (see redis_functions.lua).
+struct Event {
+  enum class Kind { queued, taken, acknowledged, purged, removed, configured } kind;
+  uint64_t queue = 0;
+  std::vector<uint64_t> ids;        // queued (one), taken
+  engine::MessagePtr message;       // queued: the message, with id, enqueued_ns and deliveries 0
+  uint64_t count = 0;               // acknowledged
+};
+std::optional<Event> parse_event(const Keys& keys, std::string_view payload, engine::Budget& budget);
+
+}  // namespace mqfs::store::redis

@@ -1,0 +1,365 @@
+#!lua name=mqfs
+-- The server side of the Redis store (SPEC section 10): every change to a
+-- queue's messages that mounts on several hosts must agree on is made here,
+-- in one function call, so that Redis alone decides who gets a message and
+-- whether a queue is full.
+--
+-- Keys. A filesystem's keys start with its prefix P (redis_prefix); a queue's
+-- with its base B = P:q:INODE. Every function takes B (or none) as KEYS[1]
+-- and P as KEYS[2].
+--
+--   B:meta      hash: maxmsg, sent, received, dead_lettered; its absence
+--               means the queue was removed (EIDRM for the callers)
+--   B:msg       hash: order key -> type key .. enqueued_ns (16 hex) .. bytes
+--   B:ready     the queued messages' order keys, in queue order
+--   B:t:TYPE    the same, of one type
+--   B:types     the types queued, lowest first
+--   B:fronts    each type's first order key followed by its type key, so
+--               the first member is the queue's front and the first two hold
+--               the front of "any type but t"
+--   B:held      hash: order key -> mount: taken by a reader of that mount,
+--               until its reply is accepted (ack) or it comes back (release)
+--   B:delayed   order keys returned with a retry delay, by when they are due
+--   B:dlv       hash: order key -> how many times it was taken
+--   P:next_id   the last message id given
+--   P:mounts    the live mounts, by when their lease ends (ms, Redis's clock)
+--   P:mount:M   the B|orderkey of every message mount M holds
+--
+-- Order key: 4 hex digits of 32767 - priority, then 14 of the id: the sorted
+-- sets keep them at score 0, so Redis orders them as strings — highest
+-- priority first, then oldest. Type key: 16 hex digits of the type (>= 1).
+-- Sorted sets here are all at score 0 but B:delayed and P:mounts.
+--
+-- Every change is published on P:events, one message per change, for the
+-- mounts' copies of the queues:
+--   "s B ORDERKEY VALUE"   queued (sent, or back from a reader)
+--   "t B ORDERKEY..."      taken by a reader
+--   "a B COUNT"            acknowledged: room was made
+--   "p B" / "x B" / "c B"  purged / removed / its settings changed
+
+local HEADER = 32  -- type key and enqueued_ns before a message's bytes
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function order_key(priority, id)
+  return string.format('%04x%014x', 32767 - priority, id)
+end
+
+local function type_front(B, tk)
+  return redis.call('ZRANGE', B .. ':t:' .. tk, 0, 0)[1]
+end
+
+-- Type tk's first message changed from `old` (nil: it had none).
+local function refront(B, tk, old)
+  local new = type_front(B, tk)
+  if new == old then return end
+  if old then redis.call('ZREM', B .. ':fronts', old .. tk) end
+  if new then
+    redis.call('ZADD', B .. ':fronts', 0, new .. tk)
+    redis.call('ZADD', B .. ':types', 0, tk)
+  else
+    redis.call('ZREM', B .. ':types', tk)
+  end
+end
+
+local function make_ready(B, P, ok, value)
+  local tk = string.sub(value, 1, 16)
+  local old = type_front(B, tk)
+  redis.call('ZADD', B .. ':ready', 0, ok)
+  redis.call('ZADD', B .. ':t:' .. tk, 0, ok)
+  refront(B, tk, old)
+  redis.call('PUBLISH', P .. ':events', 's ' .. B .. ' ' .. ok .. ' ' .. value)
+end
+
+local function unready(B, ok, tk)
+  local old = type_front(B, tk)
+  redis.call('ZREM', B .. ':ready', ok)
+  redis.call('ZREM', B .. ':t:' .. tk, ok)
+  refront(B, tk, old)
+end
+
+local function count(B)
+  return redis.call('ZCARD', B .. ':ready') + redis.call('HLEN', B .. ':held') + redis.call('ZCARD', B .. ':delayed')
+end
+
+-- Messages whose retry delay ended are queued again.
+local function promote(B, P)
+  local due = redis.call('ZRANGEBYSCORE', B .. ':delayed', '-inf', now_ms())
+  for _, ok in ipairs(due) do
+    redis.call('ZREM', B .. ':delayed', ok)
+    local value = redis.call('HGET', B .. ':msg', ok)
+    if value then make_ready(B, P, ok, value) end
+  end
+end
+
+-- The front order key and type key of a selection: 'any', 'type' (only tk),
+-- 'except' (any but tk), 'upto' (the lowest type, if <= tk).
+local function front(B, kind, tk)
+  if kind == 'type' then
+    local ok = type_front(B, tk)
+    return ok, tk
+  end
+  if kind == 'upto' then
+    local lowest = redis.call('ZRANGE', B .. ':types', 0, 0)[1]
+    if not lowest or lowest > tk then return nil end
+    return type_front(B, lowest), lowest
+  end
+  local fronts = redis.call('ZRANGE', B .. ':fronts', 0, 1)
+  for _, f in ipairs(fronts) do
+    local ftk = string.sub(f, 19)
+    if kind == 'any' or ftk ~= tk then return string.sub(f, 1, 18), ftk end
+  end
+  return nil
+end
+
+-- Back to the queue, unless held by another mount meanwhile; true if it was
+-- `mount`'s.
+local function give_back(B, P, mount, ok, delay_ms)
+  if redis.call('HGET', B .. ':held', ok) ~= mount then return false end
+  redis.call('HDEL', B .. ':held', ok)
+  redis.call('SREM', P .. ':mount:' .. mount, B .. '|' .. ok)
+  if delay_ms > 0 then
+    redis.call('ZADD', B .. ':delayed', now_ms() + delay_ms, ok)
+  else
+    make_ready(B, P, ok, redis.call('HGET', B .. ':msg', ok))
+  end
+  return true
+end
+
+-- mqfs_create B P MAXMSG: a new queue; 'exists' if B is one.
+local function create(keys, args)
+  local B = keys[1]
+  if redis.call('EXISTS', B .. ':meta') == 1 then return 'exists' end
+  redis.call('HSET', B .. ':meta', 'maxmsg', args[1], 'sent', 0, 'received', 0, 'dead_lettered', 0)
+  return 'ok'
+end
+
+-- mqfs_configure B P MAXMSG: 'ok' or 'gone'.
+local function configure(keys, args)
+  local B, P = keys[1], keys[2]
+  if redis.call('EXISTS', B .. ':meta') == 0 then return 'gone' end
+  redis.call('HSET', B .. ':meta', 'maxmsg', args[1])
+  redis.call('PUBLISH', P .. ':events', 'c ' .. B)
+  return 'ok'
+end
+
+-- mqfs_send B P N [PRIORITY TYPEKEY ENQUEUED_NS BYTES]*N: queues the
+-- messages in order while the queue (all hosts' messages, those held and
+-- delayed among them) has fewer than maxmsg. Returns {status, orderkey...}:
+-- 'ok' when all were queued, 'full' when only those listed were, 'gone'
+-- when the queue was removed.
+local function send(keys, args)
+  local B, P = keys[1], keys[2]
+  local maxmsg = tonumber(redis.call('HGET', B .. ':meta', 'maxmsg'))
+  if not maxmsg then return {'gone'} end
+  local n = tonumber(args[1])
+  local have = count(B)
+  local result = {'ok'}
+  for i = 0, n - 1 do
+    if have >= maxmsg then
+      result[1] = 'full'
+      break
+    end
+    local priority, tk, ns, bytes = tonumber(args[2 + 4 * i]), args[3 + 4 * i], args[4 + 4 * i], args[5 + 4 * i]
+    local ok = order_key(priority, redis.call('INCR', P .. ':next_id'))
+    local value = tk .. ns .. bytes
+    redis.call('HSET', B .. ':msg', ok, value)
+    make_ready(B, P, ok, value)
+    have = have + 1
+    result[#result + 1] = ok
+  end
+  if #result > 1 then redis.call('HINCRBY', B .. ':meta', 'sent', #result - 1) end
+  return result
+end
+
+-- mqfs_take B P MOUNT KIND TYPEKEY MOST LIMIT HEADER: takes up to MOST
+-- messages of the selection (KIND, TYPEKEY: see front()) for a reader of
+-- MOUNT, in queue order, while their bytes, each after HEADER bytes of
+-- framing, fit in LIMIT (0: one message, whatever its size). They stay held
+-- by MOUNT until acknowledged or given back. Returns {'ok', orderkey, value,
+-- deliveries, ...}, {'empty'}, {'big', size} (the first does not fit) or
+-- {'gone'}, or {'expired'} when MOUNT has no lease (mqfs_heartbeat).
+local function take(keys, args)
+  local B, P = keys[1], keys[2]
+  if redis.call('EXISTS', B .. ':meta') == 0 then return {'gone'} end
+  local mount, kind, tk = args[1], args[2], args[3]
+  local most, limit, header = tonumber(args[4]), tonumber(args[5]), tonumber(args[6])
+  local lease = redis.call('ZSCORE', P .. ':mounts', mount)
+  if not lease or tonumber(lease) < now_ms() then return {'expired'} end
+  promote(B, P)
+  local result = {'ok'}
+  local taken, bytes = 0, 0
+  while taken < most do
+    local ok, otk = front(B, kind, tk)
+    if not ok then break end
+    local value = redis.call('HGET', B .. ':msg', ok)
+    local size = #value - HEADER
+    if limit > 0 and bytes + header + size > limit then
+      if taken == 0 then return {'big', size} end
+      break
+    end
+    unready(B, ok, otk)
+    redis.call('HSET', B .. ':held', ok, mount)
+    redis.call('SADD', P .. ':mount:' .. mount, B .. '|' .. ok)
+    local deliveries = redis.call('HINCRBY', B .. ':dlv', ok, 1)
+    result[#result + 1] = ok
+    result[#result + 1] = value
+    result[#result + 1] = deliveries
+    taken = taken + 1
+    bytes = bytes + header + size
+    if limit == 0 then break end
+  end
+  if taken == 0 then return {'empty'} end
+  local event = {'t', B}
+  for i = 2, #result, 3 do event[#event + 1] = result[i] end
+  redis.call('PUBLISH', P .. ':events', table.concat(event, ' '))
+  return result
+end
+
+-- mqfs_ack B P MOUNT ORDERKEY...: the messages MOUNT holds are taken for
+-- good. Returns one 1 (done) or 0 (MOUNT no longer holds it) per key.
+local function ack(keys, args)
+  local B, P = keys[1], keys[2]
+  local mount = args[1]
+  local result, done = {}, 0
+  for i = 2, #args do
+    local ok = args[i]
+    if redis.call('HGET', B .. ':held', ok) == mount then
+      redis.call('HDEL', B .. ':held', ok)
+      redis.call('HDEL', B .. ':msg', ok)
+      redis.call('HDEL', B .. ':dlv', ok)
+      redis.call('SREM', P .. ':mount:' .. mount, B .. '|' .. ok)
+      done = done + 1
+      result[#result + 1] = 1
+    else
+      result[#result + 1] = 0
+    end
+  end
+  if done > 0 then
+    redis.call('HINCRBY', B .. ':meta', 'received', done)
+    redis.call('PUBLISH', P .. ':events', 'a ' .. B .. ' ' .. done)
+  end
+  return result
+end
+
+-- mqfs_release B P MOUNT DELAY_MS ORDERKEY...: the messages MOUNT holds go
+-- back to their places (after DELAY_MS, if > 0). Returns 1 or 0 per key, as
+-- mqfs_ack.
+local function release(keys, args)
+  local B, P = keys[1], keys[2]
+  local mount, delay_ms = args[1], tonumber(args[2])
+  local result = {}
+  for i = 3, #args do
+    result[#result + 1] = give_back(B, P, mount, args[i], delay_ms) and 1 or 0
+  end
+  return result
+end
+
+-- mqfs_dead_letter FROM P TO MOUNT ORDERKEY: a message MOUNT holds moves to
+-- the end of queue TO (KEYS[3]), past its maxmsg, with a new id and no
+-- deliveries. Returns its new order key, 'lost' (MOUNT no longer holds it) or
+-- 'gone' (TO was removed: it stays held).
+local function dead_letter(keys, args)
+  local B, P, TO = keys[1], keys[2], keys[3]
+  local mount, ok = args[1], args[2]
+  if redis.call('HGET', B .. ':held', ok) ~= mount then return 'lost' end
+  if redis.call('EXISTS', TO .. ':meta') == 0 then return 'gone' end
+  local value = redis.call('HGET', B .. ':msg', ok)
+  redis.call('HDEL', B .. ':held', ok)
+  redis.call('HDEL', B .. ':msg', ok)
+  redis.call('HDEL', B .. ':dlv', ok)
+  redis.call('SREM', P .. ':mount:' .. mount, B .. '|' .. ok)
+  redis.call('HINCRBY', B .. ':meta', 'dead_lettered', 1)
+  redis.call('PUBLISH', P .. ':events', 'a ' .. B .. ' 1')
+  local priority = 32767 - tonumber(string.sub(ok, 1, 4), 16)
+  local new = order_key(priority, redis.call('INCR', P .. ':next_id'))
+  redis.call('HSET', TO .. ':msg', new, value)
+  redis.call('HINCRBY', TO .. ':meta', 'sent', 1)
+  make_ready(TO, P, new, value)
+  return new
+end
+
+-- mqfs_heartbeat - P MOUNT LEASE_MS: MOUNT is alive for LEASE_MS more; the
+-- messages of every mount whose lease ended go back to their places.
+-- Returns how many did.
+local function heartbeat(keys, args)
+  local P = keys[2]
+  local mount, lease_ms = args[1], tonumber(args[2])
+  local now = now_ms()
+  local returned = 0
+  for _, dead in ipairs(redis.call('ZRANGEBYSCORE', P .. ':mounts', '-inf', '(' .. now)) do
+    if dead ~= mount then
+      for _, entry in ipairs(redis.call('SMEMBERS', P .. ':mount:' .. dead)) do
+        local bar = string.find(entry, '|', 1, true)
+        local B, ok = string.sub(entry, 1, bar - 1), string.sub(entry, bar + 1)
+        if give_back(B, P, dead, ok, 0) then returned = returned + 1 end
+      end
+      redis.call('DEL', P .. ':mount:' .. dead)
+      redis.call('ZREM', P .. ':mounts', dead)
+    end
+  end
+  redis.call('ZADD', P .. ':mounts', now + lease_ms, mount)
+  return returned
+end
+
+-- mqfs_purge B P: drops every queued message (truncate); held ones stay.
+-- Returns how many were dropped.
+local function purge(keys, args)
+  local B, P = keys[1], keys[2]
+  local dropped = redis.call('ZRANGE', B .. ':ready', 0, -1)
+  for _, ok in ipairs(dropped) do
+    redis.call('HDEL', B .. ':msg', ok)
+    redis.call('HDEL', B .. ':dlv', ok)
+  end
+  for _, tk in ipairs(redis.call('ZRANGE', B .. ':types', 0, -1)) do redis.call('DEL', B .. ':t:' .. tk) end
+  redis.call('DEL', B .. ':ready', B .. ':types', B .. ':fronts')
+  if #dropped > 0 then redis.call('PUBLISH', P .. ':events', 'p ' .. B) end
+  return #dropped
+end
+
+-- mqfs_remove B P: the queue and all its messages, queued, held or delayed,
+-- are gone; the mounts holding some find out when they acknowledge them.
+local function remove(keys, args)
+  local B, P = keys[1], keys[2]
+  for _, tk in ipairs(redis.call('ZRANGE', B .. ':types', 0, -1)) do redis.call('DEL', B .. ':t:' .. tk) end
+  redis.call('DEL', B .. ':meta', B .. ':msg', B .. ':ready', B .. ':types', B .. ':fronts', B .. ':held',
+             B .. ':delayed', B .. ':dlv')
+  redis.call('PUBLISH', P .. ':events', 'x ' .. B)
+  return 'ok'
+end
+
+-- mqfs_snapshot B P: a mount's copy of the queue: {maxmsg, sent, received,
+-- dead_lettered, then per message orderkey, value, deliveries, holder ('' when
+-- queued, '-' when delayed)}, queued ones in queue order; {} when removed.
+local function snapshot(keys, args)
+  local B = keys[1]
+  local meta = redis.call('HMGET', B .. ':meta', 'maxmsg', 'sent', 'received', 'dead_lettered')
+  if not meta[1] then return {} end
+  local result = meta
+  local function add(ok, holder)
+    result[#result + 1] = ok
+    result[#result + 1] = redis.call('HGET', B .. ':msg', ok)
+    result[#result + 1] = tonumber(redis.call('HGET', B .. ':dlv', ok) or 0)
+    result[#result + 1] = holder
+  end
+  for _, ok in ipairs(redis.call('ZRANGE', B .. ':ready', 0, -1)) do add(ok, '') end
+  local held = redis.call('HGETALL', B .. ':held')
+  for i = 1, #held, 2 do add(held[i], held[i + 1]) end
+  for _, ok in ipairs(redis.call('ZRANGE', B .. ':delayed', 0, -1)) do add(ok, '-') end
+  return result
+end
+
+redis.register_function('mqfs_create', create)
+redis.register_function('mqfs_configure', configure)
+redis.register_function('mqfs_send', send)
+redis.register_function('mqfs_take', take)
+redis.register_function('mqfs_ack', ack)
+redis.register_function('mqfs_release', release)
+redis.register_function('mqfs_dead_letter', dead_letter)
+redis.register_function('mqfs_heartbeat', heartbeat)
+redis.register_function('mqfs_purge', purge)
+redis.register_function('mqfs_remove', remove)
+redis.register_function{function_name = 'mqfs_snapshot', callback = snapshot, flags = {'no-writes'}}
