@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -19,6 +20,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "store/redis_calls.hpp"
 
@@ -56,43 +58,59 @@ inline bool on_path(const char* program) {
 
 class RedisServer {
  public:
-  // Starts redis-server; started() says whether it answers PING.
-  RedisServer() {
-    port_ = free_port();
-    if (port_ < 0) return;
+  // Starts redis-server on a free port with `extra` arguments; started()
+  // says whether it answers PING.
+  explicit RedisServer(std::vector<std::string> extra = {}, bool start_now = true)
+      : port_(free_port()), extra_(std::move(extra)) {
+    if (start_now) start();
+  }
+  RedisServer(const RedisServer&) = delete;
+  RedisServer& operator=(const RedisServer&) = delete;
+  ~RedisServer() { stop(); }
+
+  // Starts it (again) on the same port, empty.
+  bool start() {
+    if (port_ < 0 || pid_ > 0) return false;
     pid_ = fork();
     if (pid_ == 0) {
+      prctl(PR_SET_PDEATHSIG, SIGKILL);  // dies with the test, however it ends
       const int null = open("/dev/null", O_WRONLY);
       dup2(null, STDOUT_FILENO);
       const std::string port = std::to_string(port_);
-      execlp("redis-server", "redis-server", "--port", port.c_str(), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", "/tmp", "--loglevel", "warning", static_cast<char*>(nullptr));
+      std::vector<const char*> argv{"redis-server", "--port", port.c_str(), "--bind", "127.0.0.1", "--save", "",
+                                    "--appendonly", "no", "--dir", "/tmp", "--loglevel", "warning"};
+      for (const std::string& arg : extra_) argv.push_back(arg.c_str());
+      argv.push_back(nullptr);
+      execvp("redis-server", const_cast<char* const*>(argv.data()));
       _exit(127);
     }
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
     while (std::chrono::steady_clock::now() < deadline) {
       if (ContextPtr c = connect()) {
         ReplyPtr pong(static_cast<redisReply*>(redisCommand(c.get(), "PING")));
-        if (pong && pong->type == REDIS_REPLY_STATUS) {
-          started_ = true;
-          return;
-        }
+        if (pong && (pong->type == REDIS_REPLY_STATUS || pong->type == REDIS_REPLY_ERROR)) return started_ = true;
       }
       int status;
       if (waitpid(pid_, &status, WNOHANG) == pid_) {  // it did not start
         pid_ = -1;
-        return;
+        return false;
       }
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
+    return false;
   }
-  RedisServer(const RedisServer&) = delete;
-  RedisServer& operator=(const RedisServer&) = delete;
-  ~RedisServer() {
+  // Kills it (SIGKILL: as a crash or a power cut would).
+  void stop() {
     if (pid_ <= 0) return;
+    kill(pid_, SIGCONT);
     kill(pid_, SIGKILL);
     waitpid(pid_, nullptr, 0);
+    pid_ = -1;
+    started_ = false;
   }
+  // Makes it hang, with its connections open, and go on.
+  void pause() { kill(pid_, SIGSTOP); }
+  void resume() { kill(pid_, SIGCONT); }
 
   bool started() const { return started_; }
   int port() const { return port_; }
@@ -109,6 +127,7 @@ class RedisServer {
 
  private:
   int port_ = -1;
+  std::vector<std::string> extra_;
   pid_t pid_ = -1;
   bool started_ = false;
 };
