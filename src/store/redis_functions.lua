@@ -87,6 +87,7 @@ end
 
 -- Messages whose retry delay ended are queued again.
 local function promote(B, P)
+  if redis.call('EXISTS', B .. ':delayed') == 0 then return end
   local due = redis.call('ZRANGEBYSCORE', B .. ':delayed', '-inf', now_ms())
   for _, ok in ipairs(due) do
     redis.call('ZREM', B .. ':delayed', ok)
@@ -118,9 +119,9 @@ end
 -- Back to the queue, unless held by another mount meanwhile; true if it was
 -- `mount`'s.
 local function give_back(B, P, mount, ok, delay_ms)
+  redis.call('SREM', P .. ':mount:' .. mount, B .. '|' .. ok)
   if redis.call('HGET', B .. ':held', ok) ~= mount then return false end
   redis.call('HDEL', B .. ':held', ok)
-  redis.call('SREM', P .. ':mount:' .. mount, B .. '|' .. ok)
   if delay_ms > 0 then
     redis.call('ZADD', B .. ':delayed', now_ms() + delay_ms, ok)
   else
@@ -227,11 +228,12 @@ local function ack(keys, args)
   local result, done = {}, 0
   for i = 2, #args do
     local ok = args[i]
+    -- Its entry in the mount's list goes either way (the queue may be gone).
+    redis.call('SREM', P .. ':mount:' .. mount, B .. '|' .. ok)
     if redis.call('HGET', B .. ':held', ok) == mount then
       redis.call('HDEL', B .. ':held', ok)
       redis.call('HDEL', B .. ':msg', ok)
       redis.call('HDEL', B .. ':dlv', ok)
-      redis.call('SREM', P .. ':mount:' .. mount, B .. '|' .. ok)
       done = done + 1
       result[#result + 1] = 1
     else

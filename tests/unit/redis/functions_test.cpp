@@ -293,6 +293,9 @@ TEST_F(RedisFunctionsTest, ARemovedQueueIsGoneForEveryCall) {
   EXPECT_EQ(take("B").status, Status::gone);
   EXPECT_EQ(snapshot().status, Status::gone);
   EXPECT_EQ(acknowledge("A", a.messages), std::vector<bool>{false});
+  ReplyPtr listed = run(c.get(), Command{{"SCARD", "mqfs:mount:A"}});  // what A holds, for reaping
+  ASSERT_TRUE(listed);
+  EXPECT_EQ(listed->integer, 0);
   EXPECT_EQ(parse_status(run(c.get(), configure(keys, kQueue, 5)).get()), Status::gone);
   // Nothing of it is left in Redis, and the name can be made again.
   ReplyPtr left = run(c.get(), Command{{"KEYS", "mqfs:q:2*"}});
