@@ -52,14 +52,14 @@ local function type_front(B, tk)
   return redis.call('ZRANGE', B .. ':t:' .. tk, 0, 0)[1]
 end
 
--- Type tk's first message changed from `old` (nil: it had none).
-local function refront(B, tk, old)
-  local new = type_front(B, tk)
+-- Type tk's first message changed from `old` (nil: it had none) to `new`
+-- (nil: it has none).
+local function refront(B, tk, old, new)
   if new == old then return end
   if old then redis.call('ZREM', B .. ':fronts', old .. tk) end
   if new then
     redis.call('ZADD', B .. ':fronts', 0, new .. tk)
-    redis.call('ZADD', B .. ':types', 0, tk)
+    if not old then redis.call('ZADD', B .. ':types', 0, tk) end
   else
     redis.call('ZREM', B .. ':types', tk)
   end
@@ -70,15 +70,16 @@ local function make_ready(B, P, ok, value)
   local old = type_front(B, tk)
   redis.call('ZADD', B .. ':ready', 0, ok)
   redis.call('ZADD', B .. ':t:' .. tk, 0, ok)
-  refront(B, tk, old)
+  refront(B, tk, old, (old and old < ok) and old or ok)
   redis.call('PUBLISH', P .. ':events', 's ' .. B .. ' ' .. ok .. ' ' .. value)
 end
 
+-- `ok`, the first of type tk (every selection takes a type's first), leaves
+-- the queued messages.
 local function unready(B, ok, tk)
-  local old = type_front(B, tk)
   redis.call('ZREM', B .. ':ready', ok)
   redis.call('ZREM', B .. ':t:' .. tk, ok)
-  refront(B, tk, old)
+  refront(B, tk, ok, type_front(B, tk))
 end
 
 local function count(B)
