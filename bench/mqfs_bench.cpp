@@ -142,7 +142,7 @@ struct Options {
   std::vector<int> framed_procs;  // empty: the same as procs
   size_t batch = 65536;           // bytes of frames per write (at least one frame)
   size_t read_buffer = 65536;     // bytes per read (at least one frame)
-  long framed_depth = 4096;       // messages a framed queue holds
+  long framed_depth = 4096;       // most messages a framed queue holds (else --depth writes' worth)
   std::optional<Mount> mqfs, noop_st, noop_mt;
   std::string scratch;
   std::string markdown, plot_data, plot_vars, raw;
@@ -170,7 +170,8 @@ void usage() {
       "  --framing LIST          batched mqfs cases, of u32, line, or none (default u32,line)\n"
       "  --batch BYTES           frames per write of a batched case: as many as fit (default 65536)\n"
       "  --read-buffer BYTES     read(2) buffer of a batched case's readers (default 65536)\n"
-      "  --framed-depth N        messages a batched case's queue holds (default 4096)\n"
+      "  --framed-depth N        most messages a batched case's queue holds: --depth writes'\n"
+      "                          worth of frames, at most N (default 4096)\n"
       "  --framed-procs LIST     writers (= readers) of the batched cases, of those in --procs\n"
       "                          (default: all of them; --quick: the first)\n"
       "  --scratch DIR           a directory on tmpfs for FIFOs and files (default: made in /dev/shm)\n"
@@ -774,6 +775,16 @@ size_t frames_per_write(Kind k, size_t size, const Options& o) {
   return std::max<size_t>(1, o.batch / frame_bytes(k, size));
 }
 
+// A framed queue holds --depth writes, as the other cases' queues hold
+// --depth messages, but at most --framed-depth messages (u32: 4096 at 64 B,
+// 630 at 1 KiB, 70 at 8 KiB, 10 at 64 KiB). A deeper queue of large messages is still
+// growing into memory the daemon has never touched when the window ends, and
+// the case would measure that instead of the transfer.
+long framed_depth_of(Kind k, size_t size, const Options& o) {
+  const size_t writes = static_cast<size_t>(o.depth) * frames_per_write(k, size, o);
+  return static_cast<long>(std::min(static_cast<size_t>(o.framed_depth), writes));
+}
+
 // --read-buffer, but at least one frame (a u32 read too small for the next
 // frame fails with EMSGSIZE).
 size_t read_buffer_of(Kind k, size_t size, const Options& o) { return std::max(o.read_buffer, frame_bytes(k, size)); }
@@ -817,13 +828,13 @@ uint64_t count_frames(Kind k, const char* p, size_t n, size_t size) {
 }
 
 // Messages per second through one framed mqfs queue (user.mq.framing u32 or
-// line, read_mode=stream, maxmsg=--framed-depth), `procs` writers and `procs`
+// line, read_mode=stream, maxmsg=framed_depth_of()), `procs` writers and `procs`
 // readers. Each write(2) carries frames_per_write() messages (blocking: it
 // returns when all are queued; a short one, on a signal, is continued); each
 // read(2) gets as many whole ones as fit in the buffer, and the reader counts
 // them. value = messages/s, value2 = messages per read(2).
 Outcome run_batched(const Transport& t, size_t size, int procs, const Placement& p, const Options& o, Board& board) {
-  MqfsQueue q(t.dir, size, o.framed_depth, "stream", t.kind == Kind::MqfsU32 ? "u32" : "line");
+  MqfsQueue q(t.dir, size, framed_depth_of(t.kind, size, o), "stream", t.kind == Kind::MqfsU32 ? "u32" : "line");
   const std::string& path = q.path();
   const size_t frames = frames_per_write(t.kind, size, o);
   const size_t cap = read_buffer_of(t.kind, size, o);
@@ -1446,10 +1457,10 @@ std::string render(const Run& run, const std::string& started, const std::string
     md << "- Batched cases (";
     for (size_t i = 0; i < run.batched.size(); ++i) md << (i ? ", " : "") << "`" << run.batched[i].id << "`";
     md << format("): an mqfs queue with `user.mq.framing` = u32 or line, "
-                 "`read_mode=stream`, `maxmsg=%ld`; each write carries as many messages as fit in %zu bytes (a u32 "
-                 "frame is 4 + size bytes, a line is size bytes with its newline), each read has a buffer of %zu "
-                 "bytes (at least one frame) and its messages are counted; ",
-                 o.framed_depth, o.batch, o.read_buffer);
+                 "`read_mode=stream`, `maxmsg` = %ld writes' worth of messages, at most %ld; each write carries "
+                 "as many messages as fit in %zu bytes (a u32 frame is 4 + size bytes, a line is size bytes with its "
+                 "newline), each read has a buffer of %zu bytes (at least one frame) and its messages are counted; ",
+                 o.depth, o.framed_depth, o.batch, o.read_buffer);
     md << "writers+readers: ";
     bool first = true;
     for (int n : o.framed_procs)
@@ -1514,11 +1525,12 @@ std::string render(const Run& run, const std::string& started, const std::string
 
     if (!run.batched.empty()) {
       md << "## Batched (framed) mqfs, " << p.id << "\n\n";
-      md << format("Messages per second through one framed mqfs queue (`maxmsg=%ld`, `read_mode=stream`), N writers "
-                   "and N readers, many messages per write(2) and per read(2); beside it the one-message-per-call "
-                   "cases of the table above, measured in the same round just before. `per write / read`: messages "
-                   "each write carried / the mean each read returned. Ratios are taken within a round.\n\n",
-                   o.framed_depth);
+      md << format("Messages per second through one framed mqfs queue (`maxmsg` = %ld writes' worth, at most %ld; "
+                   "`read_mode=stream`), N writers and N readers, many messages per write(2) and per read(2); beside "
+                   "it the one-message-per-call cases of the table above, measured in the same round just before. "
+                   "`per write / read`: messages each write carried / the mean each read returned. Ratios are taken "
+                   "within a round.\n\n",
+                   o.depth, o.framed_depth);
       md << "| size | procs |";
       for (auto& b : run.batched) md << " " << b.id << " msg/s | " << b.id << " per write / read |";
       if (posix) md << " POSIX mq msg/s |";

@@ -11,8 +11,9 @@
 # --OPTION VALUE pairs go to mqfs_bench (e.g. --placements cpu0,split,free,
 # --rounds 7, --framing none; see build-bench/mqfs_bench --help).
 # The batched cases (mqfs-u32, mqfs-line: framed queues, many messages per
-# write and read) set their framing, read mode and depth (maxmsg=4096) on their
-# own queues by xattrs; the mount options stay those of the other cases.
+# write and read) set their framing, read mode and depth (maxmsg: 10 writes'
+# worth, at most 4096) on their own queues by xattrs; the mount options stay
+# those of the other cases.
 #
 # Run as root (private IPC namespace for the kernel queues' limits, pinning
 # the daemons), on a quiet machine: other load moves every number.
