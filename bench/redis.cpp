@@ -25,7 +25,8 @@
 //               [--pause-ms MS] [--csv FILE]
 //
 // FILE is loaded with FUNCTION LOAD REPLACE; every case starts from FLUSHALL
-// (which keeps the functions) and, for functions, mqfs_create with maxmsg.
+// (which keeps the functions) and, for functions, mqfs_names making the queue
+// with maxmsg.
 //
 // Throughput: in each round every case runs once, forked as harness.hpp's
 // Round does (released together, --warmup-ms uncounted, --window-ms
@@ -383,8 +384,10 @@ std::unique_ptr<Receiver> make_receiver(const Case& c, int port) {
 void reset(redisContext* control, const Case& c) {
   call(control, {"FLUSHALL"});
   if (c.way != Way::functions) return;
-  const Reply reply = call(control, {"FCALL", "mqfs_create", "2", kQueue, kPrefix, std::to_string(c.maxmsg)});
-  if (text(reply.get()) != "ok") throw std::runtime_error("mqfs_create: " + std::string(text(reply.get())));
+  // The queue's name "q" in the root, inode 2, as a mount writes it (names at version 0 after FLUSHALL).
+  const Reply reply = call(control, {"FCALL", "mqfs_names", "2", "-", kPrefix, "0", "put", "2", "q",
+                                     std::to_string(c.maxmsg), "1:21:15:331881:01:01:q"});
+  if (text(element(reply.get(), 0)) != "ok") throw std::runtime_error("mqfs_names: the queue was not made");
 }
 
 // ------------------------------------------------------------------ throughput

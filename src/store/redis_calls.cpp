@@ -4,6 +4,8 @@
 #include <cinttypes>
 #include <cstdio>
 
+#include "engine/attributes.hpp"
+
 namespace mqfs::store::redis {
 
 namespace {
@@ -42,7 +44,7 @@ Status status_of(std::string_view text) {
   if (text == "big") return Status::big;
   if (text == "gone") return Status::gone;
   if (text == "expired") return Status::expired;
-  if (text == "exists") return Status::exists;
+  if (text == "conflict") return Status::conflict;
   return Status::failed;
 }
 
@@ -94,19 +96,128 @@ std::optional<Order> parse_order_key(std::string_view key) {
   return Order{static_cast<engine::Priority>(engine::kMaxPriority - *inverse), *id};
 }
 
-Command create(const Keys& keys, uint64_t queue, int64_t maxmsg) {
-  Command command = call("mqfs_create", keys, keys.queue(queue));
-  command.add(std::to_string(maxmsg));
-  return command;
-}
-
-Command configure(const Keys& keys, uint64_t queue, int64_t maxmsg) {
-  Command command = call("mqfs_configure", keys, keys.queue(queue));
-  command.add(std::to_string(maxmsg));
-  return command;
-}
-
 Status parse_status(const redisReply* reply) { return status_of(text_of(reply)); }
+
+namespace {
+
+// Fields as "LENGTH:BYTES", so that any byte may be in a name.
+void put_field(std::string& out, std::string_view field) {
+  out += std::to_string(field.size());
+  out += ':';
+  out += field;
+}
+
+std::optional<std::string_view> next_field(std::string_view& in) {
+  const std::size_t colon = in.find(':');
+  std::size_t size = 0;
+  if (colon == std::string_view::npos) return std::nullopt;
+  const auto [end, error] = std::from_chars(in.data(), in.data() + colon, size);
+  if (error != std::errc{} || end != in.data() + colon || colon == 0 || size > in.size() - colon - 1)
+    return std::nullopt;
+  const std::string_view field = in.substr(colon + 1, size);
+  in.remove_prefix(colon + 1 + size);
+  return field;
+}
+
+template <class Number>
+bool next_number(std::string_view& in, Number& value) {
+  const auto field = next_field(in);
+  if (!field) return false;
+  const auto [end, error] = std::from_chars(field->data(), field->data() + field->size(), value);
+  return error == std::errc{} && end == field->data() + field->size() && !field->empty();
+}
+
+}  // namespace
+
+std::string encode_node(const NodeState& node, const engine::Settings* settings) {
+  std::string out(settings ? "q" : "d");
+  for (uint64_t number : {node.ino, node.parent, uint64_t{node.mode}, uint64_t{node.uid}, uint64_t{node.gid}})
+    put_field(out, std::to_string(number));
+  put_field(out, node.name);
+  if (settings)
+    for (const engine::Attribute& attribute : engine::attributes())
+      if (attribute.writable()) {
+        put_field(out, attribute.name);
+        put_field(out, attribute.print_setting(*settings));
+      }
+  return out;
+}
+
+std::optional<Contents::Node> decode_node(std::string_view text) {
+  if (text.empty() || (text[0] != 'd' && text[0] != 'q')) return std::nullopt;
+  const bool queue = text[0] == 'q';
+  text.remove_prefix(1);
+  Contents::Node node;
+  NodeState& n = node.node;
+  if (!next_number(text, n.ino) || !next_number(text, n.parent) || !next_number(text, n.mode) ||
+      !next_number(text, n.uid) || !next_number(text, n.gid))
+    return std::nullopt;
+  const auto name = next_field(text);
+  if (!name) return std::nullopt;
+  n.name = *name;
+  if (!queue) return text.empty() ? std::optional(std::move(node)) : std::nullopt;
+  node.queue.emplace();
+  while (!text.empty()) {
+    const auto attribute_name = next_field(text);
+    const auto value = attribute_name ? next_field(text) : std::nullopt;
+    if (!value) return std::nullopt;
+    // A setting this mount does not know (a newer mount's) is left alone.
+    if (const engine::Attribute* attribute = engine::find_attribute(*attribute_name); attribute && attribute->writable())
+      if (attribute->parse(node.queue->settings, *value) != 0) return std::nullopt;
+  }
+  return node;
+}
+
+Command names(const Keys& keys, uint64_t version, std::span<const NameChange> changes) {
+  Command command = call("mqfs_names", keys, "-");
+  command.add(std::to_string(version));
+  for (const NameChange& change : changes) {
+    if (change.remove) {
+      command.add("del");
+      command.add(std::to_string(change.node.ino));
+      continue;
+    }
+    const std::string node = encode_node(change.node, change.settings);
+    command.add("put");
+    command.add(std::to_string(change.node.ino));
+    command.add(node.substr(0, 1));
+    command.add(change.settings ? std::to_string(change.settings->maxmsg) : "0");
+    command.add(std::string_view(node).substr(1));
+  }
+  return command;
+}
+
+NamesChanged parse_names_changed(const redisReply* reply) {
+  NamesChanged changed;
+  if (!is_array(reply) || reply->elements != 2 || reply->element[1]->type != REDIS_REPLY_INTEGER) return changed;
+  changed.status = status_of(text_of(reply->element[0]));
+  changed.version = static_cast<uint64_t>(reply->element[1]->integer);
+  if (changed.status != Status::ok && changed.status != Status::conflict) changed.status = Status::failed;
+  return changed;
+}
+
+Command names_snapshot(const Keys& keys) { return call("mqfs_names_snapshot", keys, "-"); }
+
+Names parse_names(const redisReply* reply) {
+  Names names;
+  if (!is_array(reply) || reply->elements == 0 || reply->elements % 2 != 1 ||
+      reply->element[0]->type != REDIS_REPLY_INTEGER)
+    return names;
+  names.version = static_cast<uint64_t>(reply->element[0]->integer);
+  for (std::size_t i = 1; i < reply->elements; i += 2) {
+    auto node = decode_node(text_of(reply->element[i + 1]));
+    if (!node) return names;
+    names.nodes.push_back(std::move(*node));
+  }
+  names.status = Status::ok;
+  return names;
+}
+
+Command inodes(const Keys& keys, uint64_t count) {
+  Command command = call("mqfs_inodes", keys, "-");
+  command.add(std::to_string(count));
+  return command;
+}
 
 Command send(const Keys& keys, uint64_t queue, std::span<const engine::Message* const> messages) {
   Command command = call("mqfs_send", keys, keys.queue(queue));
@@ -237,8 +348,6 @@ Command heartbeat(const Keys& keys, std::string_view mount, int64_t lease_ms) {
 
 Command purge(const Keys& keys, uint64_t queue) { return call("mqfs_purge", keys, keys.queue(queue)); }
 
-Command remove(const Keys& keys, uint64_t queue) { return call("mqfs_remove", keys, keys.queue(queue)); }
-
 std::optional<long long> parse_integer(const redisReply* reply) {
   if (!reply || reply->type != REDIS_REPLY_INTEGER) return std::nullopt;
   return reply->integer;
@@ -280,6 +389,14 @@ Snapshot parse_snapshot(const redisReply* reply, engine::Budget& budget) {
 }
 
 std::optional<Event> parse_event(const Keys& keys, std::string_view payload, engine::Budget& budget) {
+  if (payload.starts_with("n ")) {  // "n VERSION"
+    Event event{};
+    event.kind = Event::Kind::names;
+    const std::string_view version = payload.substr(2);
+    const auto [end, error] = std::from_chars(version.data(), version.data() + version.size(), event.count);
+    if (error != std::errc{} || end != version.data() + version.size()) return std::nullopt;
+    return event;
+  }
   // "K P:q:INODE[ REST]"
   const std::string base = keys.prefix() + ":q:";
   if (payload.size() < 2 + base.size() || payload[1] != ' ' || payload.substr(2, base.size()) != base)

@@ -18,6 +18,8 @@
 
 #include "engine/budget.hpp"
 #include "engine/message.hpp"
+#include "engine/settings.hpp"
+#include "store/store.hpp"
 
 namespace mqfs::store::redis {
 
@@ -58,13 +60,42 @@ enum class Status {
   big,      // take: the first message does not fit the limit
   gone,     // the queue was removed (EIDRM)
   expired,  // take: the mount's lease ended; it must heartbeat again
-  exists,   // create: the queue is there already
+  conflict, // names: another mount changed them since the version given
   failed,   // an error reply, or one of an unexpected shape
 };
 
-Command create(const Keys& keys, uint64_t queue, int64_t maxmsg);
-Command configure(const Keys& keys, uint64_t queue, int64_t maxmsg);
 Status parse_status(const redisReply* reply);
+
+// The names (directories and queues, their owners, modes and settings), kept
+// whole in Redis and changed by mounts under optimistic concurrency: a
+// request's changes are checked by the mount against the names at a
+// version, and applied only if they are still at it.
+struct NameChange {
+  NodeState node;                             // remove: only its inode counts
+  const engine::Settings* settings = nullptr; // a queue's (null for a directory)
+  bool remove = false;
+};
+Command names(const Keys& keys, uint64_t version, std::span<const NameChange> changes);
+struct NamesChanged {
+  Status status = Status::failed;  // ok, conflict or failed
+  uint64_t version = 0;            // ok: the new one; conflict: the current one
+};
+NamesChanged parse_names_changed(const redisReply* reply);
+
+Command names_snapshot(const Keys& keys);
+struct Names {
+  Status status = Status::failed;
+  uint64_t version = 0;
+  std::vector<Contents::Node> nodes;  // queues' counters are not here (snapshot())
+};
+Names parse_names(const redisReply* reply);
+
+// A block of `count` inodes no other mount has; replies with the first.
+Command inodes(const Keys& keys, uint64_t count);
+
+// A node as Redis keeps it, and back.
+std::string encode_node(const NodeState& node, const engine::Settings* settings);
+std::optional<Contents::Node> decode_node(std::string_view text);
 
 // Queues `messages` in order while the queue has room.
 Command send(const Keys& keys, uint64_t queue, std::span<const engine::Message* const> messages);
@@ -105,7 +136,6 @@ std::optional<uint64_t> parse_dead_letter(const redisReply* reply, Status* statu
 // back. Replies with how many did.
 Command heartbeat(const Keys& keys, std::string_view mount, int64_t lease_ms);
 Command purge(const Keys& keys, uint64_t queue);
-Command remove(const Keys& keys, uint64_t queue);
 std::optional<long long> parse_integer(const redisReply* reply);
 
 // A mount's copy of one queue.
@@ -127,11 +157,11 @@ Snapshot parse_snapshot(const redisReply* reply, engine::Budget& budget);
 
 // An event published on keys.events() (see redis_functions.lua).
 struct Event {
-  enum class Kind { queued, taken, acknowledged, purged, removed, configured } kind;
+  enum class Kind { queued, taken, acknowledged, purged, removed, configured, names } kind;
   uint64_t queue = 0;
   std::vector<uint64_t> ids;        // queued (one), taken
   engine::MessagePtr message;       // queued: the message, with id, enqueued_ns and deliveries 0
-  uint64_t count = 0;               // acknowledged
+  uint64_t count = 0;               // acknowledged; names: their new version
 };
 std::optional<Event> parse_event(const Keys& keys, std::string_view payload, engine::Budget& budget);
 

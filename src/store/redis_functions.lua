@@ -22,6 +22,10 @@
 --   B:delayed   order keys returned with a retry delay, by when they are due
 --   B:dlv       hash: order key -> how many times it was taken
 --   P:next_id   the last message id given
+--   P:names     hash: inode -> the node: 'd' or 'q', then the mount's
+--               encoding of its name, parent, owner, mode and settings
+--   P:version   the names' version: each change of P:names adds one
+--   P:next_ino  the last inode given to a mount (blocks of them)
 --   P:mounts    the live mounts, by when their lease ends (ms, Redis's clock)
 --   P:mount:M   the B|orderkey of every message mount M holds
 --
@@ -36,6 +40,7 @@
 --   "t B ORDERKEY..."      taken by a reader
 --   "a B COUNT"            acknowledged: room was made
 --   "p B" / "x B" / "c B"  purged / removed / its settings changed
+--   "n VERSION"            the names changed (mqfs_names)
 
 local HEADER = 32  -- type key and enqueued_ns before a message's bytes
 
@@ -129,23 +134,6 @@ local function give_back(B, P, mount, ok, delay_ms)
     make_ready(B, P, ok, redis.call('HGET', B .. ':msg', ok))
   end
   return true
-end
-
--- mqfs_create B P MAXMSG: a new queue; 'exists' if B is one.
-local function create(keys, args)
-  local B = keys[1]
-  if redis.call('EXISTS', B .. ':meta') == 1 then return 'exists' end
-  redis.call('HSET', B .. ':meta', 'maxmsg', args[1], 'sent', 0, 'received', 0, 'dead_lettered', 0)
-  return 'ok'
-end
-
--- mqfs_configure B P MAXMSG: 'ok' or 'gone'.
-local function configure(keys, args)
-  local B, P = keys[1], keys[2]
-  if redis.call('EXISTS', B .. ':meta') == 0 then return 'gone' end
-  redis.call('HSET', B .. ':meta', 'maxmsg', args[1])
-  redis.call('PUBLISH', P .. ':events', 'c ' .. B)
-  return 'ok'
 end
 
 -- mqfs_send B P N [PRIORITY TYPEKEY ENQUEUED_NS BYTES]*N: queues the
@@ -323,15 +311,13 @@ local function purge(keys, args)
   return #dropped
 end
 
--- mqfs_remove B P: the queue and all its messages, queued, held or delayed,
--- are gone; the mounts holding some find out when they acknowledge them.
-local function remove(keys, args)
-  local B, P = keys[1], keys[2]
+-- A queue and all its messages, queued, held or delayed, are gone (its
+-- name was removed); the mounts holding some find out when they settle them.
+local function drop_queue(B, P)
   for _, tk in ipairs(redis.call('ZRANGE', B .. ':types', 0, -1)) do redis.call('DEL', B .. ':t:' .. tk) end
   redis.call('DEL', B .. ':meta', B .. ':msg', B .. ':ready', B .. ':types', B .. ':fronts', B .. ':held',
              B .. ':delayed', B .. ':dlv')
   redis.call('PUBLISH', P .. ':events', 'x ' .. B)
-  return 'ok'
 end
 
 -- mqfs_snapshot B P: a mount's copy of the queue: {maxmsg, sent, received,
@@ -355,8 +341,64 @@ local function snapshot(keys, args)
   return result
 end
 
-redis.register_function('mqfs_create', create)
-redis.register_function('mqfs_configure', configure)
+-- mqfs_names - P VERSION [put INODE KIND MAXMSG NODE | del INODE]...: the
+-- changes one request of a mount made to the names, applied together if
+-- the names are still at VERSION (the mount checked them against that
+-- version), none of them otherwise. A queue's node (KIND 'q') makes its
+-- queue, or sets its maxmsg; deleting it drops the queue. Returns {'ok',
+-- new version} or {'conflict', version}: the mount reads the names again
+-- (mqfs_names_snapshot) and checks the request anew.
+local function names(keys, args)
+  local P = keys[2]
+  local version = tonumber(redis.call('GET', P .. ':version') or 0)
+  if tonumber(args[1]) ~= version then return {'conflict', version} end
+  local i = 2
+  while i <= #args do
+    local op, ino = args[i], args[i + 1]
+    local B = P .. ':q:' .. ino
+    if op == 'put' then
+      local kind, maxmsg, node = args[i + 2], args[i + 3], args[i + 4]
+      redis.call('HSET', P .. ':names', ino, kind .. node)
+      if kind == 'q' then
+        if redis.call('EXISTS', B .. ':meta') == 0 then
+          redis.call('HSET', B .. ':meta', 'maxmsg', maxmsg, 'sent', 0, 'received', 0, 'dead_lettered', 0)
+        elseif redis.call('HGET', B .. ':meta', 'maxmsg') ~= maxmsg then
+          redis.call('HSET', B .. ':meta', 'maxmsg', maxmsg)
+          redis.call('PUBLISH', P .. ':events', 'c ' .. B)
+        end
+      end
+      i = i + 5
+    elseif op == 'del' then
+      local old = redis.call('HGET', P .. ':names', ino)
+      redis.call('HDEL', P .. ':names', ino)
+      if old and string.sub(old, 1, 1) == 'q' then drop_queue(B, P) end
+      i = i + 2
+    else
+      return redis.error_reply('mqfs_names: unknown change ' .. tostring(op))
+    end
+  end
+  version = redis.call('INCR', P .. ':version')
+  redis.call('PUBLISH', P .. ':events', 'n ' .. version)
+  return {'ok', version}
+end
+
+-- mqfs_names_snapshot - P: {version, inode, KIND .. NODE, ...}.
+local function names_snapshot(keys, args)
+  local P = keys[2]
+  local result = {tonumber(redis.call('GET', P .. ':version') or 0)}
+  local all = redis.call('HGETALL', P .. ':names')
+  for i = 1, #all do result[#result + 1] = all[i] end
+  return result
+end
+
+-- mqfs_inodes - P COUNT: the first of COUNT inodes no mount has been given
+-- (inode 1 is the root's).
+local function inodes(keys, args)
+  local P, count = keys[2], tonumber(args[1])
+  redis.call('SETNX', P .. ':next_ino', 1)
+  return redis.call('INCRBY', P .. ':next_ino', count) - count + 1
+end
+
 redis.register_function('mqfs_send', send)
 redis.register_function('mqfs_take', take)
 redis.register_function('mqfs_ack', ack)
@@ -364,5 +406,7 @@ redis.register_function('mqfs_release', release)
 redis.register_function('mqfs_dead_letter', dead_letter)
 redis.register_function('mqfs_heartbeat', heartbeat)
 redis.register_function('mqfs_purge', purge)
-redis.register_function('mqfs_remove', remove)
 redis.register_function{function_name = 'mqfs_snapshot', callback = snapshot, flags = {'no-writes'}}
+redis.register_function('mqfs_names', names)
+redis.register_function{function_name = 'mqfs_names_snapshot', callback = names_snapshot, flags = {'no-writes'}}
+redis.register_function('mqfs_inodes', inodes)

@@ -5,7 +5,9 @@
 // the mounts follow.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <climits>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -15,12 +17,21 @@
 namespace mqfs::store::redis::testing {
 namespace {
 
+using namespace std::string_literals;
 using engine::Budget;
 using engine::Message;
 using engine::MessagePtr;
 using engine::Selection;
 
 constexpr uint64_t kQueue = 2;
+
+// The change that removes node `ino`.
+NameChange removal(uint64_t ino) {
+  NameChange change;
+  change.node.ino = ino;
+  change.remove = true;
+  return change;
+}
 constexpr uint64_t kDeadLetters = 3;
 
 class RedisFunctionsTest : public ::testing::Test {
@@ -41,8 +52,24 @@ class RedisFunctionsTest : public ::testing::Test {
     ASSERT_NE(loaded->type, REDIS_REPLY_ERROR) << loaded->str;
     heartbeat("A", 60000);
     heartbeat("B", 60000);
-    ASSERT_EQ(parse_status(run(c.get(), create(keys, kQueue, 10)).get()), Status::ok);
+    ASSERT_EQ(make_queue(kQueue, "q", 10), Status::ok);
   }
+
+  // Names: a queue `name` in the root made, its maxmsg set, or removed, at
+  // the names' version (as a mount that checked the change against it).
+  Status change_names(const NameChange& change, const Keys& k) {
+    const NamesChanged changed = parse_names_changed(run(c.get(), names(k, versions[k.prefix()], {&change, 1})).get());
+    if (changed.status == Status::ok) versions[k.prefix()] = changed.version;
+    return changed.status;
+  }
+  Status make_queue(uint64_t ino, const std::string& name, int64_t maxmsg, const Keys& k) {
+    settings[ino].maxmsg = maxmsg;
+    return change_names({.node = {.ino = ino, .parent = 1, .name = name, .mode = 0100644}, .settings = &settings[ino]},
+                        k);
+  }
+  Status make_queue(uint64_t ino, const std::string& name, int64_t maxmsg) { return make_queue(ino, name, maxmsg, keys); }
+  Status set_maxmsg(uint64_t ino, int64_t maxmsg) { return make_queue(ino, "q", maxmsg); }
+  Status remove_queue(uint64_t ino) { return change_names(removal(ino), keys); }
 
   MessagePtr message(const std::string& text, engine::Priority priority = 0, engine::Type type = 1) {
     MessagePtr m = Message::make(budget, std::as_bytes(std::span{text.data(), text.size()}), priority, type);
@@ -108,6 +135,8 @@ class RedisFunctionsTest : public ::testing::Test {
   ContextPtr c;
   Budget budget{1000, uint64_t{1} << 30};
   Keys keys{"mqfs"};
+  std::map<std::string, uint64_t> versions;      // of each prefix's names
+  std::map<uint64_t, engine::Settings> settings;  // of each queue made
 };
 
 TEST_F(RedisFunctionsTest, HighestPriorityFirstThenOldest) {
@@ -143,7 +172,7 @@ TEST_F(RedisFunctionsTest, TheLargestMessageGoesThroughWhole) {
 }
 
 TEST_F(RedisFunctionsTest, MaxmsgCountsQueuedHeldAndDelayedMessages) {
-  ASSERT_EQ(parse_status(run(c.get(), configure(keys, kQueue, 3)).get()), Status::ok);
+  ASSERT_EQ(set_maxmsg(kQueue, 3), Status::ok);
   const Sent first = send({"1", "2", "3", "4"});
   EXPECT_EQ(first.status, Status::full);
   EXPECT_EQ(first.ids.size(), 3u);  // queued one by one until full
@@ -264,7 +293,7 @@ TEST_F(RedisFunctionsTest, SelectionsTakeAsMsgrcvDoes) {
 }
 
 TEST_F(RedisFunctionsTest, ADeadLetterGoesToTheEndOfItsQueuePastMaxmsg) {
-  ASSERT_EQ(parse_status(run(c.get(), create(keys, kDeadLetters, 1)).get()), Status::ok);
+  ASSERT_EQ(make_queue(kDeadLetters, "dead", 1), Status::ok);
   ASSERT_EQ(send({"older"}, 0, 1, kDeadLetters).status, Status::ok);
   ASSERT_EQ(send({"poison"}, 9).status, Status::ok);
   Taken a = take("A");
@@ -288,7 +317,7 @@ TEST_F(RedisFunctionsTest, ADeadLetterGoesToTheEndOfItsQueuePastMaxmsg) {
 TEST_F(RedisFunctionsTest, ARemovedQueueIsGoneForEveryCall) {
   ASSERT_EQ(send({"queued", "held"}).status, Status::ok);
   Taken a = take("A");
-  ASSERT_EQ(parse_status(run(c.get(), remove(keys, kQueue)).get()), Status::ok);
+  ASSERT_EQ(remove_queue(kQueue), Status::ok);
   EXPECT_EQ(send({"more"}).status, Status::gone);
   EXPECT_EQ(take("B").status, Status::gone);
   EXPECT_EQ(snapshot().status, Status::gone);
@@ -296,13 +325,10 @@ TEST_F(RedisFunctionsTest, ARemovedQueueIsGoneForEveryCall) {
   ReplyPtr listed = run(c.get(), Command{{"SCARD", "mqfs:mount:A"}});  // what A holds, for reaping
   ASSERT_TRUE(listed);
   EXPECT_EQ(listed->integer, 0);
-  EXPECT_EQ(parse_status(run(c.get(), configure(keys, kQueue, 5)).get()), Status::gone);
-  // Nothing of it is left in Redis, and the name can be made again.
+  // Nothing of it is left in Redis.
   ReplyPtr left = run(c.get(), Command{{"KEYS", "mqfs:q:2*"}});
   ASSERT_TRUE(left);
   EXPECT_EQ(left->elements, 0u);
-  EXPECT_EQ(parse_status(run(c.get(), create(keys, kQueue, 10)).get()), Status::ok);
-  EXPECT_EQ(parse_status(run(c.get(), create(keys, kQueue, 10)).get()), Status::exists);
 }
 
 TEST_F(RedisFunctionsTest, APurgeDropsQueuedMessagesAndKeepsHeldOnes) {
@@ -336,7 +362,7 @@ TEST_F(RedisFunctionsTest, ASnapshotHasQueuedMessagesInOrderAndHeldOnesWithTheir
 
 TEST_F(RedisFunctionsTest, TwoPrefixesAreTwoFilesystems) {
   const Keys other{"other"};
-  ASSERT_EQ(parse_status(run(c.get(), create(other, kQueue, 10)).get()), Status::ok);
+  ASSERT_EQ(make_queue(kQueue, "q", 10, other), Status::ok);
   ASSERT_EQ(send({"here"}).status, Status::ok);
   EXPECT_EQ(parse_integer(run(c.get(), redis::heartbeat(other, "A", 60000)).get()), 0);
   EXPECT_EQ(parse_taken(run(c.get(), redis::take(other, kQueue, "A", {}, 1, 0, 0)).get(), budget).status,
@@ -388,10 +414,15 @@ TEST_F(RedisFunctionsTest, EveryChangeIsPublishedForTheOtherMounts) {
   EXPECT_EQ(acknowledged->kind, Event::Kind::acknowledged);
   EXPECT_EQ(acknowledged->count, 1u);
 
-  ASSERT_EQ(parse_status(run(c.get(), configure(keys, kQueue, 20)).get()), Status::ok);
+  ASSERT_EQ(set_maxmsg(kQueue, 20), Status::ok);
   EXPECT_EQ(next_event()->kind, Event::Kind::configured);
-  ASSERT_EQ(parse_status(run(c.get(), remove(keys, kQueue)).get()), Status::ok);
+  auto names = next_event();
+  ASSERT_TRUE(names);
+  EXPECT_EQ(names->kind, Event::Kind::names);
+  EXPECT_EQ(names->count, versions["mqfs"]);
+  ASSERT_EQ(remove_queue(kQueue), Status::ok);
   EXPECT_EQ(next_event()->kind, Event::Kind::removed);
+  EXPECT_EQ(next_event()->kind, Event::Kind::names);
 }
 
 TEST(RedisCallsTest, OrderKeysSortAsTheQueueOrder) {
@@ -416,7 +447,94 @@ TEST(RedisCallsTest, MalformedEventsAreRejected) {
   EXPECT_FALSE(parse_event(keys, "t mqfs:q:2 nothex", budget));
   EXPECT_FALSE(parse_event(keys, "a mqfs:q:2 -1", budget));
   EXPECT_FALSE(parse_event(keys, "q mqfs:q:2", budget));
+  EXPECT_FALSE(parse_event(keys, "n x", budget));
   EXPECT_TRUE(parse_event(keys, "x mqfs:q:2", budget));
+  EXPECT_TRUE(parse_event(keys, "n 7", budget));
+}
+
+TEST_F(RedisFunctionsTest, NamesChangeOnlyAtTheVersionTheyWereCheckedAgainst) {
+  const uint64_t seen = versions["mqfs"];
+  ASSERT_EQ(make_queue(10, "first", 10), Status::ok);
+  EXPECT_EQ(versions["mqfs"], seen + 1);
+  // Another mount checked its change against the names before that one.
+  engine::Settings s;
+  const NameChange late[] = {{.node = {.ino = 11, .parent = 1, .name = "second", .mode = 0100644}, .settings = &s},
+                             removal(10)};
+  const NamesChanged refused = parse_names_changed(run(c.get(), names(keys, seen, late)).get());
+  EXPECT_EQ(refused.status, Status::conflict);
+  EXPECT_EQ(refused.version, seen + 1);
+  // None of its changes was made.
+  const Names now = parse_names(run(c.get(), names_snapshot(keys)).get());
+  ASSERT_EQ(now.status, Status::ok);
+  EXPECT_EQ(now.version, seen + 1);
+  std::vector<std::string> listed;
+  for (const Contents::Node& n : now.nodes) listed.push_back(n.node.name);
+  std::sort(listed.begin(), listed.end());
+  EXPECT_EQ(listed, (std::vector<std::string>{"first", "q"}));
+  EXPECT_EQ(send({"x"}, 0, 1, 11).status, Status::gone);
+  // Checked again against the names now, both go through together.
+  const NamesChanged applied = parse_names_changed(run(c.get(), names(keys, now.version, late)).get());
+  EXPECT_EQ(applied.status, Status::ok);
+  EXPECT_EQ(send({"x"}, 0, 1, 11).status, Status::ok);
+  EXPECT_EQ(send({"x"}, 0, 1, 10).status, Status::gone);
+}
+
+TEST_F(RedisFunctionsTest, ANodeKeepsItsNameOwnerModeAndSettings) {
+  engine::Settings s;
+  s.maxmsg = 77;
+  s.framing = engine::Framing::u32;
+  s.dead_letter = "jobs/dead";
+  s.kind = engine::QueueKind::topic;
+  s.subscribe = {"a/b", "c"};
+  s.type = INT64_MAX;
+  const NodeState odd{.ino = 12, .parent = 5, .name = "new\nline: \0and 7:colons"s, .mode = 0100640,
+                      .uid = 1000, .gid = 100};
+  const NameChange changes[] = {{.node = {.ino = 5, .parent = 1, .name = "dir", .mode = 040755}},
+                                {.node = odd, .settings = &s}};
+  ASSERT_EQ(parse_names_changed(run(c.get(), names(keys, versions["mqfs"], changes)).get()).status, Status::ok);
+  const Names now = parse_names(run(c.get(), names_snapshot(keys)).get());
+  ASSERT_EQ(now.status, Status::ok);
+  const Contents::Node* queue = nullptr;
+  const Contents::Node* dir = nullptr;
+  for (const Contents::Node& n : now.nodes) {
+    if (n.node.ino == 12) queue = &n;
+    if (n.node.ino == 5) dir = &n;
+  }
+  ASSERT_TRUE(queue && dir);
+  EXPECT_FALSE(dir->queue);
+  EXPECT_EQ(dir->node.mode, 040755u);
+  EXPECT_EQ(queue->node.name, odd.name);
+  EXPECT_EQ(queue->node.parent, 5u);
+  EXPECT_EQ(queue->node.mode, 0100640u);
+  EXPECT_EQ(queue->node.uid, 1000u);
+  EXPECT_EQ(queue->node.gid, 100u);
+  ASSERT_TRUE(queue->queue);
+  const engine::Settings& got = queue->queue->settings;
+  EXPECT_EQ(got.maxmsg, 77);
+  EXPECT_EQ(got.framing, engine::Framing::u32);
+  EXPECT_EQ(got.dead_letter, "jobs/dead");
+  EXPECT_EQ(got.kind, engine::QueueKind::topic);
+  EXPECT_EQ(got.subscribe, (std::vector<std::string>{"a/b", "c"}));
+  EXPECT_EQ(got.type, INT64_MAX);
+  EXPECT_EQ(snapshot(12).maxmsg, 77);  // the queue was made with its maxmsg
+}
+
+TEST_F(RedisFunctionsTest, InodesComeInBlocksNoTwoMountsShare) {
+  const auto first = parse_integer(run(c.get(), inodes(keys, 100)).get());
+  const auto second = parse_integer(run(c.get(), inodes(keys, 100)).get());
+  EXPECT_EQ(first, 2);  // 1 is the root's
+  EXPECT_EQ(second, 102);
+}
+
+TEST(RedisCallsTest, MalformedNodesAreRejectedAndUnknownSettingsLeftAlone) {
+  for (const char* bad : {"", "x1:1", "d1:2", "d1:21:11:01:01:0", "d1:21:11:01:01:03:ab", "d1:21:11:01:01:02:ab9",
+                          "q1:21:11:01:01:02:ab6:maxmsg1:0", "q1:21:11:01:01:02:ab6:maxmsg"})
+    EXPECT_FALSE(decode_node(bad)) << bad;
+  const auto node = decode_node("q1:21:11:01:01:02:ab6:maxmsg2:427:unknown3:any");
+  ASSERT_TRUE(node);
+  EXPECT_EQ(node->node.name, "ab");
+  ASSERT_TRUE(node->queue);
+  EXPECT_EQ(node->queue->settings.maxmsg, 42);
 }
 
 }  // namespace
