@@ -23,13 +23,56 @@ bool parse_number(std::string_view text, int min, int max, int& value) {
 
 }  // namespace
 
+namespace {
+
+// "HOST[:PORT]" or "[IPv6][:PORT]"; false with `error` set when malformed.
+bool parse_host_port(std::string_view text, std::string& host, int& port, std::string* error) {
+  std::string_view name = text;
+  std::string_view number;
+  bool has_port = false;
+  if (text.starts_with('[')) {  // [IPv6]
+    const std::size_t close = text.find(']');
+    if (close == std::string_view::npos) {
+      *error = "an IPv6 address ends with ]";
+      return false;
+    }
+    name = text.substr(1, close - 1);
+    if (close + 1 < text.size()) {
+      if (text[close + 1] != ':') {
+        *error = "a port follows the host after ':'";
+        return false;
+      }
+      number = text.substr(close + 2);
+      has_port = true;
+    }
+  } else if (const std::size_t colon = text.find(':'); colon != std::string_view::npos) {
+    name = text.substr(0, colon);
+    number = text.substr(colon + 1);
+    has_port = true;
+  }
+  if (name.empty()) {
+    *error = "the URL names no host";
+    return false;
+  }
+  if (has_port && !parse_number(number, 1, 65535, port)) {
+    *error = "the port is a number from 1 to 65535";
+    return false;
+  }
+  host = name;
+  return true;
+}
+
+}  // namespace
+
 std::optional<Address> parse_url(std::string_view url, std::string* error) {
-  constexpr std::string_view kScheme = "redis://";
-  if (!url.starts_with(kScheme)) {
-    *error = "a Redis URL starts with redis://";
+  constexpr std::string_view kRedis = "redis://";
+  constexpr std::string_view kSentinel = "sentinel://";
+  const bool sentinel = url.starts_with(kSentinel);
+  if (!sentinel && !url.starts_with(kRedis)) {
+    *error = "a Redis URL starts with redis:// or sentinel://";
     return std::nullopt;
   }
-  std::string_view rest = url.substr(kScheme.size());
+  std::string_view rest = url.substr(sentinel ? kSentinel.size() : kRedis.size());
   Address address;
   if (const std::size_t at = rest.rfind('@'); at != std::string_view::npos) {
     const std::string_view user = rest.substr(0, at);
@@ -40,44 +83,30 @@ std::optional<Address> parse_url(std::string_view url, std::string* error) {
     address.password = user.substr(1);
     rest = rest.substr(at + 1);
   }
-  if (const std::size_t slash = rest.find('/'); slash != std::string_view::npos) {
-    if (!parse_number(rest.substr(slash + 1), 0, INT32_MAX, address.db)) {
-      *error = "the database is a number: redis://HOST/DB";
+  const std::size_t slash = rest.find('/');
+  const std::string_view path = slash == std::string_view::npos ? std::string_view{} : rest.substr(slash + 1);
+  rest = rest.substr(0, slash);
+  if (sentinel) {
+    if (path.empty()) {
+      *error = "a sentinel URL ends with /MASTER, the name the sentinels monitor";
       return std::nullopt;
     }
-    rest = rest.substr(0, slash);
-  }
-  std::string_view host = rest;
-  std::string_view port;
-  if (rest.starts_with('[')) {  // [IPv6]
-    const std::size_t close = rest.find(']');
-    if (close == std::string_view::npos) {
-      *error = "an IPv6 address ends with ]";
-      return std::nullopt;
+    address.master = path;
+    for (;;) {
+      const std::size_t comma = rest.find(',');
+      Address::Sentinel one{.host = {}, .port = 26379};
+      if (!parse_host_port(rest.substr(0, comma), one.host, one.port, error)) return std::nullopt;
+      address.sentinels.push_back(std::move(one));
+      if (comma == std::string_view::npos) break;
+      rest.remove_prefix(comma + 1);
     }
-    host = rest.substr(1, close - 1);
-    if (close + 1 < rest.size()) {
-      if (rest[close + 1] != ':') {
-        *error = "a port follows the host after ':'";
-        return std::nullopt;
-      }
-      port = rest.substr(close + 2);
-      if (port.empty()) port = "x";
-    }
-  } else if (const std::size_t colon = rest.find(':'); colon != std::string_view::npos) {
-    host = rest.substr(0, colon);
-    port = rest.substr(colon + 1);
-    if (port.empty()) port = "x";
+    return address;
   }
-  if (host.empty()) {
-    *error = "the URL names no host";
+  if (slash != std::string_view::npos && !parse_number(path, 0, INT32_MAX, address.db)) {
+    *error = "the database is a number: redis://HOST/DB";
     return std::nullopt;
   }
-  if (!port.empty() && !parse_number(port, 1, 65535, address.port)) {
-    *error = "the port is a number from 1 to 65535";
-    return std::nullopt;
-  }
-  address.host = host;
+  if (!parse_host_port(rest, address.host, address.port, error)) return std::nullopt;
   return address;
 }
 
@@ -96,6 +125,8 @@ Connection::Connection(Address address, std::chrono::milliseconds timeout, std::
       connected_(std::move(connected)),
       epoll_(epoll_create1(EPOLL_CLOEXEC)),
       backoff_(kFirstRetry) {
+  target_.host = address_.host;
+  target_.port = address_.port;
   if (epoll_ < 0) throw std::system_error(errno, std::generic_category(), "epoll_create1");
   connect(Clock::now());
 }
@@ -147,15 +178,15 @@ void Connection::send(Command command, Callback done, Clock::time_point deadline
 }
 
 void Connection::connect(Clock::time_point now) {
-  context_ = redisAsyncConnect(address_.host.c_str(), address_.port);
+  // With sentinels, a connection first asks one of them where the master is.
+  asking_ = !address_.sentinels.empty() && !resolved_;
+  const std::string& host = asking_ ? address_.sentinels[sentinel_].host : target_.host;
+  const int port = asking_ ? address_.sentinels[sentinel_].port : target_.port;
+  context_ = redisAsyncConnect(host.c_str(), port);
   if (!context_ || context_->err) {
-    spdlog::debug("redis {}:{}: {}", address_.host, address_.port, context_ ? context_->errstr : "out of memory");
+    spdlog::debug("redis {}:{}: {}", host, port, context_ ? context_->errstr : "out of memory");
     if (context_) redisAsyncFree(context_);
-    context_ = nullptr;
-    state_ = State::down;
-    connect_at_ = now + backoff_;
-    backoff_ = std::min(backoff_ * 2, kLastRetry);
-    return;
+    return lost(now);
   }
   state_ = State::connecting;
   connect_by_ = now + timeout_;
@@ -198,19 +229,28 @@ void Connection::watch() {
   watched_events_ = events;
 }
 
-// The connection is gone (it failed, hung, or never came): every call sent
-// on it was answered with none; the next attempt comes after the backoff.
+// The connection is gone, or never came: hiredis or drop() frees it, and
+// every call sent on it is answered with none. The next attempt comes after
+// the backoff — at once when a sentinel just named the master; a lost
+// master is asked for again, a sentinel that failed gives way to the next.
+void Connection::lost(Clock::time_point now) {
+  const bool named = asking_ && resolved_;
+  if (asking_ && !resolved_) sentinel_ = (sentinel_ + 1) % address_.sentinels.size();
+  if (!asking_ && !address_.sentinels.empty()) resolved_ = false;
+  context_ = nullptr;
+  state_ = State::down;
+  in_flight_.clear();
+  connect_at_ = named ? now : now + backoff_;
+  if (!named) backoff_ = std::min(backoff_ * 2, kLastRetry);
+}
+
+// A connection that failed to come or hangs is given up.
 void Connection::drop(Clock::time_point now) {
   if (redisAsyncContext* context = context_) {
     context_ = nullptr;       // so that its disconnect callback leaves the rest to here
     redisAsyncFree(context);  // answers the calls sent on it with none
   }
-  reading_ = writing_ = false;
-  watch();
-  state_ = State::down;
-  in_flight_.clear();
-  connect_at_ = now + backoff_;
-  backoff_ = std::min(backoff_ * 2, kLastRetry);
+  lost(now);
 }
 
 void Connection::connect_callback(const redisAsyncContext* context, int status) {
@@ -219,43 +259,36 @@ void Connection::connect_callback(const redisAsyncContext* context, int status) 
 
 void Connection::on_connect(int status) {
   const Clock::time_point now = Clock::now();
-  if (status != REDIS_OK) {
-    // hiredis frees the context after this returns.
-    spdlog::debug("redis {}:{}: {}", address_.host, address_.port, context_->errstr);
-    context_ = nullptr;
-    reading_ = writing_ = false;
-    watched_fd_ = -1;  // its socket is about to close, which leaves the epoll set
-    state_ = State::down;
-    connect_at_ = now + backoff_;
-    backoff_ = std::min(backoff_ * 2, kLastRetry);
-    return;
+  if (status != REDIS_OK) {  // hiredis frees the context after this returns
+    spdlog::debug("redis: connecting failed: {}", context_->errstr);
+    return lost(now);
   }
-  std::vector<Command> setup;
-  if (!address_.password.empty()) setup.push_back(Command{{"AUTH", address_.password}});
-  if (address_.db != 0) setup.push_back(Command{{"SELECT", std::to_string(address_.db)}});
-  setup.insert(setup.end(), setup_.begin(), setup_.end());
-  auto remaining = std::make_shared<std::size_t>(setup.size());
-  const auto ready = [this] {
-    state_ = State::ready;
-    backoff_ = kFirstRetry;
-    ++connections_;
-    if (message_)
-      redisAsyncCommand(context_, message_callback, this, "SUBSCRIBE %b", channel_.data(), channel_.size());
-    while (!waiting_.empty() && state_ == State::ready) {
-      Call call = std::move(waiting_.front());
-      waiting_.pop_front();
-      send(std::move(call.command), std::move(call.done), call.deadline);
-    }
-    if (connected_) connected_();
+  if (asking_) return ask_sentinel(now);
+
+  struct Step {
+    Command command;
+    std::function<bool(const redisReply*)> accepts;  // null: any reply but an error
   };
+  std::vector<Step> setup;
+  if (!address_.password.empty()) setup.push_back({Command{{"AUTH", address_.password}}, nullptr});
+  if (address_.db != 0) setup.push_back({Command{{"SELECT", std::to_string(address_.db)}}, nullptr});
+  if (!address_.sentinels.empty())  // the sentinel's answer may be out of date
+    setup.push_back({Command{{"ROLE"}}, [](const redisReply* r) {
+                       return r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+                              r->element[0]->type == REDIS_REPLY_STRING &&
+                              std::string_view(r->element[0]->str, r->element[0]->len) == "master";
+                     }});
+  for (const Command& command : setup_) setup.push_back({command, nullptr});
+  auto remaining = std::make_shared<std::size_t>(setup.size());
   if (setup.empty()) return ready();
-  for (Command& command : setup) {
-    send(std::move(command),
-         [this, remaining, ready](const redisReply* reply) {
+  for (Step& step : setup) {
+    send(std::move(step.command),
+         [this, remaining, accepts = std::move(step.accepts)](const redisReply* reply) {
            if (!reply) return;  // the connection went; the next one starts over
-           if (reply->type == REDIS_REPLY_ERROR) {
-             spdlog::error("redis {}:{}: setting up the connection failed: {}", address_.host, address_.port,
-                           std::string_view(reply->str, reply->len));
+           if (reply->type == REDIS_REPLY_ERROR || (accepts && !accepts(reply))) {
+             spdlog::error("redis {}:{}: setting up the connection failed: {}", target_.host, target_.port,
+                           reply->type == REDIS_REPLY_ERROR ? std::string_view(reply->str, reply->len)
+                                                            : std::string_view("not the master"));
              redisAsyncFree(context_);  // after this callback: its disconnect callback drops it
              return;
            }
@@ -265,19 +298,48 @@ void Connection::on_connect(int status) {
   }
 }
 
+// The connection is set up: the subscription and the calls that waited go
+// out, in order, and the owner learns of the new connection.
+void Connection::ready() {
+  state_ = State::ready;
+  backoff_ = kFirstRetry;
+  ++connections_;
+  if (message_) redisAsyncCommand(context_, message_callback, this, "SUBSCRIBE %b", channel_.data(), channel_.size());
+  while (!waiting_.empty() && state_ == State::ready) {
+    Call call = std::move(waiting_.front());
+    waiting_.pop_front();
+    send(std::move(call.command), std::move(call.done), call.deadline);
+  }
+  if (connected_) connected_();
+}
+
+// Asks the sentinel this connection reached for the master's address; the
+// connection then closes and the next one goes there.
+void Connection::ask_sentinel(Clock::time_point now) {
+  send(Command{{"SENTINEL", "get-master-addr-by-name", address_.master}},
+       [this](const redisReply* reply) {
+         if (!reply) return;
+         int port = 0;
+         if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+             reply->element[0]->type == REDIS_REPLY_STRING && reply->element[1]->type == REDIS_REPLY_STRING &&
+             parse_number({reply->element[1]->str, reply->element[1]->len}, 1, 65535, port)) {
+           target_.host.assign(reply->element[0]->str, reply->element[0]->len);
+           target_.port = port;
+           resolved_ = true;
+         } else {
+           spdlog::error("redis: sentinel {}:{} does not know the master '{}'", address_.sentinels[sentinel_].host,
+                         address_.sentinels[sentinel_].port, address_.master);
+         }
+         redisAsyncFree(context_);  // after this callback: its disconnect callback goes on
+       },
+       now + timeout_);
+}
+
 void Connection::disconnect_callback(const redisAsyncContext* context, int status) {
   auto* connection = static_cast<Connection*>(context->data);
-  if (status != REDIS_OK)
-    spdlog::debug("redis {}:{}: connection lost: {}", connection->address_.host, connection->address_.port,
-                  context->errstr);
+  if (status != REDIS_OK) spdlog::debug("redis: connection lost: {}", context->errstr);
   if (connection->context_ != context) return;  // drop() is freeing it
-  connection->context_ = nullptr;
-  connection->reading_ = connection->writing_ = false;
-  connection->watched_fd_ = -1;
-  connection->state_ = State::down;
-  connection->in_flight_.clear();
-  connection->connect_at_ = Clock::now() + connection->backoff_;
-  connection->backoff_ = std::min(connection->backoff_ * 2, kLastRetry);
+  connection->lost(Clock::now());
 }
 
 void Connection::reply_callback(redisAsyncContext*, void* reply, void* data) {

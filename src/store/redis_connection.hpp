@@ -5,7 +5,9 @@
 // What the mount promises while Redis cannot be reached lives here:
 //   - a call is answered exactly once: with its reply, or with none (EIO)
 //     when no reply came within `timeout` (redis_timeout_ms) of the call —
-//     whether Redis was down, unreachable, or took the call and hung;
+//     whether Redis was down, unreachable, or took the call and hung — or
+//     the connection it went out on was lost (its outcome is then unknown:
+//     the caller decides whether to make it again);
 //   - calls made while the connection is down wait for it, up to the same
 //     timeout, and go out, in order, once it is back;
 //   - a connection that fails or hangs is dropped and made again, after a
@@ -13,7 +15,10 @@
 //     connection first authenticates, selects the database, runs the
 //     connection's set-up commands (loading the server functions) and
 //     subscribes again, and then tells its owner (connected()), who must
-//     assume it missed every event meanwhile.
+//     assume it missed every event meanwhile;
+//   - with sentinels, each new connection asks them in turn where the master
+//     is, and checks that the server it reached is the master (a failover
+//     may have made it a replica since).
 #pragma once
 
 #include <hiredis/async.h>
@@ -35,12 +40,20 @@ namespace mqfs::store::redis {
 
 using Clock = std::chrono::steady_clock;
 
-// Where Redis is: redis://[:PASSWORD@]HOST[:PORT][/DB].
+// Where Redis is: redis://[:PASSWORD@]HOST[:PORT][/DB], or
+// sentinel://[:PASSWORD@]HOST[:PORT][,HOST[:PORT]...]/MASTER: the sentinels
+// (port 26379 unless given) that know where the master MASTER is now.
 struct Address {
   std::string host;
   int port = 6379;
   std::string password;  // empty: none
   int db = 0;
+  struct Sentinel {
+    std::string host;
+    int port;
+  };
+  std::vector<Sentinel> sentinels;  // when set, host and port are unused
+  std::string master;
 };
 // The address a URL names, or nullopt with `error` saying what is wrong.
 std::optional<Address> parse_url(std::string_view url, std::string* error);
@@ -91,7 +104,10 @@ class Connection {
   };
 
   void connect(Clock::time_point now);
+  void lost(Clock::time_point now);
   void drop(Clock::time_point now);
+  void ready();
+  void ask_sentinel(Clock::time_point now);
   void send(Command command, Callback done, Clock::time_point deadline);
   void on_connect(int status);
   void on_reply(redisReply* reply, Sent* sent);
@@ -105,6 +121,10 @@ class Connection {
   static void message_callback(redisAsyncContext* context, void* reply, void* data);
 
   Address address_;
+  Address::Sentinel target_;  // where the data connection goes: the address, or the master a sentinel named
+  std::size_t sentinel_ = 0;  // the sentinel to ask next
+  bool asking_ = false;       // the connection is to a sentinel
+  bool resolved_ = false;     // a sentinel named target_ since the last master was lost
   std::chrono::milliseconds timeout_;
   std::vector<Command> setup_;
   std::function<void()> connected_;

@@ -5,9 +5,12 @@
 #include <gtest/gtest.h>
 
 #include <poll.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "redis_server.hpp"
@@ -223,6 +226,65 @@ TEST_F(RedisConnectionTest, ClosingAnswersEveryCallStillWaiting) {
   EXPECT_EQ(answers.got, (std::vector<std::string>{"PONG", "none"}));
 }
 
+// A master, its replica and a sentinel watching them (quorum 1, the master
+// down after 300 ms): a connection through the sentinel follows the
+// master when the sentinel fails it over, and what was written before is
+// there.
+TEST_F(RedisConnectionTest, ThroughASentinelTheConnectionFollowsAFailover) {
+  RedisServer master;
+  ASSERT_TRUE(master.started());
+  RedisServer replica({"--replicaof", "127.0.0.1", std::to_string(master.port())});
+  ASSERT_TRUE(replica.started());
+  char config[] = "/tmp/mqfs-sentinel-XXXXXX";
+  const int fd = mkstemp(config);
+  ASSERT_GE(fd, 0);
+  const std::string text = "sentinel monitor m 127.0.0.1 " + std::to_string(master.port()) +
+                           " 1\nsentinel down-after-milliseconds m 300\nsentinel failover-timeout m 1000\n";
+  ASSERT_EQ(write(fd, text.data(), text.size()), static_cast<ssize_t>(text.size()));
+  close(fd);
+  RedisServer sentinel({}, true, {config, "--sentinel"});
+  ASSERT_TRUE(sentinel.started());
+  ContextPtr s = sentinel.connect();
+  ASSERT_TRUE(s);
+  // Wait until the sentinel knows the replica, and the replica has synced.
+  const auto knows_replica = [&] {
+    ReplyPtr r = run(s.get(), Command{{"SENTINEL", "replicas", "m"}});
+    return r && r->type == REDIS_REPLY_ARRAY && r->elements == 1;
+  };
+  const auto deadline = Clock::now() + 15s;
+  while (!knows_replica() && Clock::now() < deadline) std::this_thread::sleep_for(50ms);
+  ASSERT_TRUE(knows_replica()) << "the sentinel did not find the replica";
+
+  Address address;
+  address.sentinels = {{.host = "127.0.0.1", .port = sentinel.port()}};
+  address.master = "m";
+  Answers answers;  // outlives the connection, which answers its calls as it closes
+  Connection connection(address, 10s, {}, {});
+  connection.call(Command{{"SET", "k", "before"}}, answers.next());
+  connection.call(Command{{"WAIT", "1", "5000"}}, answers.next());  // on the replica too
+  ASSERT_TRUE(run_until(connection, [&] { return answers.size() == 2; }, 10s));
+  ASSERT_EQ(answers.got, (std::vector<std::string>{"OK", "1"}));
+
+  master.stop();
+  // A call sent before the connection is seen lost gets none (its outcome is
+  // unknown); calls made after it wait while the sentinel promotes the
+  // replica, and go there.
+  const Clock::time_point give_up = Clock::now() + 20s;
+  do {
+    connection.call(Command{{"SET", "k", "after"}}, answers.next());
+    ASSERT_TRUE(run_until(connection, [&, n = answers.size() + 1] { return answers.size() == n; }, 15s));
+  } while (answers.got.back() != "OK" && Clock::now() < give_up);
+  ASSERT_EQ(answers.got.back(), "OK");
+  EXPECT_LE(answers.size(), 5u);  // at most the few calls made before the loss was seen
+  EXPECT_GE(connection.connections(), 2u);
+  ContextPtr promoted = replica.connect();
+  ASSERT_TRUE(promoted);
+  ReplyPtr value = run(promoted.get(), Command{{"GET", "k"}});
+  ASSERT_TRUE(value && value->type == REDIS_REPLY_STRING);
+  EXPECT_EQ(std::string(value->str, value->len), "after");
+  unlink(config);
+}
+
 TEST(RedisUrlTest, TheFormsOfSpecSection10) {
   std::string error;
   auto a = parse_url("redis://db.example:6380/2", &error);
@@ -243,6 +305,26 @@ TEST(RedisUrlTest, TheFormsOfSpecSection10) {
   EXPECT_EQ(a->port, 7000);
   for (const char* bad : {"http://h", "redis://", "redis://:6379", "redis://h:0", "redis://h:65536", "redis://h:",
                           "redis://h/x", "redis://user:pw@h", "redis://:@h", "redis://[::1", "redis://[::1]x"}) {
+    error.clear();
+    EXPECT_FALSE(parse_url(bad, &error)) << bad;
+    EXPECT_FALSE(error.empty()) << bad;
+  }
+}
+
+TEST(RedisUrlTest, SentinelUrls) {
+  std::string error;
+  auto a = parse_url("sentinel://:pw@s1:26380,[::1],10.0.0.3:5000/mymaster", &error);
+  ASSERT_TRUE(a) << error;
+  EXPECT_EQ(a->password, "pw");
+  EXPECT_EQ(a->master, "mymaster");
+  ASSERT_EQ(a->sentinels.size(), 3u);
+  EXPECT_EQ(a->sentinels[0].host, "s1");
+  EXPECT_EQ(a->sentinels[0].port, 26380);
+  EXPECT_EQ(a->sentinels[1].host, "::1");
+  EXPECT_EQ(a->sentinels[1].port, 26379);
+  EXPECT_EQ(a->sentinels[2].port, 5000);
+  for (const char* bad : {"sentinel://s1:26379", "sentinel://s1:26379/", "sentinel://s1,,s2/m", "sentinel:///m",
+                          "sentinel://s1:x/m"}) {
     error.clear();
     EXPECT_FALSE(parse_url(bad, &error)) << bad;
     EXPECT_FALSE(error.empty()) << bad;

@@ -58,10 +58,12 @@ inline bool on_path(const char* program) {
 
 class RedisServer {
  public:
-  // Starts redis-server on a free port with `extra` arguments; started()
-  // says whether it answers PING.
-  explicit RedisServer(std::vector<std::string> extra = {}, bool start_now = true)
-      : port_(free_port()), extra_(std::move(extra)) {
+  // Starts redis-server on a free port with `extra` arguments (after
+  // `leading` ones: a sentinel's configuration file and --sentinel);
+  // started() says whether it answers PING.
+  explicit RedisServer(std::vector<std::string> extra = {}, bool start_now = true,
+                       std::vector<std::string> leading = {})
+      : port_(free_port()), extra_(std::move(extra)), leading_(std::move(leading)) {
     if (start_now) start();
   }
   RedisServer(const RedisServer&) = delete;
@@ -77,8 +79,11 @@ class RedisServer {
       const int null = open("/dev/null", O_WRONLY);
       dup2(null, STDOUT_FILENO);
       const std::string port = std::to_string(port_);
-      std::vector<const char*> argv{"redis-server", "--port", port.c_str(), "--bind", "127.0.0.1", "--save", "",
-                                    "--appendonly", "no", "--dir", "/tmp", "--loglevel", "warning"};
+      std::vector<const char*> argv{"redis-server"};
+      for (const std::string& arg : leading_) argv.push_back(arg.c_str());
+      for (const char* arg : {"--port", port.c_str(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                              "--dir", "/tmp", "--loglevel", "warning"})
+        argv.push_back(arg);
       for (const std::string& arg : extra_) argv.push_back(arg.c_str());
       argv.push_back(nullptr);
       execvp("redis-server", const_cast<char* const*>(argv.data()));
@@ -128,6 +133,7 @@ class RedisServer {
  private:
   int port_ = -1;
   std::vector<std::string> extra_;
+  std::vector<std::string> leading_;
   pid_t pid_ = -1;
   bool started_ = false;
 };
