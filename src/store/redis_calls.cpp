@@ -76,6 +76,18 @@ Command call(std::string_view function, const Keys& keys, const std::string& bas
   return command;
 }
 
+// The count, then each message's priority, type key, enqueued_ns and bytes.
+void add_messages(Command& command, std::span<const engine::Message* const> messages) {
+  command.add(std::to_string(messages.size()));
+  for (const engine::Message* m : messages) {
+    command.add(std::to_string(m->priority()));
+    command.add(type_key(m->type()));
+    command.add(hex16(static_cast<uint64_t>(m->enqueued_ns())));
+    const auto bytes = m->bytes();
+    command.add({reinterpret_cast<const char*>(bytes.data()), bytes.size()});
+  }
+}
+
 void add_order_keys(Command& command, std::span<const engine::Message* const> messages) {
   for (const engine::Message* m : messages) command.add(order_key(m->priority(), m->id()));
 }
@@ -219,16 +231,9 @@ Command inodes(const Keys& keys, uint64_t count) {
   return command;
 }
 
-Command send(const Keys& keys, uint64_t queue, std::span<const engine::Message* const> messages) {
-  Command command = call("mqfs_send", keys, keys.queue(queue));
-  command.add(std::to_string(messages.size()));
-  for (const engine::Message* m : messages) {
-    command.add(std::to_string(m->priority()));
-    command.add(type_key(m->type()));
-    command.add(hex16(static_cast<uint64_t>(m->enqueued_ns())));
-    const auto bytes = m->bytes();
-    command.add({reinterpret_cast<const char*>(bytes.data()), bytes.size()});
-  }
+Command send(const Keys& keys, const std::string& queue, std::span<const engine::Message* const> messages) {
+  Command command = call("mqfs_send", keys, queue);
+  add_messages(command, messages);
   return command;
 }
 
@@ -244,9 +249,9 @@ Sent parse_sent(const redisReply* reply) {
   return sent;
 }
 
-Command take(const Keys& keys, uint64_t queue, std::string_view mount, const engine::Selection& selection,
+Command take(const Keys& keys, const std::string& queue, std::string_view mount, const engine::Selection& selection,
              uint32_t most, std::size_t limit, std::size_t header) {
-  Command command = call("mqfs_take", keys, keys.queue(queue));
+  Command command = call("mqfs_take", keys, queue);
   command.add(mount);
   if (selection.type == 0) {
     command.add("any");
@@ -288,17 +293,17 @@ Taken parse_taken(const redisReply* reply, engine::Budget& budget) {
   return taken;
 }
 
-Command ack(const Keys& keys, uint64_t queue, std::string_view mount,
+Command ack(const Keys& keys, const std::string& queue, std::string_view mount,
             std::span<const engine::Message* const> messages) {
-  Command command = call("mqfs_ack", keys, keys.queue(queue));
+  Command command = call("mqfs_ack", keys, queue);
   command.add(mount);
   add_order_keys(command, messages);
   return command;
 }
 
-Command release(const Keys& keys, uint64_t queue, std::string_view mount, int64_t delay_ms,
+Command release(const Keys& keys, const std::string& queue, std::string_view mount, int64_t delay_ms,
                 std::span<const engine::Message* const> messages) {
-  Command command = call("mqfs_release", keys, keys.queue(queue));
+  Command command = call("mqfs_release", keys, queue);
   command.add(mount);
   command.add(std::to_string(delay_ms));
   add_order_keys(command, messages);
@@ -315,15 +320,15 @@ std::optional<std::vector<bool>> parse_held(const redisReply* reply) {
   return held;
 }
 
-Command dead_letter(const Keys& keys, uint64_t from, uint64_t to, std::string_view mount,
+Command dead_letter(const Keys& keys, const std::string& from, const std::string& to, std::string_view mount,
                     const engine::Message& message) {
   Command command;
   command.add("FCALL");
   command.add("mqfs_dead_letter");
   command.add("3");
-  command.add(keys.queue(from));
+  command.add(from);
   command.add(keys.prefix());
-  command.add(keys.queue(to));
+  command.add(to);
   command.add(mount);
   command.add(order_key(message.priority(), message.id()));
   return command;
@@ -339,6 +344,44 @@ std::optional<uint64_t> parse_dead_letter(const redisReply* reply, Status* statu
   return std::nullopt;
 }
 
+Command subscribe(const Keys& keys, uint64_t topic, const std::string& subscription, std::string_view mount,
+                  int64_t maxmsg) {
+  Command command = call("mqfs_subscribe", keys, keys.queue(topic));
+  command.add(subscription);
+  command.add(mount);
+  command.add(std::to_string(maxmsg));
+  return command;
+}
+
+Command unsubscribe(const Keys& keys, uint64_t topic, const std::string& subscription, std::string_view mount) {
+  Command command = call("mqfs_unsubscribe", keys, keys.queue(topic));
+  command.add(subscription);
+  command.add(mount);
+  return command;
+}
+
+Command publish(const Keys& keys, uint64_t topic, uint64_t version, engine::Overflow overflow,
+                std::span<const uint64_t> subscribers, std::span<const engine::Message* const> messages) {
+  Command command = call("mqfs_publish", keys, keys.queue(topic));
+  command.add(std::to_string(version));
+  command.add(engine::to_string(overflow));
+  command.add(std::to_string(subscribers.size()));
+  for (uint64_t queue : subscribers) command.add(std::to_string(queue));
+  add_messages(command, messages);
+  return command;
+}
+
+Published parse_published(const redisReply* reply) {
+  Published published;
+  if (!is_array(reply) || reply->elements == 0) return published;
+  published.status = status_of(text_of(reply->element[0]));
+  if (published.status == Status::ok || published.status == Status::conflict) {
+    if (reply->elements != 2 || reply->element[1]->type != REDIS_REPLY_INTEGER) published.status = Status::failed;
+    else published.count = static_cast<uint64_t>(reply->element[1]->integer);
+  }
+  return published;
+}
+
 Command heartbeat(const Keys& keys, std::string_view mount, int64_t lease_ms) {
   Command command = call("mqfs_heartbeat", keys, "-");
   command.add(mount);
@@ -346,14 +389,14 @@ Command heartbeat(const Keys& keys, std::string_view mount, int64_t lease_ms) {
   return command;
 }
 
-Command purge(const Keys& keys, uint64_t queue) { return call("mqfs_purge", keys, keys.queue(queue)); }
+Command purge(const Keys& keys, const std::string& queue) { return call("mqfs_purge", keys, queue); }
 
 std::optional<long long> parse_integer(const redisReply* reply) {
   if (!reply || reply->type != REDIS_REPLY_INTEGER) return std::nullopt;
   return reply->integer;
 }
 
-Command snapshot(const Keys& keys, uint64_t queue) { return call("mqfs_snapshot", keys, keys.queue(queue)); }
+Command snapshot(const Keys& keys, const std::string& queue) { return call("mqfs_snapshot", keys, queue); }
 
 Snapshot parse_snapshot(const redisReply* reply, engine::Budget& budget) {
   Snapshot snapshot;
@@ -362,7 +405,8 @@ Snapshot parse_snapshot(const redisReply* reply, engine::Budget& budget) {
     snapshot.status = Status::gone;
     return snapshot;
   }
-  if (reply->elements < 4 || (reply->elements - 4) % 4 != 0) return snapshot;
+  constexpr std::size_t kHeader = 5;  // maxmsg, sent, received, dead_lettered, dropped
+  if (reply->elements < kHeader || (reply->elements - kHeader) % 4 != 0) return snapshot;
   const auto number = [&](std::size_t i) {
     int64_t value = 0;
     const std::string_view text = text_of(reply->element[i]);
@@ -373,7 +417,8 @@ Snapshot parse_snapshot(const redisReply* reply, engine::Budget& budget) {
   snapshot.sent = static_cast<uint64_t>(number(1));
   snapshot.received = static_cast<uint64_t>(number(2));
   snapshot.dead_lettered = static_cast<uint64_t>(number(3));
-  for (std::size_t i = 4; i < reply->elements; i += 4) {
+  snapshot.dropped = static_cast<uint64_t>(number(4));
+  for (std::size_t i = kHeader; i < reply->elements; i += 4) {
     engine::MessagePtr message = message_of(text_of(reply->element[i]), text_of(reply->element[i + 1]), budget);
     if (!message) return snapshot;
     if (const auto deliveries = parse_integer(reply->element[i + 2]))
@@ -397,18 +442,20 @@ std::optional<Event> parse_event(const Keys& keys, std::string_view payload, eng
     if (error != std::errc{} || end != version.data() + version.size()) return std::nullopt;
     return event;
   }
-  // "K P:q:INODE[ REST]"
-  const std::string base = keys.prefix() + ":q:";
-  if (payload.size() < 2 + base.size() || payload[1] != ' ' || payload.substr(2, base.size()) != base)
-    return std::nullopt;
-  std::string_view rest = payload.substr(2 + base.size());
+  // "K BASE[ REST]", BASE being P:q:INODE or P:d:MOUNT:N
+  const std::string named = keys.prefix() + ":q:";
+  const std::string unnamed = keys.prefix() + ":d:";
+  if (payload.size() < 2 || payload[1] != ' ') return std::nullopt;
+  std::string_view rest = payload.substr(2);
   const std::size_t space = rest.find(' ');
-  const std::string_view ino = rest.substr(0, space);
+  const std::string_view base = rest.substr(0, space);
   rest = space == std::string_view::npos ? std::string_view{} : rest.substr(space + 1);
+  if ((!base.starts_with(named) || base.size() == named.size()) &&
+      (!base.starts_with(unnamed) || base.size() == unnamed.size()))
+    return std::nullopt;
 
   Event event{};
-  const auto [end, error] = std::from_chars(ino.data(), ino.data() + ino.size(), event.queue);
-  if (error != std::errc{} || end != ino.data() + ino.size()) return std::nullopt;
+  event.queue = base;
   switch (payload[0]) {
     case 's': {
       event.kind = Event::Kind::queued;

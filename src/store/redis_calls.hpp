@@ -32,12 +32,17 @@ struct Command {
   void add(std::string_view arg) { args.emplace_back(arg); }
 };
 
-// The keys of one filesystem in Redis (redis_prefix).
+// The keys of one filesystem in Redis (redis_prefix). The calls on a
+// queue's messages name the queue by its base, queue() or subscription().
 class Keys {
  public:
   explicit Keys(std::string prefix) : prefix_(std::move(prefix)) {}
   const std::string& prefix() const { return prefix_; }
   std::string queue(uint64_t ino) const { return prefix_ + ":q:" + std::to_string(ino); }
+  // The queue of one open file's subscription to a topic (SPEC section 13).
+  std::string subscription(std::string_view mount, uint64_t number) const {
+    return prefix_ + ":d:" + std::string(mount) + ":" + std::to_string(number);
+  }
   std::string events() const { return prefix_ + ":events"; }
 
  private:
@@ -98,7 +103,7 @@ std::string encode_node(const NodeState& node, const engine::Settings* settings)
 std::optional<Contents::Node> decode_node(std::string_view text);
 
 // Queues `messages` in order while the queue has room.
-Command send(const Keys& keys, uint64_t queue, std::span<const engine::Message* const> messages);
+Command send(const Keys& keys, const std::string& queue, std::span<const engine::Message* const> messages);
 struct Sent {
   Status status = Status::failed;
   std::vector<uint64_t> ids;  // of those queued, in order
@@ -107,7 +112,7 @@ Sent parse_sent(const redisReply* reply);
 
 // Takes for `mount` up to `most` messages `selection` takes, while each's
 // bytes after `header` bytes of framing fit in `limit` (0: one message).
-Command take(const Keys& keys, uint64_t queue, std::string_view mount, const engine::Selection& selection,
+Command take(const Keys& keys, const std::string& queue, std::string_view mount, const engine::Selection& selection,
              uint32_t most, std::size_t limit, std::size_t header);
 struct Taken {
   Status status = Status::failed;
@@ -119,33 +124,49 @@ struct Taken {
 Taken parse_taken(const redisReply* reply, engine::Budget& budget);
 
 // Acknowledges, or gives back (after `delay_ms`), messages `mount` holds.
-Command ack(const Keys& keys, uint64_t queue, std::string_view mount,
+Command ack(const Keys& keys, const std::string& queue, std::string_view mount,
             std::span<const engine::Message* const> messages);
-Command release(const Keys& keys, uint64_t queue, std::string_view mount, int64_t delay_ms,
+Command release(const Keys& keys, const std::string& queue, std::string_view mount, int64_t delay_ms,
                 std::span<const engine::Message* const> messages);
 // One flag per message: whether `mount` still held it.
 std::optional<std::vector<bool>> parse_held(const redisReply* reply);
 
 // Moves a message `mount` holds to the end of queue `to`; its new id, or
 // nullopt with `status` lost (not held), gone (`to` removed) or failed.
-Command dead_letter(const Keys& keys, uint64_t from, uint64_t to, std::string_view mount,
+Command dead_letter(const Keys& keys, const std::string& from, const std::string& to, std::string_view mount,
                     const engine::Message& message);
 std::optional<uint64_t> parse_dead_letter(const redisReply* reply, Status* status);
+
+// SPEC section 13. An open file of `mount` subscribes to `topic` with a
+// queue of its own, `subscription` (Keys::subscription()), or ends that.
+Command subscribe(const Keys& keys, uint64_t topic, const std::string& subscription, std::string_view mount,
+                  int64_t maxmsg);
+Command unsubscribe(const Keys& keys, uint64_t topic, const std::string& subscription, std::string_view mount);
+// Publishes `messages` to `topic`: to its descriptors' subscriptions and to
+// `subscribers`, the queues the names at `version` say subscribe to it.
+Command publish(const Keys& keys, uint64_t topic, uint64_t version, engine::Overflow overflow,
+                std::span<const uint64_t> subscribers, std::span<const engine::Message* const> messages);
+struct Published {
+  Status status = Status::failed;  // ok, full, conflict, gone or failed
+  uint64_t count = 0;              // ok: the copies made; conflict: the names' version
+};
+Published parse_published(const redisReply* reply);
 
 // `mount` lives `lease_ms` more; the messages of mounts whose lease ended go
 // back. Replies with how many did.
 Command heartbeat(const Keys& keys, std::string_view mount, int64_t lease_ms);
-Command purge(const Keys& keys, uint64_t queue);
+Command purge(const Keys& keys, const std::string& queue);
 std::optional<long long> parse_integer(const redisReply* reply);
 
 // A mount's copy of one queue.
-Command snapshot(const Keys& keys, uint64_t queue);
+Command snapshot(const Keys& keys, const std::string& queue);
 struct Snapshot {
   Status status = Status::failed;  // ok, gone or failed
   int64_t maxmsg = 0;
   uint64_t sent = 0;
   uint64_t received = 0;
   uint64_t dead_lettered = 0;
+  uint64_t dropped = 0;
   std::vector<engine::MessagePtr> queued;  // in queue order
   struct Held {
     engine::MessagePtr message;
@@ -158,7 +179,7 @@ Snapshot parse_snapshot(const redisReply* reply, engine::Budget& budget);
 // An event published on keys.events() (see redis_functions.lua).
 struct Event {
   enum class Kind { queued, taken, acknowledged, purged, removed, configured, names } kind;
-  uint64_t queue = 0;
+  std::string queue;                // its base: Keys::queue() or subscription()
   std::vector<uint64_t> ids;        // queued (one), taken
   engine::MessagePtr message;       // queued: the message, with id, enqueued_ns and deliveries 0
   uint64_t count = 0;               // acknowledged; names: their new version

@@ -28,6 +28,10 @@
 --   P:next_ino  the last inode given to a mount (blocks of them)
 --   P:mounts    the live mounts, by when their lease ends (ms, Redis's clock)
 --   P:mount:M   the B|orderkey of every message mount M holds
+--   P:subs:M    the B|S of every descriptor's subscription S (SPEC section
+--               13) of mount M to topic B
+--   B:subs      a topic's descriptors' subscriptions: queues of their own,
+--               P:d:M:N, each read by one open file of mount M
 --
 -- Order key: 4 hex digits of 32767 - priority, then 14 of the id: the sorted
 -- sets keep them at score 0, so Redis orders them as strings — highest
@@ -134,6 +138,16 @@ local function give_back(B, P, mount, ok, delay_ms)
     make_ready(B, P, ok, redis.call('HGET', B .. ':msg', ok))
   end
   return true
+end
+
+-- A queue and all its messages, queued, held or delayed, are gone (its
+-- name was removed); the mounts holding some find out when they settle them.
+local function drop_queue(B, P)
+  for _, S in ipairs(redis.call('SMEMBERS', B .. ':subs')) do drop_queue(S, P) end  -- a topic's
+  for _, tk in ipairs(redis.call('ZRANGE', B .. ':types', 0, -1)) do redis.call('DEL', B .. ':t:' .. tk) end
+  redis.call('DEL', B .. ':meta', B .. ':msg', B .. ':ready', B .. ':types', B .. ':fronts', B .. ':held',
+             B .. ':delayed', B .. ':dlv', B .. ':subs')
+  redis.call('PUBLISH', P .. ':events', 'x ' .. B)
 end
 
 -- mqfs_send B P N [PRIORITY TYPEKEY ENQUEUED_NS BYTES]*N: queues the
@@ -273,6 +287,89 @@ local function dead_letter(keys, args)
   return new
 end
 
+-- SPEC section 13. A descriptor's subscription S to topic B ends: its queue
+-- and what it holds go.
+local function unsubscribe_queue(B, P, S)
+  redis.call('SREM', B .. ':subs', S)
+  drop_queue(S, P)
+end
+
+-- mqfs_subscribe B P S MOUNT MAXMSG: an open file of MOUNT subscribes to
+-- topic B with a queue of its own, S, that holds at most MAXMSG messages.
+-- 'ok', or 'gone' when B was removed.
+local function subscribe(keys, args)
+  local B, P = keys[1], keys[2]
+  local S, mount, maxmsg = args[1], args[2], args[3]
+  if redis.call('EXISTS', B .. ':meta') == 0 then return 'gone' end
+  redis.call('HSET', S .. ':meta', 'maxmsg', maxmsg, 'sent', 0, 'received', 0, 'dead_lettered', 0)
+  redis.call('SADD', B .. ':subs', S)
+  redis.call('SADD', P .. ':subs:' .. mount, B .. '|' .. S)
+  redis.call('PUBLISH', P .. ':events', 'c ' .. B)
+  return 'ok'
+end
+
+-- mqfs_unsubscribe B P S MOUNT: the open file closed.
+local function unsubscribe(keys, args)
+  local B, P = keys[1], keys[2]
+  local S, mount = args[1], args[2]
+  redis.call('SREM', P .. ':subs:' .. mount, B .. '|' .. S)
+  unsubscribe_queue(B, P, S)
+  redis.call('PUBLISH', P .. ':events', 'c ' .. B)
+  return 'ok'
+end
+
+-- mqfs_publish B P VERSION OVERFLOW N [QUEUE_INODE]*N M [PRIORITY TYPEKEY
+-- ENQUEUED_NS BYTES]*M: publishes M messages to topic B: a copy of each to
+-- every subscription of its descriptors, and to the N queues that subscribe
+-- to it (user.mq.subscribe), as the mount found them in the names at
+-- VERSION. OVERFLOW 'block': nothing is published unless every subscriber
+-- has room for all M ('full'); 'drop': a full subscriber misses what does
+-- not fit, counted in its dropped. With no subscriber at all the messages
+-- are dropped, counted in the topic's. Returns {'ok', copies made},
+-- {'full'}, {'conflict', version} (the names changed: the mount finds the
+-- subscribers again) or {'gone'}.
+local function publish(keys, args)
+  local B, P = keys[1], keys[2]
+  if redis.call('EXISTS', B .. ':meta') == 0 then return {'gone'} end
+  local version = tonumber(redis.call('GET', P .. ':version') or 0)
+  if tonumber(args[1]) ~= version then return {'conflict', version} end
+  local overflow, n = args[2], tonumber(args[3])
+  local subscribers = redis.call('SMEMBERS', B .. ':subs')
+  for i = 1, n do subscribers[#subscribers + 1] = P .. ':q:' .. args[3 + i] end
+  local at = 4 + n
+  local m = tonumber(args[at])
+  local room = {}
+  for i, S in ipairs(subscribers) do
+    local maxmsg = tonumber(redis.call('HGET', S .. ':meta', 'maxmsg'))
+    room[i] = maxmsg and math.max(0, maxmsg - count(S)) or 0
+    if maxmsg and overflow == 'block' and room[i] < m then return {'full'} end
+  end
+  redis.call('HINCRBY', B .. ':meta', 'sent', m)
+  if #subscribers == 0 then
+    redis.call('HINCRBY', B .. ':meta', 'dropped', m)
+    return {'ok', 0}
+  end
+  local copies = 0
+  for j = 0, m - 1 do
+    local priority, tk, ns, bytes = tonumber(args[at + 1 + 4 * j]), args[at + 2 + 4 * j], args[at + 3 + 4 * j],
+                                    args[at + 4 + 4 * j]
+    local ok = order_key(priority, redis.call('INCR', P .. ':next_id'))
+    local value = tk .. ns .. bytes
+    for i, S in ipairs(subscribers) do
+      if room[i] > 0 then
+        room[i] = room[i] - 1
+        redis.call('HSET', S .. ':msg', ok, value)
+        redis.call('HINCRBY', S .. ':meta', 'sent', 1)
+        make_ready(S, P, ok, value)
+        copies = copies + 1
+      elseif redis.call('EXISTS', S .. ':meta') == 1 then
+        redis.call('HINCRBY', S .. ':meta', 'dropped', 1)
+      end
+    end
+  end
+  return {'ok', copies}
+end
+
 -- mqfs_heartbeat - P MOUNT LEASE_MS: MOUNT is alive for LEASE_MS more; the
 -- messages of every mount whose lease ended go back to their places.
 -- Returns how many did.
@@ -288,7 +385,11 @@ local function heartbeat(keys, args)
         local B, ok = string.sub(entry, 1, bar - 1), string.sub(entry, bar + 1)
         if give_back(B, P, dead, ok, 0) then returned = returned + 1 end
       end
-      redis.call('DEL', P .. ':mount:' .. dead)
+      for _, entry in ipairs(redis.call('SMEMBERS', P .. ':subs:' .. dead)) do
+        local bar = string.find(entry, '|', 1, true)
+        unsubscribe_queue(string.sub(entry, 1, bar - 1), P, string.sub(entry, bar + 1))
+      end
+      redis.call('DEL', P .. ':mount:' .. dead, P .. ':subs:' .. dead)
       redis.call('ZREM', P .. ':mounts', dead)
     end
   end
@@ -311,21 +412,12 @@ local function purge(keys, args)
   return #dropped
 end
 
--- A queue and all its messages, queued, held or delayed, are gone (its
--- name was removed); the mounts holding some find out when they settle them.
-local function drop_queue(B, P)
-  for _, tk in ipairs(redis.call('ZRANGE', B .. ':types', 0, -1)) do redis.call('DEL', B .. ':t:' .. tk) end
-  redis.call('DEL', B .. ':meta', B .. ':msg', B .. ':ready', B .. ':types', B .. ':fronts', B .. ':held',
-             B .. ':delayed', B .. ':dlv')
-  redis.call('PUBLISH', P .. ':events', 'x ' .. B)
-end
-
 -- mqfs_snapshot B P: a mount's copy of the queue: {maxmsg, sent, received,
--- dead_lettered, then per message orderkey, value, deliveries, holder ('' when
+-- dead_lettered, dropped, then per message orderkey, value, deliveries, holder ('' when
 -- queued, '-' when delayed)}, queued ones in queue order; {} when removed.
 local function snapshot(keys, args)
   local B = keys[1]
-  local meta = redis.call('HMGET', B .. ':meta', 'maxmsg', 'sent', 'received', 'dead_lettered')
+  local meta = redis.call('HMGET', B .. ':meta', 'maxmsg', 'sent', 'received', 'dead_lettered', 'dropped')
   if not meta[1] then return {} end
   local result = meta
   local function add(ok, holder)
@@ -407,6 +499,9 @@ redis.register_function('mqfs_dead_letter', dead_letter)
 redis.register_function('mqfs_heartbeat', heartbeat)
 redis.register_function('mqfs_purge', purge)
 redis.register_function{function_name = 'mqfs_snapshot', callback = snapshot, flags = {'no-writes'}}
+redis.register_function('mqfs_subscribe', subscribe)
+redis.register_function('mqfs_unsubscribe', unsubscribe)
+redis.register_function('mqfs_publish', publish)
 redis.register_function('mqfs_names', names)
 redis.register_function{function_name = 'mqfs_names_snapshot', callback = names_snapshot, flags = {'no-writes'}}
 redis.register_function('mqfs_inodes', inodes)

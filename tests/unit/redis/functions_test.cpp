@@ -85,12 +85,12 @@ class RedisFunctionsTest : public ::testing::Test {
       owned.push_back(message(text, priority, type));
       messages.push_back(owned.back().get());
     }
-    return parse_sent(run(c.get(), redis::send(keys, queue, messages)).get());
+    return parse_sent(run(c.get(), redis::send(keys, keys.queue(queue), messages)).get());
   }
 
   Taken take(const std::string& mount, Selection selection = {}, uint32_t most = 1, std::size_t limit = 0,
              std::size_t header = 0, uint64_t queue = kQueue) {
-    return parse_taken(run(c.get(), redis::take(keys, queue, mount, selection, most, limit, header)).get(), budget);
+    return parse_taken(run(c.get(), redis::take(keys, keys.queue(queue), mount, selection, most, limit, header)).get(), budget);
   }
 
   // The texts of what `mount` takes, one message at a time, until none is left.
@@ -109,13 +109,13 @@ class RedisFunctionsTest : public ::testing::Test {
                                 uint64_t queue = kQueue) {
     std::vector<const Message*> messages;
     for (const MessagePtr& m : taken) messages.push_back(m.get());
-    return parse_held(run(c.get(), ack(keys, queue, mount, messages)).get()).value_or(std::vector<bool>{});
+    return parse_held(run(c.get(), ack(keys, keys.queue(queue), mount, messages)).get()).value_or(std::vector<bool>{});
   }
 
   std::vector<bool> give_back(const std::string& mount, const std::vector<MessagePtr>& taken, int64_t delay_ms = 0) {
     std::vector<const Message*> messages;
     for (const MessagePtr& m : taken) messages.push_back(m.get());
-    return parse_held(run(c.get(), release(keys, kQueue, mount, delay_ms, messages)).get())
+    return parse_held(run(c.get(), release(keys, keys.queue(kQueue), mount, delay_ms, messages)).get())
         .value_or(std::vector<bool>{});
   }
 
@@ -124,7 +124,7 @@ class RedisFunctionsTest : public ::testing::Test {
   }
 
   Snapshot snapshot(uint64_t queue = kQueue) {
-    return parse_snapshot(run(c.get(), redis::snapshot(keys, queue)).get(), budget);
+    return parse_snapshot(run(c.get(), redis::snapshot(keys, keys.queue(queue))).get(), budget);
   }
 
   static std::string text(const Message& m) {
@@ -298,7 +298,7 @@ TEST_F(RedisFunctionsTest, ADeadLetterGoesToTheEndOfItsQueuePastMaxmsg) {
   ASSERT_EQ(send({"poison"}, 9).status, Status::ok);
   Taken a = take("A");
   Status status;
-  const auto id = parse_dead_letter(run(c.get(), dead_letter(keys, kQueue, kDeadLetters, "A", *a.messages[0])).get(),
+  const auto id = parse_dead_letter(run(c.get(), dead_letter(keys, keys.queue(kQueue), keys.queue(kDeadLetters), "A", *a.messages[0])).get(),
                                     &status);
   ASSERT_EQ(status, Status::ok);
   ASSERT_TRUE(id);
@@ -309,7 +309,7 @@ TEST_F(RedisFunctionsTest, ADeadLetterGoesToTheEndOfItsQueuePastMaxmsg) {
   EXPECT_EQ(text(*letters.queued[0]), "poison");  // priority 9 kept
   EXPECT_EQ(letters.queued[0]->deliveries(), 0u);
   // Not held any more: a second move, an ack or a give-back finds nothing.
-  parse_dead_letter(run(c.get(), dead_letter(keys, kQueue, kDeadLetters, "A", *a.messages[0])).get(), &status);
+  parse_dead_letter(run(c.get(), dead_letter(keys, keys.queue(kQueue), keys.queue(kDeadLetters), "A", *a.messages[0])).get(), &status);
   EXPECT_EQ(status, Status::expired);
   EXPECT_EQ(acknowledge("A", a.messages), std::vector<bool>{false});
 }
@@ -334,7 +334,7 @@ TEST_F(RedisFunctionsTest, ARemovedQueueIsGoneForEveryCall) {
 TEST_F(RedisFunctionsTest, APurgeDropsQueuedMessagesAndKeepsHeldOnes) {
   ASSERT_EQ(send({"held", "queued 1", "queued 2"}).status, Status::ok);
   Taken a = take("A");
-  EXPECT_EQ(parse_integer(run(c.get(), purge(keys, kQueue)).get()), 2);
+  EXPECT_EQ(parse_integer(run(c.get(), purge(keys, keys.queue(kQueue))).get()), 2);
   EXPECT_EQ(take("B").status, Status::empty);
   ASSERT_EQ(give_back("A", a.messages), std::vector<bool>{true});
   EXPECT_EQ(drain("B"), std::vector<std::string>{"held"});
@@ -365,7 +365,7 @@ TEST_F(RedisFunctionsTest, TwoPrefixesAreTwoFilesystems) {
   ASSERT_EQ(make_queue(kQueue, "q", 10, other), Status::ok);
   ASSERT_EQ(send({"here"}).status, Status::ok);
   EXPECT_EQ(parse_integer(run(c.get(), redis::heartbeat(other, "A", 60000)).get()), 0);
-  EXPECT_EQ(parse_taken(run(c.get(), redis::take(other, kQueue, "A", {}, 1, 0, 0)).get(), budget).status,
+  EXPECT_EQ(parse_taken(run(c.get(), redis::take(other, other.queue(kQueue), "A", {}, 1, 0, 0)).get(), budget).status,
             Status::empty);
   EXPECT_EQ(drain("A"), std::vector<std::string>{"here"});
 }
@@ -387,7 +387,7 @@ TEST_F(RedisFunctionsTest, EveryChangeIsPublishedForTheOtherMounts) {
   auto queued = next_event();
   ASSERT_TRUE(queued);
   EXPECT_EQ(queued->kind, Event::Kind::queued);
-  EXPECT_EQ(queued->queue, kQueue);
+  EXPECT_EQ(queued->queue, keys.queue(kQueue));
   ASSERT_TRUE(queued->message);
   EXPECT_EQ(text(*queued->message), "hello");
   EXPECT_EQ(queued->message->priority(), 4);
@@ -448,6 +448,9 @@ TEST(RedisCallsTest, MalformedEventsAreRejected) {
   EXPECT_FALSE(parse_event(keys, "a mqfs:q:2 -1", budget));
   EXPECT_FALSE(parse_event(keys, "q mqfs:q:2", budget));
   EXPECT_FALSE(parse_event(keys, "n x", budget));
+  EXPECT_FALSE(parse_event(keys, "x mqfs:q:", budget));
+  EXPECT_FALSE(parse_event(keys, "x other:d:A:1", budget));
+  EXPECT_TRUE(parse_event(keys, "x mqfs:d:A:1", budget));
   EXPECT_TRUE(parse_event(keys, "x mqfs:q:2", budget));
   EXPECT_TRUE(parse_event(keys, "n 7", budget));
 }
@@ -524,6 +527,127 @@ TEST_F(RedisFunctionsTest, InodesComeInBlocksNoTwoMountsShare) {
   const auto second = parse_integer(run(c.get(), inodes(keys, 100)).get());
   EXPECT_EQ(first, 2);  // 1 is the root's
   EXPECT_EQ(second, 102);
+}
+
+// SPEC section 13 across mounts: a topic (inode 20), a queue subscribing to
+// it (21), and open files' subscriptions, each a queue of its own.
+class RedisTopicsTest : public RedisFunctionsTest {
+ protected:
+  static constexpr uint64_t kTopic = 20;
+  static constexpr uint64_t kLasting = 21;
+
+  void SetUp() override {
+    RedisFunctionsTest::SetUp();
+    if (HasFatalFailure() || IsSkipped()) return;
+    settings[kTopic].kind = engine::QueueKind::topic;
+    ASSERT_EQ(make_queue(kTopic, "topic", 10), Status::ok);
+    ASSERT_EQ(make_queue(kLasting, "lasting", 10), Status::ok);
+  }
+
+  Status subscribe(const std::string& mount, uint64_t number, int64_t maxmsg) {
+    return parse_status(
+        run(c.get(), redis::subscribe(keys, kTopic, keys.subscription(mount, number), mount, maxmsg)).get());
+  }
+
+  Published publish(const std::vector<std::string>& texts, std::vector<uint64_t> lasting = {kLasting},
+                    engine::Overflow overflow = engine::Overflow::block, engine::Priority priority = 0) {
+    std::vector<MessagePtr> owned;
+    std::vector<const Message*> messages;
+    for (const std::string& t : texts) {
+      owned.push_back(message(t, priority));
+      messages.push_back(owned.back().get());
+    }
+    return parse_published(
+        run(c.get(), redis::publish(keys, kTopic, versions["mqfs"], overflow, lasting, messages)).get());
+  }
+
+  // What a queue (by its base) holds, in queue order.
+  std::vector<std::string> held_by(const std::string& base) {
+    std::vector<std::string> texts;
+    for (const MessagePtr& m : parse_snapshot(run(c.get(), redis::snapshot(keys, base)).get(), budget).queued)
+      texts.push_back(text(*m));
+    return texts;
+  }
+};
+
+TEST_F(RedisTopicsTest, EverySubscriberGetsACopyOfEachMessageInPriorityOrder) {
+  ASSERT_EQ(subscribe("A", 1, 10), Status::ok);
+  ASSERT_EQ(subscribe("B", 1, 10), Status::ok);
+  const Published low = publish({"low"}, {kLasting}, engine::Overflow::block, 1);
+  EXPECT_EQ(low.status, Status::ok);
+  EXPECT_EQ(low.count, 3u);
+  EXPECT_EQ(publish({"high"}, {kLasting}, engine::Overflow::block, 9).count, 3u);
+  const std::vector<std::string> both{"high", "low"};
+  EXPECT_EQ(held_by(keys.subscription("A", 1)), both);
+  EXPECT_EQ(held_by(keys.subscription("B", 1)), both);
+  EXPECT_EQ(held_by(keys.queue(kLasting)), both);
+  EXPECT_TRUE(held_by(keys.queue(kTopic)).empty());  // a topic keeps none itself
+  EXPECT_EQ(snapshot(kTopic).sent, 2u);
+  // A subscription's messages are taken as any queue's.
+  const Taken taken = parse_taken(
+      run(c.get(), redis::take(keys, keys.subscription("A", 1), "A", {}, 1, 0, 0)).get(), budget);
+  ASSERT_EQ(taken.status, Status::ok);
+  EXPECT_EQ(text(*taken.messages[0]), "high");
+}
+
+TEST_F(RedisTopicsTest, WithNoSubscriberAMessageIsDroppedAndCounted) {
+  const Published none = publish({"lost"}, {});
+  EXPECT_EQ(none.status, Status::ok);
+  EXPECT_EQ(none.count, 0u);
+  EXPECT_EQ(snapshot(kTopic).dropped, 1u);
+  EXPECT_EQ(snapshot(kTopic).sent, 1u);
+}
+
+TEST_F(RedisTopicsTest, AFullSubscriberHoldsThePublisherBackOrMissesTheMessage) {
+  ASSERT_EQ(subscribe("A", 1, 1), Status::ok);
+  EXPECT_EQ(publish({"one", "two"}).status, Status::full);
+  // Held back: nobody got anything.
+  EXPECT_TRUE(held_by(keys.queue(kLasting)).empty());
+  EXPECT_TRUE(held_by(keys.subscription("A", 1)).empty());
+  EXPECT_EQ(publish({"one"}).count, 2u);
+  EXPECT_EQ(publish({"two"}).status, Status::full);
+  // overflow=drop: the full subscriber misses it, and counts it.
+  EXPECT_EQ(publish({"two", "three"}, {kLasting}, engine::Overflow::drop).count, 2u);
+  EXPECT_EQ(held_by(keys.subscription("A", 1)), std::vector<std::string>{"one"});
+  EXPECT_EQ(held_by(keys.queue(kLasting)), (std::vector<std::string>{"one", "two", "three"}));
+  EXPECT_EQ(parse_snapshot(run(c.get(), redis::snapshot(keys, keys.subscription("A", 1))).get(), budget).dropped, 2u);
+}
+
+TEST_F(RedisTopicsTest, ThePublisherFindsTheLastingSubscribersAgainWhenTheNamesChanged) {
+  const uint64_t seen = versions["mqfs"];
+  ASSERT_EQ(make_queue(22, "another", 10), Status::ok);
+  versions["mqfs"] = seen;  // the publisher's copy of the names is older
+  const Published stale = publish({"m"});
+  EXPECT_EQ(stale.status, Status::conflict);
+  EXPECT_EQ(stale.count, seen + 1);
+  EXPECT_TRUE(held_by(keys.queue(kLasting)).empty());
+}
+
+TEST_F(RedisTopicsTest, ASubscriptionEndsWithItsFileItsMountOrItsTopic) {
+  ASSERT_EQ(subscribe("A", 1, 10), Status::ok);
+  ASSERT_EQ(subscribe("A", 2, 10), Status::ok);
+  ASSERT_EQ(subscribe("dying", 1, 10), Status::ok);
+  heartbeat("dying", 1);
+  EXPECT_EQ(publish({"m"}, {}).count, 3u);
+  // Its file closed.
+  ASSERT_EQ(parse_status(run(c.get(), redis::unsubscribe(keys, kTopic, keys.subscription("A", 2), "A")).get()),
+            Status::ok);
+  EXPECT_EQ(parse_snapshot(run(c.get(), redis::snapshot(keys, keys.subscription("A", 2))).get(), budget).status,
+            Status::gone);
+  // Its mount died.
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  heartbeat("A", 60000);
+  EXPECT_EQ(parse_snapshot(run(c.get(), redis::snapshot(keys, keys.subscription("dying", 1))).get(), budget).status,
+            Status::gone);
+  EXPECT_EQ(publish({"n"}, {}).count, 1u);  // A's first subscription only
+  // Its topic was removed.
+  ASSERT_EQ(remove_queue(kTopic), Status::ok);
+  EXPECT_EQ(parse_snapshot(run(c.get(), redis::snapshot(keys, keys.subscription("A", 1))).get(), budget).status,
+            Status::gone);
+  ReplyPtr left = run(c.get(), Command{{"KEYS", "mqfs:d:*"}});
+  ASSERT_TRUE(left);
+  EXPECT_EQ(left->elements, 0u);
+  EXPECT_EQ(publish({"o"}, {}).status, Status::gone);
 }
 
 TEST(RedisCallsTest, MalformedNodesAreRejectedAndUnknownSettingsLeftAlone) {
