@@ -127,7 +127,7 @@ void MessageStore::place(Message* m, bool at_back) noexcept {
   if (it == types_.end()) {
     assert(spare_kind_ && "MessageStore::reserve() comes before a push");
     spare_kind_.key() = m->type();
-    spare_kind_.mapped() = TypeFifos{.type = m->type()};
+    spare_kind_.mapped() = TypeFifos{.type = m->type(), .levels = {}};
     it = types_.insert(std::move(spare_kind_)).position;
   }
   TypeFifos& kind = it->second;

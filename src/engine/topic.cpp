@@ -73,7 +73,7 @@ int Queue::prepare_publish(const Message& message) {
     for_each_subscriber([&](Queue& s) {
       if (status < 0) return;
       if (!s.has_room()) return missed_.push_back(&s);
-      if (!body_) body_ = new SharedBody{.source = &message, .refs = 1};  // the publish's own reference
+      if (!body_) body_ = new SharedBody{.source = &message, .owner = {}, .refs = 1};  // the publish's own reference
       const MessagePtr& copy = copies_.emplace_back(&s, Message::share(*budget_, *body_)).second;
       if (!copy) {
         status = -ENOSPC;
