@@ -19,6 +19,9 @@
 //   - with sentinels, each new connection asks them in turn where the master
 //     is, and checks that the server it reached is the master (a failover
 //     may have made it a replica since).
+// hiredis resolves a host name with getaddrinfo(3) at each connection, on
+// the calling thread: a name whose resolver is slow holds the loop that
+// long. Addresses, or names in /etc/hosts, never wait.
 #pragma once
 
 #include <hiredis/async.h>
