@@ -16,7 +16,9 @@
 //              queue empty waits for a queued ('s') event of the queue on
 //              mqfs:events, a send that finds it full for an acknowledged
 //              ('a') one, each on a second connection subscribed beforehand:
-//              how a mount learns of changes.
+//              how a mount learns of changes. A second functions reader
+//              sends each mqfs_ack with the next mqfs_take, in one round
+//              trip, as a mount can (its reader already has the message).
 //
 // bench/redis.sh starts redis-server and runs:
 //
@@ -104,6 +106,31 @@ Reply call(redisContext* c, std::initializer_list<std::string_view> args) {
   if (reply->type == REDIS_REPLY_ERROR)
     throw std::runtime_error("redis: " + std::string(*args.begin()) + ": " + std::string(reply->str, reply->len));
   return reply;
+}
+
+// Sends `first` and `second` in one write and returns the second's reply
+// (the first's must not be an error): two calls in one round trip.
+Reply call_both(redisContext* c, std::initializer_list<std::string_view> first,
+                std::initializer_list<std::string_view> second) {
+  for (const auto& args : {first, second}) {
+    std::vector<const char*> argv;
+    std::vector<size_t> lengths;
+    for (std::string_view arg : args) {
+      argv.push_back(arg.data());
+      lengths.push_back(arg.size());
+    }
+    if (redisAppendCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lengths.data()) != REDIS_OK)
+      throw std::runtime_error(std::string("redis: ") + c->errstr);
+  }
+  Reply replies[2];
+  for (Reply& reply : replies) {
+    void* raw = nullptr;
+    if (redisGetReply(c, &raw) != REDIS_OK) throw std::runtime_error(std::string("redis: ") + c->errstr);
+    reply.reset(static_cast<redisReply*>(raw));
+    if (reply->type == REDIS_REPLY_ERROR)
+      throw std::runtime_error("redis: " + std::string(*first.begin()) + ": " + std::string(reply->str, reply->len));
+  }
+  return std::move(replies[1]);
 }
 
 std::string_view text(const redisReply* reply) {
@@ -313,8 +340,14 @@ class FunctionsSender : public Sender {
 
 class FunctionsReceiver : public Receiver {
  public:
-  explicit FunctionsReceiver(int port)
-      : c_(connect(port)), events_(port), mount_("bench-reader-" + std::to_string(getpid())) {
+  // `ack_with_next_take`: a message's acknowledgement goes out with the next
+  // take, in one round trip, as a mount can send it (the reader already has
+  // the message); otherwise each waits for its reply.
+  FunctionsReceiver(int port, bool ack_with_next_take)
+      : c_(connect(port)),
+        events_(port),
+        mount_("bench-reader-" + std::to_string(getpid())),
+        ack_with_next_take_(ack_with_next_take) {
     heartbeat();
   }
 
@@ -323,11 +356,21 @@ class FunctionsReceiver : public Receiver {
       if (clock_ns() >= next_heartbeat_) heartbeat();
       events_.drain();
       const uint64_t queued = events_.queued();
-      const Reply taken = call(c_.get(), {"FCALL", "mqfs_take", "2", kQueue, kPrefix, mount_, "any", "", "1", "0", "0"});
+      const std::initializer_list<std::string_view> take{"FCALL", "mqfs_take", "2",  kQueue, kPrefix, mount_,
+                                                         "any",   "",          "1", "0",    "0"};
+      const Reply taken = unacknowledged_.empty()
+                              ? call(c_.get(), take)
+                              : call_both(c_.get(), {"FCALL", "mqfs_ack", "2", kQueue, kPrefix, mount_, unacknowledged_},
+                                          take);
+      unacknowledged_.clear();
       const std::string_view status = text(element(taken.get(), 0));  // ok, orderkey, value, deliveries
       if (status == "ok") {
         const std::string_view order_key = text(element(taken.get(), 1)), value = text(element(taken.get(), 2));
         held(stamp_of(value.substr(32)));  // after the type key and enqueued_ns
+        if (ack_with_next_take_) {
+          unacknowledged_ = order_key;
+          return true;
+        }
         const Reply acked = call(c_.get(), {"FCALL", "mqfs_ack", "2", kQueue, kPrefix, mount_, order_key});
         if (element(acked.get(), 0)->integer != 1) throw std::runtime_error("mqfs_ack: the message was not held");
         return true;
@@ -350,10 +393,12 @@ class FunctionsReceiver : public Receiver {
   Connection c_;
   QueueEvents events_;
   std::string mount_;
+  bool ack_with_next_take_;
+  std::string unacknowledged_;  // the order key of the message taken last, when its ack waits for the next take
   Ns next_heartbeat_ = 0;
 };
 
-enum class Way { direct, list, functions };
+enum class Way { direct, list, functions, functions_pipelined };
 
 struct Case {
   std::string key;   // in the CSV
@@ -366,7 +411,8 @@ std::unique_ptr<Sender> make_sender(const Case& c, int port) {
   switch (c.way) {
     case Way::direct: return std::make_unique<DirectSender>(port);
     case Way::list: return std::make_unique<ListSender>(port);
-    case Way::functions: return std::make_unique<FunctionsSender>(port);
+    case Way::functions:
+    case Way::functions_pipelined: return std::make_unique<FunctionsSender>(port);
   }
   throw std::logic_error("no such way");
 }
@@ -375,7 +421,8 @@ std::unique_ptr<Receiver> make_receiver(const Case& c, int port) {
   switch (c.way) {
     case Way::direct: return std::make_unique<DirectReceiver>(port);
     case Way::list: return std::make_unique<ListReceiver>(port);
-    case Way::functions: return std::make_unique<FunctionsReceiver>(port);
+    case Way::functions: return std::make_unique<FunctionsReceiver>(port, false);
+    case Way::functions_pipelined: return std::make_unique<FunctionsReceiver>(port, true);
   }
   throw std::logic_error("no such way");
 }
@@ -383,7 +430,7 @@ std::unique_ptr<Receiver> make_receiver(const Case& c, int port) {
 // An empty Redis for the case: FLUSHALL keeps the function library.
 void reset(redisContext* control, const Case& c) {
   call(control, {"FLUSHALL"});
-  if (c.way != Way::functions) return;
+  if (c.way != Way::functions && c.way != Way::functions_pipelined) return;
   // The queue's name "q" in the root, inode 2, as a mount writes it (names at version 0 after FLUSHALL).
   const Reply reply = call(control, {"FCALL", "mqfs_names", "2", "-", kPrefix, "0", "put", "2", "q",
                                      std::to_string(c.maxmsg), "1:21:15:331881:01:01:q"});
@@ -512,6 +559,10 @@ std::vector<Case> cases(const Options& o) {
     all.push_back({"functions-maxmsg" + std::to_string(maxmsg),
                    "functions, maxmsg " + std::to_string(maxmsg) + ": mqfs_send / mqfs_take + mqfs_ack", Way::functions,
                    maxmsg});
+  for (int maxmsg : o.maxmsg)
+    all.push_back({"functions-ack-with-take-maxmsg" + std::to_string(maxmsg),
+                   "functions, maxmsg " + std::to_string(maxmsg) + ": mqfs_send / mqfs_ack of the last + mqfs_take",
+                   Way::functions_pipelined, maxmsg});
   return all;
 }
 
