@@ -137,6 +137,7 @@ Connection::~Connection() {
     waiting_.pop_front();
     call.done(nullptr);
   }
+  closing_ = true;  // a call made by a callback from here on gets none at once
   connected_ = nullptr;
   message_ = nullptr;
   if (context_) redisAsyncFree(context_);  // answers the calls sent with none
@@ -144,6 +145,7 @@ Connection::~Connection() {
 }
 
 void Connection::call(Command command, Callback done) {
+  if (closing_) return done(nullptr);
   const Clock::time_point deadline = Clock::now() + timeout_;
   if (state_ == State::ready && waiting_.empty())
     send(std::move(command), std::move(done), deadline);
@@ -349,6 +351,9 @@ void Connection::reply_callback(redisAsyncContext*, void* reply, void* data) {
 
 void Connection::on_reply(redisReply* reply, Sent* sent) {
   if (!in_flight_.empty()) in_flight_.pop_front();
+  // No reply: the connection is going away. A call made from this callback
+  // waits for the next one.
+  if (!reply && state_ == State::ready) state_ = State::down;
   sent->done(reply);
 }
 
@@ -375,7 +380,7 @@ void Connection::handle(Clock::time_point now) {
   if (state_ == State::connecting && now >= connect_by_) drop(now);
   if (!in_flight_.empty() && in_flight_.front() <= now) drop(now);  // it hangs
   fail_late(now);
-  if (state_ == State::down && now >= connect_at_) connect(now);
+  if (state_ == State::down && !context_ && now >= connect_at_) connect(now);
 }
 
 // Calls that waited for a connection as long as the mount allows get none.

@@ -79,9 +79,12 @@ class Connection {
   // Answers every call still waiting with none.
   ~Connection();
 
+  // A callback may make calls; those made while the connection is going
+  // away wait for the next one.
   void call(Command command, Callback done);
   // From now on, and on every new connection, the connection carries only
-  // the messages published on `channel`, each passed to `message`.
+  // the messages published on `channel`, each passed to `message`: a
+  // connection either subscribes or makes calls.
   void subscribe(std::string channel, std::function<void(std::string_view)> message);
 
   // Readable when the socket is ready; the loop calls handle() then, and at
@@ -147,6 +150,7 @@ class Connection {
   std::deque<Call> waiting_;               // made while down, in order
   std::deque<Clock::time_point> in_flight_;  // deadlines of calls sent, in order
   uint64_t connections_ = 0;
+  bool closing_ = false;
 };
 
 }  // namespace mqfs::store::redis

@@ -128,6 +128,28 @@ TEST_F(RedisConnectionTest, AHungRedisFailsTheCallsItTookAndTheNextConnectionSer
   EXPECT_EQ(connection.connections(), 2u);
 }
 
+TEST_F(RedisConnectionTest, ACallMadeWhenAnotherFoundTheConnectionLostWaitsForTheNextOne) {
+  RedisServer server;
+  ASSERT_TRUE(server.started());
+  Answers answers;  // outlives the connection, which answers its calls as it closes
+  Connection connection(local(server), 5s, {}, {});
+  connection.call(Command{{"SET", "k", "v"}}, answers.next());
+  ASSERT_TRUE(run_until(connection, [&] { return answers.size() == 1; }, 3s));
+  server.stop();
+  // The first call goes out on the dead connection; its callback calls again
+  // at once, as a store that makes a lost call again does.
+  connection.call(Command{{"PING"}}, [&](const redisReply* reply) {
+    answers.next()(reply);
+    if (!reply) connection.call(Command{{"PING"}}, answers.next());
+  });
+  ASSERT_TRUE(run_until(connection, [&] { return answers.size() == 2; }, 3s));
+  ASSERT_EQ(answers.got[1], "none");
+  EXPECT_FALSE(run_until(connection, [&] { return answers.size() == 3; }, 200ms));  // it waits...
+  ASSERT_TRUE(server.start());
+  ASSERT_TRUE(run_until(connection, [&] { return answers.size() == 3; }, 4s));  // ...for Redis
+  EXPECT_EQ(answers.got[2], "PONG");
+}
+
 TEST_F(RedisConnectionTest, ARestartedRedisGetsTheSetUpAgainBeforeAnyCall) {
   RedisServer server;
   ASSERT_TRUE(server.started());
