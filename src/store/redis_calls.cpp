@@ -382,10 +382,11 @@ Published parse_published(const redisReply* reply) {
   return published;
 }
 
-Command heartbeat(const Keys& keys, std::string_view mount, int64_t lease_ms) {
+Command heartbeat(const Keys& keys, std::string_view mount, int64_t lease_ms, std::size_t most) {
   Command command = call("mqfs_heartbeat", keys, "-");
   command.add(mount);
   command.add(std::to_string(lease_ms));
+  command.add(std::to_string(most));
   return command;
 }
 

@@ -153,8 +153,8 @@ struct Published {
 Published parse_published(const redisReply* reply);
 
 // `mount` lives `lease_ms` more; the messages of mounts whose lease ended go
-// back. Replies with how many did.
-Command heartbeat(const Keys& keys, std::string_view mount, int64_t lease_ms);
+// back, at most `most` in this call. Replies with how many did.
+Command heartbeat(const Keys& keys, std::string_view mount, int64_t lease_ms, std::size_t most = 1000);
 Command purge(const Keys& keys, const std::string& queue);
 std::optional<long long> parse_integer(const redisReply* reply);
 

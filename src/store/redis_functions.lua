@@ -370,27 +370,35 @@ local function publish(keys, args)
   return {'ok', copies}
 end
 
--- mqfs_heartbeat - P MOUNT LEASE_MS: MOUNT is alive for LEASE_MS more; the
--- messages of every mount whose lease ended go back to their places.
--- Returns how many did.
+-- mqfs_heartbeat - P MOUNT LEASE_MS [MOST]: MOUNT is alive for LEASE_MS
+-- more; the messages of mounts whose lease ended go back to their places,
+-- at most MOST (default 1000) in this call, so that a dead mount that held
+-- many does not hold Redis up: the next heartbeats give back the rest. A
+-- dead mount is forgotten, its subscriptions with it, once it holds none.
+-- Returns how many went back.
 local function heartbeat(keys, args)
   local P = keys[2]
   local mount, lease_ms = args[1], tonumber(args[2])
+  local most = tonumber(args[3] or 1000)
   local now = now_ms()
   local returned = 0
   for _, dead in ipairs(redis.call('ZRANGEBYSCORE', P .. ':mounts', '-inf', '(' .. now)) do
-    if dead ~= mount then
-      for _, entry in ipairs(redis.call('SMEMBERS', P .. ':mount:' .. dead)) do
+    if dead ~= mount and most > 0 then
+      local entries = redis.call('SPOP', P .. ':mount:' .. dead, most)
+      most = most - #entries
+      for _, entry in ipairs(entries) do
         local bar = string.find(entry, '|', 1, true)
         local B, ok = string.sub(entry, 1, bar - 1), string.sub(entry, bar + 1)
         if give_back(B, P, dead, ok, 0) then returned = returned + 1 end
       end
-      for _, entry in ipairs(redis.call('SMEMBERS', P .. ':subs:' .. dead)) do
-        local bar = string.find(entry, '|', 1, true)
-        unsubscribe_queue(string.sub(entry, 1, bar - 1), P, string.sub(entry, bar + 1))
+      if redis.call('EXISTS', P .. ':mount:' .. dead) == 0 then
+        for _, entry in ipairs(redis.call('SMEMBERS', P .. ':subs:' .. dead)) do
+          local bar = string.find(entry, '|', 1, true)
+          unsubscribe_queue(string.sub(entry, 1, bar - 1), P, string.sub(entry, bar + 1))
+        end
+        redis.call('DEL', P .. ':subs:' .. dead)
+        redis.call('ZREM', P .. ':mounts', dead)
       end
-      redis.call('DEL', P .. ':mount:' .. dead, P .. ':subs:' .. dead)
-      redis.call('ZREM', P .. ':mounts', dead)
     end
   end
   redis.call('ZADD', P .. ':mounts', now + lease_ms, mount)

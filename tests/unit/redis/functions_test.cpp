@@ -254,6 +254,27 @@ TEST_F(RedisFunctionsTest, ADeadMountsMessagesGoBackWhenAnotherMountBeats) {
   EXPECT_EQ(snapshot().received, 2u);
 }
 
+TEST_F(RedisFunctionsTest, ADeadMountThatHeldManyIsReapedAFewAtATime) {
+  ASSERT_EQ(send({"1", "2", "3"}).status, Status::ok);
+  heartbeat("dying", 60000);
+  ASSERT_EQ(take("dying", {}, 3, 1 << 20).messages.size(), 3u);
+  heartbeat("dying", 1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  const auto reap = [&] {
+    return parse_integer(run(c.get(), redis::heartbeat(keys, "A", 60000, 2)).get()).value_or(-1);
+  };
+  EXPECT_EQ(reap(), 2);
+  ReplyPtr listed = run(c.get(), Command{{"ZSCORE", "mqfs:mounts", "dying"}});
+  ASSERT_TRUE(listed);
+  EXPECT_EQ(listed->type, REDIS_REPLY_STRING);  // not forgotten while it holds one
+  EXPECT_EQ(reap(), 1);
+  listed = run(c.get(), Command{{"ZSCORE", "mqfs:mounts", "dying"}});
+  ASSERT_TRUE(listed);
+  EXPECT_EQ(listed->type, REDIS_REPLY_NIL);
+  EXPECT_EQ(reap(), 0);
+  EXPECT_EQ(drain("B"), (std::vector<std::string>{"1", "2", "3"}));
+}
+
 TEST_F(RedisFunctionsTest, ABatchTakesWholeMessagesInOrderWhileTheyFit) {
   ASSERT_EQ(send({"aaaa", "bbbb", "cccc", "dddd"}).status, Status::ok);
   // u32 framing: each message after 4 bytes of length; 16 bytes fit two.
