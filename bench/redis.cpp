@@ -93,44 +93,42 @@ Connection connect(int port) {
   return c;
 }
 
-// Sends one command and waits for its reply; an error reply throws.
-Reply call(redisContext* c, std::initializer_list<std::string_view> args) {
+// Queues one command in the connection's output buffer.
+void append(redisContext* c, std::initializer_list<std::string_view> args) {
   std::vector<const char*> argv;
   std::vector<size_t> lengths;
   for (std::string_view arg : args) {
     argv.push_back(arg.data());
     lengths.push_back(arg.size());
   }
-  Reply reply(static_cast<redisReply*>(redisCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lengths.data())));
-  if (!reply) throw std::runtime_error(std::string("redis: ") + c->errstr);
+  if (redisAppendCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lengths.data()) != REDIS_OK)
+    throw std::runtime_error(std::string("redis: ") + c->errstr);
+}
+
+// The reply to the oldest command sent (named `name`); an error reply throws.
+Reply next_reply(redisContext* c, std::string_view name) {
+  void* raw = nullptr;
+  if (redisGetReply(c, &raw) != REDIS_OK) throw std::runtime_error(std::string("redis: ") + c->errstr);
+  Reply reply(static_cast<redisReply*>(raw));
   if (reply->type == REDIS_REPLY_ERROR)
-    throw std::runtime_error("redis: " + std::string(*args.begin()) + ": " + std::string(reply->str, reply->len));
+    throw std::runtime_error("redis: " + std::string(name) + ": " + std::string(reply->str, reply->len));
   return reply;
+}
+
+// Sends one command and waits for its reply; an error reply throws.
+Reply call(redisContext* c, std::initializer_list<std::string_view> args) {
+  append(c, args);
+  return next_reply(c, *args.begin());
 }
 
 // Sends `first` and `second` in one write and returns the second's reply
 // (the first's must not be an error): two calls in one round trip.
 Reply call_both(redisContext* c, std::initializer_list<std::string_view> first,
                 std::initializer_list<std::string_view> second) {
-  for (const auto& args : {first, second}) {
-    std::vector<const char*> argv;
-    std::vector<size_t> lengths;
-    for (std::string_view arg : args) {
-      argv.push_back(arg.data());
-      lengths.push_back(arg.size());
-    }
-    if (redisAppendCommandArgv(c, static_cast<int>(argv.size()), argv.data(), lengths.data()) != REDIS_OK)
-      throw std::runtime_error(std::string("redis: ") + c->errstr);
-  }
-  Reply replies[2];
-  for (Reply& reply : replies) {
-    void* raw = nullptr;
-    if (redisGetReply(c, &raw) != REDIS_OK) throw std::runtime_error(std::string("redis: ") + c->errstr);
-    reply.reset(static_cast<redisReply*>(raw));
-    if (reply->type == REDIS_REPLY_ERROR)
-      throw std::runtime_error("redis: " + std::string(*first.begin()) + ": " + std::string(reply->str, reply->len));
-  }
-  return std::move(replies[1]);
+  append(c, first);
+  append(c, second);
+  next_reply(c, *first.begin());
+  return next_reply(c, *second.begin());
 }
 
 std::string_view text(const redisReply* reply) {

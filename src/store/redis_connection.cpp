@@ -156,13 +156,18 @@ void Connection::call(Command command, Callback done) {
 void Connection::subscribe(std::string channel, std::function<void(std::string_view)> message) {
   channel_ = std::move(channel);
   message_ = std::move(message);
-  if (state_ == State::ready)
-    redisAsyncCommand(context_, message_callback, this, "SUBSCRIBE %b", channel_.data(), channel_.size());
+  if (state_ == State::ready) send_subscribe();
+}
+
+void Connection::send_subscribe() {
+  redisAsyncCommand(context_, message_callback, this, "SUBSCRIBE %b", channel_.data(), channel_.size());
 }
 
 void Connection::send(Command command, Callback done, Clock::time_point deadline) {
   std::vector<const char*> argv;
   std::vector<std::size_t> lengths;
+  argv.reserve(command.args.size());
+  lengths.reserve(command.args.size());
   for (const std::string& arg : command.args) {
     argv.push_back(arg.data());
     lengths.push_back(arg.size());
@@ -306,7 +311,7 @@ void Connection::ready() {
   state_ = State::ready;
   backoff_ = kFirstRetry;
   ++connections_;
-  if (message_) redisAsyncCommand(context_, message_callback, this, "SUBSCRIBE %b", channel_.data(), channel_.size());
+  if (message_) send_subscribe();
   while (!waiting_.empty() && state_ == State::ready) {
     Call call = std::move(waiting_.front());
     waiting_.pop_front();

@@ -113,6 +113,7 @@ class Connection {
   void lost(Clock::time_point now);
   void drop(Clock::time_point now);
   void ready();
+  void send_subscribe();
   void ask_sentinel(Clock::time_point now);
   void send(Command command, Callback done, Clock::time_point deadline);
   void on_connect(int status);

@@ -61,6 +61,11 @@ struct Answers {
   std::size_t size() const { return got.size(); }
 };
 
+// Runs the connection until `answers` holds `n` answers, or `limit` passed.
+bool answered(Connection& connection, const Answers& answers, std::size_t n, std::chrono::milliseconds limit) {
+  return run_until(connection, [&] { return answers.size() == n; }, limit);
+}
+
 class RedisConnectionTest : public ::testing::Test {
  protected:
   void SetUp() override { MQFS_REQUIRE_REDIS_SERVER(); }
@@ -72,7 +77,7 @@ TEST_F(RedisConnectionTest, CallsAreAnsweredOnceEachInOrder) {
   Answers answers;  // outlives the connection, which answers its calls as it closes
   Connection connection(local(server), 5s, {}, {});
   for (int i = 0; i < 200; ++i) connection.call(Command{{"INCR", "n"}}, answers.next());
-  ASSERT_TRUE(run_until(connection, [&] { return answers.size() == 200; }, 10s));
+  ASSERT_TRUE(answered(connection, answers, 200, 10s));
   for (int i = 0; i < 200; ++i) ASSERT_EQ(answers.got[i], std::to_string(i + 1));
   EXPECT_EQ(connection.connections(), 1u);
 }
@@ -83,10 +88,10 @@ TEST_F(RedisConnectionTest, ACallWaitsForRedisToComeUp) {
   Connection connection(local(server), 5s, {}, {});
   connection.call(Command{{"PING"}}, answers.next());
   // Nothing answers while Redis is away...
-  EXPECT_FALSE(run_until(connection, [&] { return answers.size() == 1; }, 300ms));
+  EXPECT_FALSE(answered(connection, answers, 1, 300ms));
   ASSERT_TRUE(server.start());
   // ...and the call goes out once it is there.
-  ASSERT_TRUE(run_until(connection, [&] { return answers.size() == 1; }, 4s));
+  ASSERT_TRUE(answered(connection, answers, 1, 4s));
   EXPECT_EQ(answers.got, std::vector<std::string>{"PONG"});
 }
 
@@ -96,7 +101,7 @@ TEST_F(RedisConnectionTest, ACallFailsWithNoReplyAfterTheTimeoutWhileRedisIsDown
   Connection connection(local(server), 300ms, {}, {});
   const Clock::time_point start = Clock::now();
   connection.call(Command{{"PING"}}, answers.next());
-  ASSERT_TRUE(run_until(connection, [&] { return answers.size() == 1; }, 3s));
+  ASSERT_TRUE(answered(connection, answers, 1, 3s));
   const auto waited = Clock::now() - start;
   EXPECT_EQ(answers.got, std::vector<std::string>{"none"});
   EXPECT_GE(waited, 300ms);
@@ -111,18 +116,18 @@ TEST_F(RedisConnectionTest, AHungRedisFailsTheCallsItTookAndTheNextConnectionSer
   Answers answers;  // outlives the connection, which answers its calls as it closes
   Connection connection(local(server), 300ms, {}, {});
   connection.call(Command{{"SET", "k", "before"}}, answers.next());
-  ASSERT_TRUE(run_until(connection, [&] { return answers.size() == 1; }, 3s));
+  ASSERT_TRUE(answered(connection, answers, 1, 3s));
 
   server.pause();
   const Clock::time_point start = Clock::now();
   connection.call(Command{{"SET", "k", "during"}}, answers.next());
-  ASSERT_TRUE(run_until(connection, [&] { return answers.size() == 2; }, 3s));
+  ASSERT_TRUE(answered(connection, answers, 2, 3s));
   EXPECT_EQ(answers.got[1], "none");
   EXPECT_GE(Clock::now() - start, 300ms);
 
   server.resume();
   connection.call(Command{{"GET", "k"}}, answers.next());
-  ASSERT_TRUE(run_until(connection, [&] { return answers.size() == 3; }, 3s));
+  ASSERT_TRUE(answered(connection, answers, 3, 3s));
   // The hung call's outcome was unknown to its caller; Redis did take it.
   EXPECT_EQ(answers.got[2], "during");
   EXPECT_EQ(connection.connections(), 2u);
@@ -134,7 +139,7 @@ TEST_F(RedisConnectionTest, ACallMadeWhenAnotherFoundTheConnectionLostWaitsForTh
   Answers answers;  // outlives the connection, which answers its calls as it closes
   Connection connection(local(server), 5s, {}, {});
   connection.call(Command{{"SET", "k", "v"}}, answers.next());
-  ASSERT_TRUE(run_until(connection, [&] { return answers.size() == 1; }, 3s));
+  ASSERT_TRUE(answered(connection, answers, 1, 3s));
   server.stop();
   // The first call goes out on the dead connection; its callback calls again
   // at once, as a store that makes a lost call again does.
@@ -142,11 +147,11 @@ TEST_F(RedisConnectionTest, ACallMadeWhenAnotherFoundTheConnectionLostWaitsForTh
     answers.next()(reply);
     if (!reply) connection.call(Command{{"PING"}}, answers.next());
   });
-  ASSERT_TRUE(run_until(connection, [&] { return answers.size() == 2; }, 3s));
+  ASSERT_TRUE(answered(connection, answers, 2, 3s));
   ASSERT_EQ(answers.got[1], "none");
-  EXPECT_FALSE(run_until(connection, [&] { return answers.size() == 3; }, 200ms));  // it waits...
+  EXPECT_FALSE(answered(connection, answers, 3, 200ms));  // it waits...
   ASSERT_TRUE(server.start());
-  ASSERT_TRUE(run_until(connection, [&] { return answers.size() == 3; }, 4s));  // ...for Redis
+  ASSERT_TRUE(answered(connection, answers, 3, 4s));  // ...for Redis
   EXPECT_EQ(answers.got[2], "PONG");
 }
 
@@ -158,19 +163,19 @@ TEST_F(RedisConnectionTest, ARestartedRedisGetsTheSetUpAgainBeforeAnyCall) {
   Connection connection(local(server), 2s, {Command{{"FUNCTION", "LOAD", "REPLACE", std::string(functions())}}},
                         [&] { ++connected; });
   connection.call(Command{{"FCALL", "mqfs_purge", "2", "mqfs:q:2", "mqfs"}}, answers.next());
-  ASSERT_TRUE(run_until(connection, [&] { return answers.size() == 1; }, 3s));
+  ASSERT_TRUE(answered(connection, answers, 1, 3s));
   EXPECT_EQ(answers.got[0], "0");
   EXPECT_EQ(connected, 1);
 
   server.stop();  // forgets the functions: nothing is saved
   ASSERT_TRUE(server.start());
   connection.call(Command{{"FCALL", "mqfs_purge", "2", "mqfs:q:2", "mqfs"}}, answers.next());
-  ASSERT_TRUE(run_until(connection, [&] { return answers.size() == 2; }, 4s));
+  ASSERT_TRUE(answered(connection, answers, 2, 4s));
   // The call made on the dead connection failed (none) or, made after it was
   // seen dead, waited for the new one, which loaded the functions first.
   EXPECT_TRUE(answers.got[1] == "0" || answers.got[1] == "none") << answers.got[1];
   connection.call(Command{{"FCALL", "mqfs_purge", "2", "mqfs:q:2", "mqfs"}}, answers.next());
-  ASSERT_TRUE(run_until(connection, [&] { return answers.size() == 3; }, 4s));
+  ASSERT_TRUE(answered(connection, answers, 3, 4s));
   EXPECT_EQ(answers.got[2], "0");
   EXPECT_EQ(connected, 2);
 }
@@ -209,7 +214,7 @@ TEST_F(RedisConnectionTest, APasswordAndADatabaseAreUsed) {
   Answers answers;  // outlives the connection, which answers its calls as it closes
   Connection connection(address, 2s, {}, {});
   connection.call(Command{{"SET", "k", "v"}}, answers.next());
-  ASSERT_TRUE(run_until(connection, [&] { return answers.size() == 1; }, 3s));
+  ASSERT_TRUE(answered(connection, answers, 1, 3s));
   EXPECT_EQ(answers.got[0], "OK");
   ContextPtr c = server.connect();
   ASSERT_TRUE(c);
@@ -228,7 +233,7 @@ TEST_F(RedisConnectionTest, AWrongPasswordFailsTheCallsAfterTheTimeout) {
   Answers answers;  // outlives the connection, which answers its calls as it closes
   Connection connection(address, 300ms, {}, {});
   connection.call(Command{{"PING"}}, answers.next());
-  ASSERT_TRUE(run_until(connection, [&] { return answers.size() == 1; }, 3s));
+  ASSERT_TRUE(answered(connection, answers, 1, 3s));
   EXPECT_EQ(answers.got[0], "none");
   EXPECT_FALSE(connection.connected());
 }
@@ -243,7 +248,7 @@ TEST_F(RedisConnectionTest, ClosingAnswersEveryCallStillWaiting) {
     ASSERT_TRUE(run_until(connection, [&] { return connection.connected(); }, 3s));
     ASSERT_EQ(answers.size(), 0u);  // sent, not yet read
     connection.call(Command{{"BLPOP", "nothing", "0"}}, answers.next());  // never answered by Redis
-    ASSERT_TRUE(run_until(connection, [&] { return answers.size() == 1; }, 3s));
+    ASSERT_TRUE(answered(connection, answers, 1, 3s));
   }
   EXPECT_EQ(answers.got, (std::vector<std::string>{"PONG", "none"}));
 }
@@ -260,6 +265,10 @@ TEST_F(RedisConnectionTest, ThroughASentinelTheConnectionFollowsAFailover) {
   char config[] = "/tmp/mqfs-sentinel-XXXXXX";
   const int fd = mkstemp(config);
   ASSERT_GE(fd, 0);
+  struct Removed {
+    const char* path;
+    ~Removed() { unlink(path); }
+  } removed{config};  // however the test ends
   const std::string text = "sentinel monitor m 127.0.0.1 " + std::to_string(master.port()) +
                            " 1\nsentinel down-after-milliseconds m 300\nsentinel failover-timeout m 1000\n";
   ASSERT_EQ(write(fd, text.data(), text.size()), static_cast<ssize_t>(text.size()));
@@ -284,7 +293,7 @@ TEST_F(RedisConnectionTest, ThroughASentinelTheConnectionFollowsAFailover) {
   Connection connection(address, 10s, {}, {});
   connection.call(Command{{"SET", "k", "before"}}, answers.next());
   connection.call(Command{{"WAIT", "1", "5000"}}, answers.next());  // on the replica too
-  ASSERT_TRUE(run_until(connection, [&] { return answers.size() == 2; }, 10s));
+  ASSERT_TRUE(answered(connection, answers, 2, 10s));
   ASSERT_EQ(answers.got, (std::vector<std::string>{"OK", "1"}));
 
   master.stop();
@@ -294,7 +303,7 @@ TEST_F(RedisConnectionTest, ThroughASentinelTheConnectionFollowsAFailover) {
   const Clock::time_point give_up = Clock::now() + 20s;
   do {
     connection.call(Command{{"SET", "k", "after"}}, answers.next());
-    ASSERT_TRUE(run_until(connection, [&, n = answers.size() + 1] { return answers.size() == n; }, 15s));
+    ASSERT_TRUE(answered(connection, answers, answers.size() + 1, 15s));
   } while (answers.got.back() != "OK" && Clock::now() < give_up);
   ASSERT_EQ(answers.got.back(), "OK");
   EXPECT_LE(answers.size(), 5u);  // at most the few calls made before the loss was seen
@@ -304,7 +313,6 @@ TEST_F(RedisConnectionTest, ThroughASentinelTheConnectionFollowsAFailover) {
   ReplyPtr value = run(promoted.get(), Command{{"GET", "k"}});
   ASSERT_TRUE(value && value->type == REDIS_REPLY_STRING);
   EXPECT_EQ(std::string(value->str, value->len), "after");
-  unlink(config);
 }
 
 TEST(RedisUrlTest, TheFormsOfSpecSection10) {

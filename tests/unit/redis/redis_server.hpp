@@ -114,8 +114,13 @@ class RedisServer {
     started_ = false;
   }
   // Makes it hang, with its connections open, and go on.
-  void pause() { kill(pid_, SIGSTOP); }
-  void resume() { kill(pid_, SIGCONT); }
+  // (Never kill(-1): that would signal every process.)
+  void pause() {
+    if (pid_ > 0) kill(pid_, SIGSTOP);
+  }
+  void resume() {
+    if (pid_ > 0) kill(pid_, SIGCONT);
+  }
 
   bool started() const { return started_; }
   int port() const { return port_; }
