@@ -773,6 +773,10 @@ void Queue::closed(OpenFile& file) {
 }
 
 void Queue::watch(OpenFile& file, std::unique_ptr<Watch> watch) {
+  // A subscription whose topic became a queue again: its file reads what it
+  // still holds, and writes to the queue. It waits on the queue, whose
+  // changes reach it there, and the subscription's own changes reach it below.
+  if (subscriber_ == &file && !topic_) return file.queue().watch(file, std::move(watch));
   file.watch_ = std::move(watch);
   watchers_.push_back(file);
 }
@@ -784,6 +788,12 @@ void Queue::notify_watchers() {
   }
   // A topic's writability is also its reading descriptors' POLLOUT.
   for (Queue* s = subscriptions_.front(); s; s = subscriptions_.next(*s)) s->notify_watchers();
+  // A subscription that ended waits on its queue (watch() above).
+  if (subscriber_ && !topic_ && subscriber_->watch_) {
+    subscriber_->unlink();
+    auto watch = std::move(subscriber_->watch_);
+    watch->notify();
+  }
 }
 
 }  // namespace mqfs::engine
