@@ -4,6 +4,7 @@
 #include <cassert>
 #include <cstring>
 #include <new>
+#include <utility>
 
 namespace mqfs::engine {
 
@@ -194,15 +195,26 @@ const Message* MessageStore::front(const Selection& selection) const {
 MessagePtr MessageStore::pop_front(const Selection& selection) {
   const Message* first = front(selection);
   if (!first) return MessagePtr(nullptr, MessageDeleter{budget_});
-  auto kind_it = types_.find(first->type());
-  TypeFifos& kind = kind_it->second;
-  Fronts::node_type front = fronts_.extract(&kind);
+  return remove(first->type(), first->priority(), first->id());
+}
 
-  auto it = kind.levels.begin();
+MessagePtr MessageStore::remove(Type type, Priority priority, uint64_t id) {
+  auto kind_it = types_.find(type);
+  if (kind_it == types_.end()) return MessagePtr(nullptr, MessageDeleter{budget_});
+  TypeFifos& kind = kind_it->second;
+  auto it = kind.levels.find(priority);
+  if (it == kind.levels.end()) return MessagePtr(nullptr, MessageDeleter{budget_});
   Fifo& fifo = it->second;
+  Message* before = nullptr;
   Message* m = fifo.head;
+  while (m && m->id() != id) before = std::exchange(m, m->next_);
+  if (!m) return MessagePtr(nullptr, MessageDeleter{budget_});
+
+  // The type's front may change: its entry in fronts_ is keyed by it.
+  Fronts::node_type front = fronts_.extract(&kind);
   if (fifo.put_back == m) fifo.put_back = nullptr;
-  fifo.head = m->next_;
+  (before ? before->next_ : fifo.head) = m->next_;
+  if (fifo.tail == m) fifo.tail = before;
   m->next_ = nullptr;
   if (!fifo.head) {
     auto node = kind.levels.extract(it);

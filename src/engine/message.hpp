@@ -198,6 +198,9 @@ class MessageStore {
   void put_back(MessagePtr message) noexcept;
   // Takes front(selection); null when none qualifies.
   MessagePtr pop_front(const Selection& selection = {});
+  // Takes the message of that type, priority and id, wherever it is; null
+  // when it is not here. O(messages ahead of it at its priority).
+  MessagePtr remove(Type type, Priority priority, uint64_t id);
   void clear();
 
   // The message after `position` in `selection`'s order, or its front when

@@ -23,7 +23,7 @@ int64_t now_realtime_ns() {
 }
 
 Queue::Queue(Budget& budget, Timeouts& timeouts, const Settings& settings, store::Store* store, uint64_t ino,
-             QueueFinder* finder)
+             QueueFinder* finder, Remote* remote)
     : budget_(&budget),
       timeouts_(&timeouts),
       settings_(settings),
@@ -31,8 +31,11 @@ Queue::Queue(Budget& budget, Timeouts& timeouts, const Settings& settings, store
       backing_(store),
       ino_(ino),
       finder_(finder),
-      leases_(budget) {
+      leases_(budget),
+      remote_(remote),
+      fetched_(budget) {
   times_.atime = times_.mtime = times_.ctime = now_realtime();
+  if (remote_) remote_->attach(ino_, *this);
 }
 
 // Waiters keep their open file, and the open file its queue: a queue with
@@ -40,6 +43,10 @@ Queue::Queue(Budget& budget, Timeouts& timeouts, const Settings& settings, store
 Queue::~Queue() {
   cancel_all(ENOTCONN);
   timeouts_->remove(lease_timer_);
+  if (remote_) {
+    return_fetched();
+    remote_->detach(ino_);
+  }
 }
 
 void Queue::configure(const Settings& settings) {
@@ -67,6 +74,11 @@ void Queue::configure(const Settings& settings) {
 }
 
 int Queue::check(const Settings& settings) const {
+  // Shared by several mounts (SPEC section 10): topics, subscriptions and
+  // the framings that split a write into several messages are not there yet.
+  if (remote_ && (settings.kind == QueueKind::topic || !settings.subscribe.empty() ||
+                  settings.framing == Framing::line || settings.framing == Framing::u32))
+    return -EOPNOTSUPP;
   if (settings.kind != QueueKind::topic) return 0;
   if (!settings.subscribe.empty()) return -EINVAL;  // a topic subscribes to nothing
   if (!is_topic() && (!store_.empty() || leases_.count() > 0)) return -EBUSY;
@@ -74,7 +86,8 @@ int Queue::check(const Settings& settings) const {
 }
 
 bool Queue::readable(const OpenFile& file) const {
-  return file.holds_rest() || file.at_end() || file.read_mode() == ReadMode::peek || store_.front(file.selection());
+  return file.holds_rest() || file.at_end() || file.read_mode() == ReadMode::peek || store_.front(file.selection()) ||
+         fetched_.front(file.selection()) || removed_;
 }
 
 int64_t Queue::oldest_ms() const {
@@ -95,7 +108,9 @@ void Queue::receive(OpenFile& file, std::size_t size, pid_t pid, Clock::time_poi
     }
     return;
   }
-  if (file.nonblocking()) return request.fail(EAGAIN);
+  // A shared queue's reader waits for the server's answer even when it
+  // must not block: the answer is what says whether the queue is empty.
+  if (file.nonblocking() && !fetching_) return request.fail(EAGAIN);
   wait(receivers_, request.park(file, pid, size), settings_.recv_timeout_ms, now);
 }
 
@@ -109,7 +124,11 @@ int Queue::read_now(OpenFile& file, std::size_t size, pid_t pid, Receiver& to) {
     to.deliver({});
     return 1;
   }
-  if (!store_.front(file.selection())) return 0;
+  if (removed_) return -EIDRM;
+  if (!source().front(file.selection())) {
+    if (remote_ && store_.front(file.selection())) fetch(file, size);
+    return 0;
+  }
   if (settings_.framing == Framing::u32 ||
       (settings_.framing == Framing::line && file.read_mode() == ReadMode::stream))
     return read_batch(file, size, pid, to);
@@ -119,7 +138,7 @@ int Queue::read_now(OpenFile& file, std::size_t size, pid_t pid, Receiver& to) {
 // One message, without a copy; a short buffer leaves the rest with the file
 // (a copy of it when the message stays in the queue under lease).
 int Queue::read_message(OpenFile& file, std::size_t size, pid_t pid, Receiver& to) {
-  const Message* front = store_.front(file.selection());
+  const Message* front = source().front(file.selection());
   const iovec part{const_cast<std::byte*>(front->bytes().data()), std::min<std::size_t>(size, front->size())};
   const bool lease = file.ack_mode() == AckMode::explicit_ack;
   MessagePtr rest(nullptr, MessageDeleter{budget_});
@@ -129,7 +148,7 @@ int Queue::read_message(OpenFile& file, std::size_t size, pid_t pid, Receiver& t
   }
   if (!to.deliver({&part, 1})) return 1;  // the reader is gone: the message stays
 
-  MessagePtr message = store_.pop_front(file.selection());
+  MessagePtr message = source().pop_front(file.selection());
   delivered(file, *message);
   taken(file, pid);
   if (lease) {
@@ -157,7 +176,7 @@ int Queue::read_batch(OpenFile& file, std::size_t size, pid_t pid, Receiver& to)
 
   gather.clear();
   std::size_t count = 0;
-  store_.for_each(file.selection(), [&](const Message& m) {
+  source().for_each(file.selection(), [&](const Message& m) {
     if (count == most || gather.size() + header + m.size() > limit) return false;
     const std::size_t at = gather.size();
     gather.resize(at + header + m.size());
@@ -175,7 +194,7 @@ int Queue::read_batch(OpenFile& file, std::size_t size, pid_t pid, Receiver& to)
   const iovec all{gather.data(), gather.size()};
   if (!to.deliver({&all, 1})) return 1;
   for (std::size_t i = 0; i < count; ++i) {
-    MessagePtr message = store_.pop_front(file.selection());
+    MessagePtr message = source().pop_front(file.selection());
     delivered(file, *message);
     if (lease) {
       hold(file, std::move(message));
@@ -264,6 +283,7 @@ void accept_or_fail(Write& write, std::size_t used, int error) {
 
 void Queue::send(OpenFile& file, std::span<const std::byte> bytes, pid_t pid, Clock::time_point now,
                  WriteRequest& request) {
+  if (removed_) return request.fail(EIDRM);
   if (settings_.framing == Framing::file) return append_to_message(file, bytes, request);
   if (settings_.framing != Framing::none) return send_frames(file, bytes, pid, now, request);
 
@@ -281,6 +301,7 @@ void Queue::send(OpenFile& file, std::span<const std::byte> bytes, pid_t pid, Cl
 // message and its priority's level exist before the answer.
 void Queue::queue_or_wait(OpenFile& file, MessagePtr message, pid_t pid, Clock::time_point now, std::size_t n,
                           WriteRequest& request) {
+  if (remote_) return send_remote(&file, std::move(message), pid, now, n, &request);
   if (!writable()) {
     auto writer = request.park(file, pid);
     writer->message_ = std::move(message);
@@ -437,6 +458,10 @@ int Queue::flush(OpenFile& file, pid_t pid, Clock::time_point now) {
   MessagePtr message = Message::make(*budget_, frames.bytes(), file.priority(), file.type());
   frames.clear();
   if (!message) return -ENOSPC;
+  if (remote_) {
+    send_remote(nullptr, std::move(message), pid, now, 0, nullptr);
+    return 0;
+  }
   if (writable()) {
     if (int status = enqueue_now(std::move(message), pid); status < 0) return status;
     settle();
@@ -517,10 +542,10 @@ std::unique_ptr<Waiter> Queue::take_waiter(Waiter& waiter) {
 void Queue::serve_receivers() {
   if (!fed_.empty()) feed_subscribers();
   Waiter* next = receivers_.front();
-  while (next && !store_.empty()) {
+  while (next && !source().empty()) {
     Waiter& waiter = *next;
     next = receivers_.next(waiter);
-    if (!store_.front(waiter.file().selection())) continue;
+    if (!source().front(waiter.file().selection())) continue;
     auto taken_waiter = take_waiter(waiter);
     auto& reader = static_cast<ReceiveWaiter&>(*taken_waiter);
     if (int status = read_now(reader.file(), reader.size(), reader.pid(), reader); status < 0) reader.fail(-status);
@@ -560,6 +585,11 @@ void Queue::settle() {
   try {
     for (;;) {
       serve_receivers();
+      if (remote_) {
+        fetch_for_waiters();
+        pump_sends();
+        break;
+      }
       if (senders_.empty() || !has_room()) break;
       if (!resume(static_cast<SendWaiter&>(*senders_.front()))) break;
     }
@@ -624,6 +654,7 @@ void Queue::give_back(MessagePtr message, Clock::time_point now) {
     Queue* dead_letters = finder_ && !settings_.dead_letter.empty() ? finder_->find_queue(settings_.dead_letter) : nullptr;
     if (dead_letters && dead_letters != this && !dead_letters->is_topic()) {
       ++dead_lettered_;
+      if (remote_) return remote_->dead_letter(ino_, dead_letters->ino_, *message);
       return dead_letters->take_dead_letter(*this, std::move(message));
     }
     if (!dead_letter_warned_)
@@ -632,6 +663,7 @@ void Queue::give_back(MessagePtr message, Clock::time_point now) {
                    ino_, settings_.max_deliveries, settings_.dead_letter);
     dead_letter_warned_ = true;  // once, until the settings change
   }
+  if (remote_) return remote_->release(ino_, *message, settings_.retry_delay_ms, true);
   if (settings_.retry_delay_ms > 0)
     return leases_.delay(std::move(message), now + std::chrono::milliseconds(settings_.retry_delay_ms));
   store_.reserve(*message);
@@ -733,6 +765,7 @@ void Queue::drop_records(bool queued_only) {
 }
 
 void Queue::purge() {
+  if (remote_) remote_->purge(ino_);
   drop_records(true);
   store_.clear();
   times_.mtime = times_.ctime = now_realtime();
@@ -746,6 +779,7 @@ void Queue::unlinked(NodeCharge charge) {
 }
 
 void Queue::dequeued(const Message& message) {
+  if (remote_) return remote_->ack(ino_, message);
   if (backing_) backing_->dequeued(ino_, message);
 }
 

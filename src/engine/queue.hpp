@@ -12,6 +12,8 @@
 #include <memory>
 #include <span>
 #include <string_view>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "engine/budget.hpp"
@@ -19,6 +21,7 @@
 #include "engine/list.hpp"
 #include "engine/message.hpp"
 #include "engine/open_file.hpp"
+#include "engine/remote.hpp"
 #include "engine/settings.hpp"
 #include "engine/waiter.hpp"
 #include "store/store.hpp"
@@ -53,9 +56,10 @@ class QueueFinder {
 class Queue : public ListNode<Queue> {  // a topic's list of its descriptors' subscriptions
  public:
   // `store` records the queue's changes under `ino` (none: memory only);
-  // `finder` finds its dead-letter queue (none: it has none).
+  // `finder` finds its dead-letter queue (none: it has none); `remote`: the
+  // server that holds its messages, shared with other mounts (SPEC section 10).
   Queue(Budget& budget, Timeouts& timeouts, const Settings& settings, store::Store* store = nullptr,
-        uint64_t ino = 0, QueueFinder* finder = nullptr);
+        uint64_t ino = 0, QueueFinder* finder = nullptr, Remote* remote = nullptr);
   Queue(const Queue&) = delete;
   Queue& operator=(const Queue&) = delete;
   ~Queue();
@@ -91,8 +95,8 @@ class Queue : public ListNode<Queue> {  // a topic's list of its descriptors' su
 
   const MessageStore& messages() const { return store_; }
   // Messages a reader can take now, and their bytes.
-  uint64_t curmsgs() const { return store_.count(); }
-  uint64_t curbytes() const { return store_.bytes(); }
+  uint64_t curmsgs() const { return store_.count() + fetched_.count(); }
+  uint64_t curbytes() const { return store_.bytes() + fetched_.bytes(); }
   // Messages leased to readers, or returned and waiting for their retry delay.
   uint64_t inflight() const { return leases_.count(); }
   uint64_t sent() const { return sent_; }
@@ -109,7 +113,7 @@ class Queue : public ListNode<Queue> {  // a topic's list of its descriptors' su
   // A read on `file` would not block.
   bool readable(const OpenFile& file) const;
   // A write would not block.
-  bool writable() const { return senders_.empty() && has_room(); }
+  bool writable() const { return removed_ || (remote_ ? has_room() : senders_.empty() && has_room()); }
 
   // A read(2) of up to `size` bytes for `file`. It is answered now — the
   // bytes, or EMSGSIZE when the next u32 frame does not fit in `size`, or
@@ -210,6 +214,27 @@ class Queue : public ListNode<Queue> {  // a topic's list of its descriptors' su
     leases_.for_each_message(visit);
   }
 
+  // SPEC section 10 (remote.cpp): a queue whose messages a server holds.
+  // Its answers to this queue's requests (see Remote):
+  // The message of the write `ticket` was queued with `id`, or refused;
+  // false when its writer is gone and it must be withdrawn.
+  bool remote_sent(uint64_t ticket, RemoteStatus status);
+  // Messages taken for this mount's readers, in queue order.
+  void remote_taken(RemoteStatus status, std::vector<MessagePtr> messages);
+  // What changed on the server, for the mirror: a message queued (sent, or
+  // given back), messages taken by a reader of any mount, room made (an
+  // acknowledgement, a larger maxmsg), every queued message dropped.
+  void remote_queued(MessagePtr message);
+  void remote_unqueued(std::span<const uint64_t> ids);
+  void remote_room();
+  void remote_purged();
+  // The server's copy, at mount or after events may have been missed.
+  void remote_reset(std::vector<MessagePtr> queued);
+  // The queue was removed on the server: every wait and every later
+  // request on it fail with EIDRM.
+  void remote_removed();
+  bool removed() const { return removed_; }
+
   std::size_t receivers_waiting() const { return receivers_.size(); }
   std::size_t senders_waiting() const { return senders_.size(); }
 
@@ -242,6 +267,7 @@ class Queue : public ListNode<Queue> {  // a topic's list of its descriptors' su
   // Leased messages hold their place: they may come back.
   // A topic has room when every subscriber that must take its next message has.
   bool has_room() const {
+    if (remote_) return !remote_full_;
     return is_topic() ? subscribers_have_room()
                       : store_.count() + leases_.count() < static_cast<uint64_t>(settings_.maxmsg);
   }
@@ -275,6 +301,16 @@ class Queue : public ListNode<Queue> {  // a topic's list of its descriptors' su
   std::unique_ptr<Waiter> take_waiter(Waiter& waiter);
   void settle();
   void notify_watchers();
+
+  // SPEC section 10 (remote.cpp).
+  MessageStore& source() { return remote_ ? fetched_ : store_; }
+  void send_remote(OpenFile* file, MessagePtr message, pid_t pid, Clock::time_point now, std::size_t n,
+                   WriteRequest* request);
+  void pump_sends();
+  void fetch(const OpenFile& file, std::size_t size);
+  void fetch_for_waiters();
+  void return_fetched();
+  void mirror(MessagePtr message);
 
   friend class OpenFile;
   void opened() { ++open_files_; }
@@ -327,6 +363,17 @@ class Queue : public ListNode<Queue> {  // a topic's list of its descriptors' su
   std::vector<std::pair<Queue*, MessagePtr>> copies_;
   std::vector<Queue*> missed_;
   std::vector<Queue*> fed_;  // subscribers given copies whose readers wait to be served
+
+  // SPEC section 10: store_ is the mirror of the server's queued messages.
+  Remote* remote_ = nullptr;
+  MessageStore fetched_;  // taken from the server for this mount's readers
+  std::unordered_map<uint64_t, std::pair<Type, Priority>> mirrored_;  // store_'s messages, by id
+  uint64_t next_ticket_ = 1;
+  bool remote_full_ = false;  // the server said full, and no room was made since
+  bool fetching_ = false;     // a take is under way
+  bool fetch_stale_ = false;  // the server had nothing the mirror showed: it is being read again
+  uint64_t mirror_last_id_ = 0;
+  bool removed_ = false;
 };
 
 }  // namespace mqfs::engine

@@ -149,6 +149,8 @@ class SendWaiter : public Waiter, public Sender {
   std::unique_ptr<HeldBytes> rest_;  // framed: the input not consumed yet
   Framing framing_ = Framing::none;  // framed: the framing the write began under
   std::size_t consumed_ = 0;        // framed: bytes of the write already consumed
+  uint64_t ticket_ = 0;             // a shared queue (SPEC 10): its message is with the server
+  std::size_t count_ = 0;           // ... and the byte count its answer reports
 };
 
 // The unfinished last line of a line-framed writer that closed its file while

@@ -310,6 +310,21 @@ Command release(const Keys& keys, const std::string& queue, std::string_view mou
   return command;
 }
 
+Command settle(const Keys& keys, const std::string& queue, std::string_view mount, bool acknowledge,
+               int64_t delay_ms, Order order) {
+  Command command = call(acknowledge ? "mqfs_ack" : "mqfs_release", keys, queue);
+  command.add(mount);
+  if (!acknowledge) command.add(std::to_string(delay_ms));
+  command.add(order_key(order.priority, order.id));
+  return command;
+}
+
+Command withdraw(const Keys& keys, const std::string& queue, engine::Priority priority, uint64_t id) {
+  Command command = call("mqfs_withdraw", keys, queue);
+  command.add(order_key(priority, id));
+  return command;
+}
+
 std::optional<std::vector<bool>> parse_held(const redisReply* reply) {
   if (!is_array(reply)) return std::nullopt;
   std::vector<bool> held;

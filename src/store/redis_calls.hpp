@@ -128,11 +128,17 @@ Command ack(const Keys& keys, const std::string& queue, std::string_view mount,
             std::span<const engine::Message* const> messages);
 Command release(const Keys& keys, const std::string& queue, std::string_view mount, int64_t delay_ms,
                 std::span<const engine::Message* const> messages);
+// The same for one message known by its order only.
+Command settle(const Keys& keys, const std::string& queue, std::string_view mount, bool acknowledge,
+               int64_t delay_ms, Order order);
+// Takes back a message whose writer never learnt it was queued, unless a
+// reader took it already; replies 1 if it was taken back (parse_integer).
+Command withdraw(const Keys& keys, const std::string& queue, engine::Priority priority, uint64_t id);
 // One flag per message: whether `mount` still held it.
 std::optional<std::vector<bool>> parse_held(const redisReply* reply);
 
 // Moves a message `mount` holds to the end of queue `to`; its new id, or
-// nullopt with `status` lost (not held), gone (`to` removed) or failed.
+// nullopt with `status` expired (not held: lost), gone (`to` removed) or failed.
 Command dead_letter(const Keys& keys, const std::string& from, const std::string& to, std::string_view mount,
                     const engine::Message& message);
 std::optional<uint64_t> parse_dead_letter(const redisReply* reply, Status* status);

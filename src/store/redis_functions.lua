@@ -251,16 +251,35 @@ local function ack(keys, args)
 end
 
 -- mqfs_release B P MOUNT DELAY_MS ORDERKEY...: the messages MOUNT holds go
--- back to their places (after DELAY_MS, if > 0). Returns 1 or 0 per key, as
--- mqfs_ack.
+-- back to their places (after DELAY_MS, if > 0). DELAY_MS -1: they reached
+-- no reader, and go back as if never taken (their deliveries one lower).
+-- Returns 1 or 0 per key, as mqfs_ack.
 local function release(keys, args)
   local B, P = keys[1], keys[2]
   local mount, delay_ms = args[1], tonumber(args[2])
   local result = {}
   for i = 3, #args do
-    result[#result + 1] = give_back(B, P, mount, args[i], delay_ms) and 1 or 0
+    local returned = give_back(B, P, mount, args[i], math.max(delay_ms, 0))
+    if returned and delay_ms < 0 then redis.call('HINCRBY', B .. ':dlv', args[i], -1) end
+    result[#result + 1] = returned and 1 or 0
   end
   return result
+end
+
+-- mqfs_withdraw B P ORDERKEY: a message whose writer never learnt that it
+-- was queued leaves the queue, if no reader took it yet. Returns 1 if it did.
+local function withdraw(keys, args)
+  local B, P = keys[1], keys[2]
+  local ok = args[1]
+  if redis.call('ZSCORE', B .. ':ready', ok) == false then return 0 end
+  local value = redis.call('HGET', B .. ':msg', ok)
+  unready(B, ok, string.sub(value, 1, 16))
+  redis.call('HDEL', B .. ':msg', ok)
+  redis.call('HDEL', B .. ':dlv', ok)
+  redis.call('HINCRBY', B .. ':meta', 'sent', -1)
+  redis.call('PUBLISH', P .. ':events', 't ' .. B .. ' ' .. ok)
+  redis.call('PUBLISH', P .. ':events', 'a ' .. B .. ' 0')
+  return 1
 end
 
 -- mqfs_dead_letter FROM P TO MOUNT ORDERKEY: a message MOUNT holds moves to
@@ -503,6 +522,7 @@ redis.register_function('mqfs_send', send)
 redis.register_function('mqfs_take', take)
 redis.register_function('mqfs_ack', ack)
 redis.register_function('mqfs_release', release)
+redis.register_function('mqfs_withdraw', withdraw)
 redis.register_function('mqfs_dead_letter', dead_letter)
 redis.register_function('mqfs_heartbeat', heartbeat)
 redis.register_function('mqfs_purge', purge)
