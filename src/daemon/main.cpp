@@ -18,6 +18,9 @@
 #include "fuse/filesystem.hpp"
 #include "store/disk.hpp"
 #include "store/journal.hpp"
+#ifdef MQFS_WITH_REDIS
+#include "store/redis_store.hpp"
+#endif
 
 namespace {
 
@@ -61,6 +64,38 @@ void print_version() {
   std::fflush(stdout);
 }
 
+// SPEC section 10: the Redis store the options name, or null after one line
+// that says why not.
+std::unique_ptr<mqfs::store::Store> open_redis(const mqfs::daemon::Options& options) {
+#ifdef MQFS_WITH_REDIS
+  namespace redis = mqfs::store::redis;
+  std::string error;
+  auto address = redis::parse_url(options.redis_url, &error);
+  if (!address) {
+    spdlog::error("bad option 'redis={}': {}", options.redis_url, error);
+    return nullptr;
+  }
+  // Anyone who reaches an unprotected Redis can read and change every queue.
+  bool local = address->sentinels.empty() ? redis::is_loopback(address->host) : true;
+  for (const auto& sentinel : address->sentinels) local = local && redis::is_loopback(sentinel.host);
+  if (address->password.empty() && !local) {
+    spdlog::error("bad option 'redis': Redis on another host needs a password (redis://:PASSWORD@HOST...); "
+                  "set requirepass in redis.conf");
+    return nullptr;
+  }
+  return std::make_unique<redis::RedisStore>(redis::Options{
+      .address = *address,
+      .prefix = options.redis_prefix,
+      .lease = std::chrono::milliseconds(options.redis_lease_ms),
+      .timeout = std::chrono::milliseconds(options.redis_timeout_ms),
+  });
+#else
+  (void)options;
+  spdlog::error("bad option 'redis': this mqfs was built without Redis (libhiredis-dev)");
+  return nullptr;
+#endif
+}
+
 bool fuse_device_present() {
   if (access("/dev/fuse", F_OK) == 0) return true;
   spdlog::error("/dev/fuse: {} (is the fuse module loaded?)", std::strerror(errno));
@@ -102,7 +137,9 @@ int main(int argc, char** argv) {
   // errors reach the terminal and a refused store leaves nothing mounted.
   std::unique_ptr<mqfs::store::PosixDisk> disk;
   std::unique_ptr<mqfs::store::Store> store;
-  if (options->store_dir.empty()) {
+  if (!options->redis_url.empty()) {
+    if (!(store = open_redis(*options))) return 1;
+  } else if (options->store_dir.empty()) {
     store = std::make_unique<mqfs::store::MemoryStore>();
   } else {
     disk = mqfs::store::PosixDisk::open_directory(options->store_dir);

@@ -97,6 +97,33 @@ std::string_view parse_sync(Options& o, std::string_view text) {
   return "";
 }
 
+// A duration of the Redis store in milliseconds, 1 ms to a day.
+template <int64_t Options::*Field>
+Option milliseconds(std::string_view name, std::string_view help) {
+  return Option{
+      .name = name,
+      .value = "MS",
+      .help = help,
+      .parse = [](Options& o, std::string_view text) -> std::string_view {
+        auto ms = engine::parse_integer(text, 1, 86'400'000);
+        if (!ms) return "expected milliseconds, 1 to 86400000";
+        o.*Field = *ms;
+        return "";
+      },
+      .print = [](const Options& o) { return std::to_string(o.*Field); },
+      .needs = "redis",
+  };
+}
+
+std::string_view parse_redis_prefix(Options& o, std::string_view text) {
+  // Events name keys between spaces: a prefix has none.
+  if (text.empty() || text.size() > 100 ||
+      std::any_of(text.begin(), text.end(), [](char c) { return c <= ' ' || c == 127; }))
+    return "expected 1 to 100 characters, no spaces or control characters";
+  o.redis_prefix = text;
+  return "";
+}
+
 std::vector<Option> make_options() {
   std::vector<Option> all;
   for (const engine::Attribute& attribute : engine::attributes())
@@ -144,6 +171,31 @@ std::vector<Option> make_options() {
       .print = [](const Options& o) { return std::string(o.sync_disk ? "disk" : "os"); },
       .needs = "store",
   });
+  all.push_back(Option{
+      .name = "redis",
+      .value = "URL",
+      .help = "keep queues and messages in Redis, shared by every mount with the same Redis and redis_prefix, on "
+              "any host: redis://[:PASSWORD@]HOST[:PORT][/DB] or sentinel://[:PASSWORD@]HOST[:PORT][,...]/MASTER "
+              "(a password is required unless HOST is this machine)",
+      .parse = [](Options& o, std::string_view text) -> std::string_view {
+        if (text.empty()) return "expected a URL";
+        o.redis_url = text;
+        return "";
+      },
+      .print = [](const Options& o) { return o.redis_url; },
+  });
+  all.push_back(Option{
+      .name = "redis_prefix",
+      .value = "NAME",
+      .help = "the filesystem's name in Redis, so that one Redis holds several (default mqfs)",
+      .parse = parse_redis_prefix,
+      .print = [](const Options& o) { return o.redis_prefix; },
+      .needs = "redis",
+  });
+  all.push_back(milliseconds<&Options::redis_lease_ms>(
+      "redis_lease_ms", "how long after this daemon stops the messages it held go back to their queues (default 10000)"));
+  all.push_back(milliseconds<&Options::redis_timeout_ms>(
+      "redis_timeout_ms", "how long a call waits for Redis before it fails with EIO (default 5000)"));
   return all;
 }
 
@@ -239,6 +291,10 @@ std::optional<Options> parse_options(fuse_args& args) {
   if (fuse_opt_parse(&args, &p, table.data(), process) != 0 || p.failed) return std::nullopt;
   check_needs(p);
   if (p.failed) return std::nullopt;
+  if (was_given(p, "store") && was_given(p, "redis")) {
+    spdlog::error("bad option 'redis': the state is kept either in a store directory or in Redis, not both");
+    return std::nullopt;
+  }
   // mount(8) through mount.fuse3 passes "mqfs SOURCE MOUNTPOINT": the source is ignored.
   if (p.positional.size() > 2) {
     spdlog::error("too many arguments (see --help)");

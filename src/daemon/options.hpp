@@ -22,6 +22,11 @@ struct Options {
   std::string log_file;        // empty: stderr in the foreground, syslog when daemonized
   std::string store_dir;       // absolute; empty: the mount lives in memory
   bool sync_disk = false;      // sync=disk: a write returns once its message is on disk
+  // SPEC section 10: the state lives in Redis, shared with other mounts.
+  std::string redis_url;       // empty: not in Redis
+  std::string redis_prefix = "mqfs";
+  int64_t redis_lease_ms = 10000;
+  int64_t redis_timeout_ms = 5000;
   std::string mountpoint;      // the last positional argument; empty if none
 };
 

@@ -4,6 +4,9 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <utility>
+
+#include <spdlog/spdlog.h>
 
 namespace mqfs::engine {
 
@@ -65,7 +68,8 @@ std::shared_ptr<Node> Namespace::new_node(uint64_t ino, mode_t mode, Owner owner
     node->times_.atime = node->times_.mtime = node->times_.ctime = now;
   } else {
     node->mode = S_IFREG | (mode & 07777);
-    node->queue = std::make_shared<Queue>(*budget_, *timeouts_, defaults_, store_, ino, this);
+    node->queue = std::make_shared<Queue>(*budget_, *timeouts_, defaults_, store_, ino, this,
+                                          store_ ? store_->remote() : nullptr);
     resubscribe(ino, {}, defaults_.subscribe);
   }
   return node;
@@ -132,10 +136,12 @@ int Namespace::make(Node& dir, std::string_view name, mode_t mode, Owner owner, 
   if (lookup(dir, name)) return -EEXIST;
   if (store_)
     if (int status = store_->prepare(name.size() + 64); status < 0) return status;
+  std::optional<uint64_t> given = store_ ? store_->new_ino() : 0;
+  if (!given) return -EIO;
   if (!budget_->reserve_node()) return -ENOSPC;
   NodeCharge charge(*budget_);
 
-  const uint64_t ino = next_ino_++;
+  const uint64_t ino = *given ? *given : next_ino_++;
   auto node = new_node(ino, mode, owner, std::move(charge));
   made = node.get();
   nodes_.emplace(ino, std::move(node));
@@ -245,6 +251,11 @@ void Namespace::remove(Node& node) {
     store_->remove_node(node.ino);
   }
   detach(node);
+  forget(node);
+}
+
+// The rest of a removal, once the node is detached from its directory.
+void Namespace::forget(Node& node) {
   if (node.queue) {
     resubscribe(node.ino, node.queue->settings().subscribe, {});
     topics_changed(node.queue->settings().subscribe);
@@ -316,6 +327,81 @@ int Namespace::rename(Node& from_dir, std::string_view from, Node& to_dir, std::
   record(*source);
   topics_moved(*source);
   return 0;
+}
+
+// Makes the names those of `nodes`, in three passes: every node whose place
+// changed, or that is gone, leaves its directory; nodes new here are made;
+// then each takes its place, and those gone are removed (their queues fail
+// every wait and call with EIDRM). Nothing is recorded: the store is where
+// `nodes` came from.
+void Namespace::reconcile(const std::vector<store::Contents::Node>& nodes) {
+  store::Store* const store = std::exchange(store_, nullptr);
+  std::unordered_map<uint64_t, const store::Contents::Node*> wanted;
+  for (const store::Contents::Node& kept : nodes) wanted.emplace(kept.node.ino, &kept);
+
+  auto same_kind = [](const Node& node, const store::NodeState& state) {
+    return node.is_directory() == S_ISDIR(state.mode);
+  };
+  std::vector<Node*> moving, going;
+  for (auto& [ino, node] : nodes_) {
+    if (ino == kRootIno) continue;
+    auto it = wanted.find(ino);
+    if (it == wanted.end() || !same_kind(*node, it->second->node))
+      going.push_back(node.get());
+    else if (!node->parent || node->parent->ino != it->second->node.parent || node->name != it->second->node.name)
+      moving.push_back(node.get());
+  }
+  for (Node* node : moving) detach(*node);
+  for (Node* node : going) {
+    if (node->queue) node->queue->remote_removed();
+    detach(*node);
+  }
+  for (Node* node : going) forget(*node);
+
+  std::vector<const store::Contents::Node*> placing;
+  for (const store::Contents::Node& kept : nodes) {
+    const store::NodeState& state = kept.node;
+    if (state.ino == kRootIno) {
+      root_->mode = S_IFDIR | (state.mode & 07777);
+      root_->owner = Owner{state.uid, state.gid};
+      continue;
+    }
+    auto it = nodes_.find(state.ino);
+    if (it == nodes_.end()) {
+      if (!budget_->reserve_node()) {
+        spdlog::warn("another mount's {} '{}' is not shown: max_queues is reached", S_ISDIR(state.mode) ? "directory" : "queue",
+                     state.name);
+        continue;
+      }
+      store_ = store;  // the queue's own record of its messages
+      it = nodes_.emplace(state.ino, new_node(state.ino, state.mode, Owner{state.uid, state.gid}, NodeCharge(*budget_)))
+               .first;
+      store_ = nullptr;
+      placing.push_back(&kept);
+    } else if (!it->second->parent) {
+      placing.push_back(&kept);
+    }
+    Node& node = *it->second;
+    node.mode = (node.mode & S_IFMT) | (state.mode & 07777);
+    node.owner = Owner{state.uid, state.gid};
+    if (node.queue && kept.queue && !(node.queue->settings() == kept.queue->settings)) {
+      resubscribe(node.ino, node.queue->settings().subscribe, kept.queue->settings.subscribe);
+      node.queue->configure(kept.queue->settings);
+    }
+  }
+  for (const store::Contents::Node* kept : placing) {
+    Node& node = *nodes_.at(kept->node.ino);
+    Node* dir = find(kept->node.parent);
+    if (dir && dir->is_directory() && !dir->children.contains(kept->node.name)) {
+      attach(*dir, kept->node.name, node);
+      continue;
+    }
+    spdlog::warn("the names in the store put '{}' (inode {}) where it cannot be; it is not shown", kept->node.name,
+                 kept->node.ino);
+    if (node.queue) node.queue->remote_removed();
+    forget(node);
+  }
+  store_ = store;
 }
 
 }  // namespace mqfs::engine

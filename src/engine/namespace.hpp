@@ -90,6 +90,7 @@ class Namespace final : public store::Source, public QueueFinder {
 
   void visit_nodes(NodeVisitor& visitor) const override;
   void visit_messages(MessageVisitor& visitor) override;
+  void reconcile(const std::vector<store::Contents::Node>& nodes) override;
 
   // The queue at `path` from the root ("a/b", or "/a/b"), or null.
   Queue* find_queue(std::string_view path) override;
@@ -107,6 +108,7 @@ class Namespace final : public store::Source, public QueueFinder {
   void detach(Node& node);
   void attach(Node& dir, std::string_view name, Node& node);
   void remove(Node& node);
+  void forget(Node& node);
   bool is_within(const Node& node, const Node& dir) const;
   void record(const Node& node);
   std::shared_ptr<Node> new_node(uint64_t ino, mode_t mode, Owner owner, NodeCharge charge);

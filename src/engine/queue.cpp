@@ -45,7 +45,7 @@ Queue::~Queue() {
   timeouts_->remove(lease_timer_);
   if (remote_) {
     return_fetched();
-    remote_->detach(ino_);
+    remote_->detach(ino_, *this);
   }
 }
 

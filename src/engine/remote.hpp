@@ -34,7 +34,7 @@ class Remote {
   // The queue of inode `ino` is this one from now on, or no longer (it is
   // going away). Its mirror is filled once the server answered.
   virtual void attach(uint64_t ino, Queue& queue) = 0;
-  virtual void detach(uint64_t ino) = 0;
+  virtual void detach(uint64_t ino, Queue& queue) = 0;
 
   // Queues `message`; answered with Queue::remote_sent(ticket, ...).
   virtual void send(uint64_t ino, uint64_t ticket, const Message& message) = 0;

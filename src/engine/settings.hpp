@@ -47,6 +47,8 @@ struct Settings {
   QueueKind kind = QueueKind::queue;
   Overflow overflow = Overflow::block;
   std::vector<std::string> subscribe;  // the topics this queue subscribes to, paths as dead_letter's
+
+  bool operator==(const Settings&) const = default;
 };
 
 // Strict decimal integer in [min, max]; an optional trailing newline is allowed.

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <exception>
 #include <new>
+#include <utility>
 
 namespace mqfs::fuse {
 
@@ -63,6 +64,9 @@ void Filesystem::answer_fsync(Reply& reply) {
 // writer wait for a second sync.
 void Filesystem::end_turn() {
   store_->write_out();
+  // Names changed by a request that does not wait for them (a write that
+  // cleared set-ID bits) go to a shared store now.
+  if (store_->shares_names()) store_->commit_names([](int) {});
   if (!durable_replies_.empty()) {
     store_->start_sync();
     answer_durable();
@@ -101,6 +105,36 @@ void Filesystem::answer_durable() {
   }
 }
 
+void Filesystem::end_names_change() {
+  holding_ = nullptr;
+  if (!held_) return;  // answered by a waiter: nothing to hold
+  const HeldAnswer answer = *std::exchange(held_, std::nullopt);
+  store_->commit_names([this, answer](int error) { answer_held(answer, error); });
+}
+
+// Sends a held answer, or `error` instead; what the answer would have given
+// the kernel (a node id, an open file) is taken back when it does not reach it.
+void Filesystem::answer_held(const HeldAnswer& answer, int error) {
+  int sent = -1;
+  if (error < 0) {
+    fuse_reply_err(answer.req, -error);
+  } else {
+    switch (answer.kind) {
+      case HeldAnswer::Kind::status: sent = fuse_reply_err(answer.req, -answer.status); break;
+      case HeldAnswer::Kind::entry: sent = fuse_reply_entry(answer.req, &answer.entry); break;
+      case HeldAnswer::Kind::create: sent = fuse_reply_create(answer.req, &answer.entry, &answer.fi); break;
+      case HeldAnswer::Kind::attr: sent = fuse_reply_attr(answer.req, &answer.attr, answer.timeout); break;
+    }
+  }
+  if (sent == 0) return;
+  if (answer.kind == HeldAnswer::Kind::create) {
+    close(open_file_of(&answer.fi));
+    node_ids_.released(answer.entry.ino);
+  }
+  if (answer.kind == HeldAnswer::Kind::entry || answer.kind == HeldAnswer::Kind::create)
+    node_ids_.forget(answer.entry.ino, 1);
+}
+
 engine::OpenFile& Filesystem::keep_open(std::unique_ptr<engine::OpenFile> file) {
   engine::OpenFile& kept = *file;
   open_files_.emplace(&kept, std::move(file));
@@ -137,6 +171,11 @@ namespace {
 template <auto Handler>
 struct Guarded;
 
+// A request that may change the names: on a mount whose store shares them
+// (SPEC section 10), its answer waits for the store to accept its changes.
+template <auto Handler>
+struct Named;
+
 template <class... Args, void (*Handler)(Reply&, Args...)>
 struct Guarded<Handler> {
   static void call(fuse_req_t req, Args... args) {
@@ -153,6 +192,17 @@ struct Guarded<Handler> {
   }
 };
 
+template <class... Args, void (*Handler)(Reply&, Args...)>
+struct Named<Handler> {
+  static void call(fuse_req_t req, Args... args) {
+    auto& fs = *static_cast<Filesystem*>(fuse_req_userdata(req));
+    if (!fs.store().shares_names()) return Guarded<Handler>::call(req, args...);
+    fs.begin_names_change(req);
+    Guarded<Handler>::call(req, args...);
+    fs.end_names_change();
+  }
+};
+
 fuse_lowlevel_ops make_operations() {
   fuse_lowlevel_ops ops{};
   ops.init = do_init;
@@ -160,19 +210,19 @@ fuse_lowlevel_ops make_operations() {
   ops.forget = Guarded<do_forget>::call;
   ops.forget_multi = Guarded<do_forget_multi>::call;
   ops.getattr = Guarded<do_getattr>::call;
-  ops.setattr = Guarded<do_setattr>::call;
+  ops.setattr = Named<do_setattr>::call;
   ops.statfs = Guarded<do_statfs>::call;
-  ops.mkdir = Guarded<do_mkdir>::call;
-  ops.rmdir = Guarded<do_rmdir>::call;
-  ops.unlink = Guarded<do_unlink>::call;
-  ops.rename = Guarded<do_rename>::call;
+  ops.mkdir = Named<do_mkdir>::call;
+  ops.rmdir = Named<do_rmdir>::call;
+  ops.unlink = Named<do_unlink>::call;
+  ops.rename = Named<do_rename>::call;
   ops.link = Guarded<do_link>::call;
   ops.symlink = Guarded<do_symlink>::call;
   ops.opendir = Guarded<do_opendir>::call;
   ops.readdir = Guarded<do_readdir>::call;
   ops.releasedir = Guarded<do_releasedir>::call;
-  ops.mknod = Guarded<do_mknod>::call;
-  ops.create = Guarded<do_create>::call;
+  ops.mknod = Named<do_mknod>::call;
+  ops.create = Named<do_create>::call;
   ops.open = Guarded<do_open>::call;
   ops.release = Guarded<do_release>::call;
   ops.flush = Guarded<do_flush>::call;
@@ -181,10 +231,10 @@ fuse_lowlevel_ops make_operations() {
   ops.write = Guarded<do_write>::call;
   ops.poll = Guarded<do_poll>::call;
   ops.ioctl = Guarded<do_ioctl>::call;
-  ops.setxattr = Guarded<do_setxattr>::call;
+  ops.setxattr = Named<do_setxattr>::call;
   ops.getxattr = Guarded<do_getxattr>::call;
   ops.listxattr = Guarded<do_listxattr>::call;
-  ops.removexattr = Guarded<do_removexattr>::call;
+  ops.removexattr = Named<do_removexattr>::call;
   return ops;
 }
 

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <deque>
+#include <optional>
 #include <unordered_map>
 
 #include "engine/budget.hpp"
@@ -83,6 +84,15 @@ class Filesystem {
   engine::OpenFile& keep_open(std::unique_ptr<engine::OpenFile> file);
   void close(engine::OpenFile& file) { open_files_.erase(&file); }
 
+  // SPEC section 10: a request that may change names shared with other
+  // mounts is answered once the store accepted its changes (or refused
+  // them: the request then fails with the store's error).
+  void begin_names_change(fuse_req_t req) { holding_ = req; }
+  void end_names_change();
+  // Whether the answer to `req` is held (the names change under way).
+  bool holds_answer(fuse_req_t req) const { return req && holding_ == req; }
+  void hold(const HeldAnswer& answer) { held_ = answer; }
+
   void interrupted(Interrupted& entry) { interrupted_.push_back(entry); }
   // Cancels waits whose requests were interrupted (EINTR).
   void cancel_interrupted();
@@ -91,6 +101,7 @@ class Filesystem {
 
  private:
   void answer_durable();
+  void answer_held(const HeldAnswer& answer, int error);
 
   Config config_;
   store::Store* store_;
@@ -101,6 +112,8 @@ class Filesystem {
   engine::List<Interrupted> interrupted_;
   std::unordered_map<engine::OpenFile*, std::unique_ptr<engine::OpenFile>> open_files_;
   std::deque<DurableReply> durable_replies_;  // in position order
+  fuse_req_t holding_ = nullptr;
+  std::optional<HeldAnswer> held_;
 };
 
 // Runs the session on one thread: requests, timeouts and signals from one

@@ -3,8 +3,8 @@
 // While one is (a timed wait, a lease, a retry delay), and always for a store
 // that writes its records once a turn (the journal), it waits in one epoll
 // set with the device, a timerfd for the earliest deadline, an eventfd for
-// SIGINT, SIGTERM and SIGHUP, and (sync=disk) the eventfd of the store's sync
-// thread.
+// SIGINT, SIGTERM and SIGHUP, (sync=disk) the eventfd of the store's sync
+// thread, and the descriptor of a store on a server (Redis).
 // Waiting requests cost no thread: they are answered from here when a queue's
 // state, a deadline or an interrupt ends their wait.
 #include <fcntl.h>
@@ -168,7 +168,9 @@ int run_loop(fuse_session* session, Filesystem& fs) {
     spdlog::error("cannot set up the event loop: {}", std::strerror(errno));
     return 1;
   }
-  for (int fd : {device, wake_fd.get(), timer_fd.get()}) {
+  const int server_fd = fs.store().server_fd();  // a store on a server (Redis)
+  for (int fd : {device, wake_fd.get(), timer_fd.get(), server_fd}) {
+    if (fd < 0) continue;
     epoll_event event{};
     event.events = EPOLLIN;
     event.data.fd = fd;
@@ -186,9 +188,11 @@ int run_loop(fuse_session* session, Filesystem& fs) {
   // of how to wait for the next.
   auto end_turn = [&] {
     if (fs.timeouts().size() > 0) fs.timeouts().expire(engine::Clock::now());
-    const auto deadline = fs.timeouts().next();
-    timer.arm(deadline);
     fs.end_turn();
+    auto deadline = fs.timeouts().next();
+    if (const auto server = fs.store().server_deadline(); server && (!deadline || *server < *deadline))
+      deadline = server;
+    timer.arm(deadline);
     if (sync_fd < 0 && fs.store().completion_fd() >= 0) {  // the store's sync thread started
       sync_fd = fs.store().completion_fd();
       epoll_event event{};
@@ -199,7 +203,8 @@ int run_loop(fuse_session* session, Filesystem& fs) {
     // A store that writes its records out once a turn keeps the batches of
     // the epoll path; so does a deadline, which the timerfd must be able to
     // end a wait for.
-    mode.set_blocking(!deadline && !fs.store().batches_records());
+    // So does a store on a server, whose answers come on its descriptor.
+    mode.set_blocking(!deadline && !fs.store().batches_records() && server_fd < 0);
   };
   // Takes one request; false when there was none.
   auto receive = [&] {
@@ -254,6 +259,9 @@ int run_loop(fuse_session* session, Filesystem& fs) {
         uint64_t expirations;
         [[maybe_unused]] auto n = read(timer_fd.get(), &expirations, sizeof expirations);
         timer.arm(std::nullopt);  // re-armed after the expiry pass
+        if (server_fd >= 0) fs.store().handle_server(engine::Clock::now());
+      } else if (events[i].data.fd == server_fd) {
+        fs.store().handle_server(engine::Clock::now());
       }
     }
   }

@@ -34,11 +34,22 @@ fuse_req_t Reply::take() {
   return std::exchange(req_, nullptr);
 }
 
+bool Reply::holding() const { return fs_->holds_answer(req_); }
+
+bool Reply::hold(HeldAnswer answer) {
+  answer.req = take();
+  if (!answer.req) return false;
+  fs_->hold(answer);
+  return true;
+}
+
 void Reply::status(int status) {
+  if (holding()) return void(hold({.kind = HeldAnswer::Kind::status, .status = status}));
   answer([&](fuse_req_t req) { return fuse_reply_err(req, -status); });
 }
 
 bool Reply::done() {
+  if (holding()) return hold({.kind = HeldAnswer::Kind::status});
   return answer([](fuse_req_t req) { return fuse_reply_err(req, 0); });
 }
 
@@ -47,10 +58,12 @@ void Reply::none() {
 }
 
 bool Reply::entry(const fuse_entry_param& entry) {
+  if (holding()) return hold({.kind = HeldAnswer::Kind::entry, .entry = entry});
   return answer([&](fuse_req_t req) { return fuse_reply_entry(req, &entry); });
 }
 
 bool Reply::create(const fuse_entry_param& entry, const fuse_file_info& fi) {
+  if (holding()) return hold({.kind = HeldAnswer::Kind::create, .entry = entry, .fi = fi});
   return answer([&](fuse_req_t req) { return fuse_reply_create(req, &entry, &fi); });
 }
 
@@ -59,6 +72,7 @@ bool Reply::open(const fuse_file_info& fi) {
 }
 
 bool Reply::attr(const struct stat& st, double timeout) {
+  if (holding()) return hold({.kind = HeldAnswer::Kind::attr, .attr = st, .timeout = timeout});
   return answer([&](fuse_req_t req) { return fuse_reply_attr(req, &st, timeout); });
 }
 

@@ -8,12 +8,27 @@
 #include <fuse_lowlevel.h>
 #include <sys/uio.h>
 
+#include <sys/stat.h>
+
 #include <cstddef>
 #include <span>
 
 namespace mqfs::fuse {
 
 class Filesystem;
+
+// An answer kept until the names change it reports is accepted by a store
+// shared with other mounts (SPEC section 10): what the kernel will be told.
+struct HeldAnswer {
+  enum class Kind { status, entry, create, attr };
+  fuse_req_t req = nullptr;
+  Kind kind = Kind::status;
+  int status = 0;  // 0 or -errno
+  fuse_entry_param entry{};
+  fuse_file_info fi{};
+  struct stat attr{};
+  double timeout = 0;
+};
 
 class Reply {
  public:
@@ -63,6 +78,10 @@ class Reply {
  private:
   // The request, which the caller answers now; null when it was answered.
   fuse_req_t take();
+  // While the filesystem holds the answers of a names change, the answer is
+  // kept (true: as if the kernel took it) instead of sent.
+  bool holding() const;
+  bool hold(HeldAnswer answer);
   // Answers with `reply(req)` (a fuse_reply_* call) if the request is still
   // owned; true when the kernel took the answer.
   template <class ReplyCall>

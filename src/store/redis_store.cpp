@@ -5,16 +5,23 @@
 #include <sys/random.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
 #include <system_error>
+#include <utility>
 
+#include "engine/namespace.hpp"
 #include "engine/queue.hpp"
 
 namespace mqfs::store::redis {
 
 namespace {
+
+constexpr uint64_t kInodeBlock = 4096;
 
 std::string random_mount_name() {
   unsigned char bytes[8];
@@ -48,14 +55,16 @@ void watch(int epoll, int fd) {
 
 }  // namespace
 
-RedisStore::RedisStore(const Options& options, engine::Budget& budget)
-    : budget_(&budget),
-      keys_(options.prefix),
+RedisStore::RedisStore(const Options& options)
+    : keys_(options.prefix),
       mount_(random_mount_name()),
       lease_(options.lease),
       calls_(options.address, options.timeout, {Command{{"FUNCTION", "LOAD", "REPLACE", std::string(functions())}}},
              [] {}),
-      events_(options.address, options.timeout, {}, [this] { recheck(); }) {
+      events_(options.address, options.timeout, {}, [this] {
+        reload_names();
+        recheck();
+      }) {
   events_.subscribe(keys_.events(), [this](std::string_view payload) { on_event(payload); });
   epoll_ = epoll_create1(EPOLL_CLOEXEC);
   if (epoll_ < 0) throw std::system_error(errno, std::generic_category(), "epoll_create1");
@@ -70,16 +79,18 @@ RedisStore::~RedisStore() {
   ::close(epoll_);
 }
 
-void RedisStore::handle(Clock::time_point now) {
+void RedisStore::handle_server(Clock::time_point now) {
+  read_new_queues();
   calls_.handle(now);
   events_.handle(now);
   if (now >= next_heartbeat_) {
     heartbeat();
     recheck();
+    if (reload_wanted_) reload_names();  // one that got no answer
   }
 }
 
-std::optional<Clock::time_point> RedisStore::next_deadline() const {
+std::optional<Clock::time_point> RedisStore::server_deadline() const {
   std::optional<Clock::time_point> next = next_heartbeat_;
   for (const auto& deadline : {calls_.next_deadline(), events_.next_deadline()})
     if (deadline && *deadline < *next) next = deadline;
@@ -109,12 +120,21 @@ engine::Queue* RedisStore::find(uint64_t ino) const {
   return it == queues_.end() ? nullptr : it->second;
 }
 
+// Its copy is read once the names change that made it went out (calls go
+// out in order), at the latest at the next handle_server().
 void RedisStore::attach(uint64_t ino, engine::Queue& queue) {
   queues_[ino] = &queue;
-  refresh(ino);
+  unread_.push_back(ino);
 }
 
-void RedisStore::detach(uint64_t ino) { queues_.erase(ino); }
+void RedisStore::read_new_queues() {
+  for (uint64_t ino : std::exchange(unread_, {}))
+    if (find(ino)) refresh(ino);
+}
+
+void RedisStore::detach(uint64_t ino, engine::Queue& queue) {
+  if (find(ino) == &queue) queues_.erase(ino);
+}
 
 void RedisStore::send(uint64_t ino, uint64_t ticket, const engine::Message& message) {
   const engine::Message* messages[] = {&message};
@@ -206,8 +226,13 @@ void RedisStore::refresh(uint64_t ino) {
 }
 
 void RedisStore::on_event(std::string_view payload) {
+  if (!budget_) return;  // before load(): the names read there are newer
   std::optional<Event> event = parse_event(keys_, payload, *budget_);
   if (!event) return;
+  if (event->kind == Event::Kind::names) {
+    if (event->count > version_) reload_names();
+    return;
+  }
   const std::string named = keys_.prefix() + ":q:";
   if (!event->queue.starts_with(named)) return;
   uint64_t ino = 0;
@@ -225,6 +250,226 @@ void RedisStore::on_event(std::string_view payload) {
     case Event::Kind::removed: return queue->remote_removed();
     case Event::Kind::names: return;
   }
+}
+
+// Names ---------------------------------------------------------------------
+
+// Runs the connections until `done`, at mount: every call is answered
+// within redis_timeout_ms, so this ends.
+bool RedisStore::wait(const std::function<bool()>& done) {
+  while (!done()) {
+    epoll_event event;
+    const auto next = server_deadline();
+    int ms = 50;
+    if (next) ms = static_cast<int>(std::clamp<int64_t>(
+                  std::chrono::duration_cast<std::chrono::milliseconds>(*next - Clock::now()).count() + 1, 0, 50));
+    if (epoll_wait(epoll_, &event, 1, ms) < 0 && errno != EINTR) return false;
+    handle_server(Clock::now());
+  }
+  return true;
+}
+
+int RedisStore::load(engine::Budget& budget, Contents& contents) {
+  budget_ = &budget;
+  std::optional<Status> read;
+  calls_.call(names_snapshot(keys_), [&](const redisReply* reply) {
+    Names names = parse_names(reply);
+    read = names.status;
+    if (names.status == Status::ok && names.version >= version_) take_names(std::move(names));
+  });
+  ask_inodes();
+  if (!wait([&] { return read.has_value() && !asking_inodes_; }) || *read != Status::ok) {
+    spdlog::error("redis: the names could not be read: Redis did not answer within redis_timeout_ms");
+    return -EIO;
+  }
+  if (next_ino_ == end_ino_) {
+    spdlog::error("redis: no inodes were given: Redis did not answer within redis_timeout_ms");
+    return -EIO;
+  }
+  for (const auto& [ino, node] : names_) contents.nodes.push_back(node);
+  loaded_ = true;
+  return 0;
+}
+
+void RedisStore::put_node(const NodeState& node) {
+  if (reconciling_) return;
+  Change& change = pending_[node.ino];
+  change.node = node;
+  change.remove = false;
+  change.made = change.made || !names_.contains(node.ino);
+}
+
+void RedisStore::remove_node(uint64_t ino) {
+  if (reconciling_) return;
+  Change& change = pending_[ino];
+  change.node.ino = ino;
+  change.remove = true;
+}
+
+void RedisStore::put_settings(uint64_t ino, const engine::Settings& settings) {
+  if (reconciling_) return;
+  Change& change = pending_[ino];
+  if (change.remove) return;
+  if (change.node.ino == 0) {  // only its settings changed
+    auto it = names_.find(ino);
+    if (it == names_.end()) return pending_.erase(ino), void();
+    change.node = it->second.node;
+  }
+  change.settings = settings;
+}
+
+std::optional<uint64_t> RedisStore::new_ino() {
+  if (end_ino_ - next_ino_ < kInodeBlock / 4) ask_inodes();
+  if (next_ino_ == end_ino_) return std::nullopt;
+  return next_ino_++;
+}
+
+void RedisStore::ask_inodes() {
+  if (asking_inodes_) return;
+  asking_inodes_ = true;
+  calls_.call(inodes(keys_, kInodeBlock), [this](const redisReply* reply) {
+    asking_inodes_ = false;
+    const auto first = parse_integer(reply);
+    if (!first || *first < 2) return;
+    // What is left of the old block is dropped: inodes need not be dense.
+    next_ino_ = static_cast<uint64_t>(*first);
+    end_ino_ = next_ino_ + kInodeBlock;
+  });
+}
+
+void RedisStore::commit_names(std::function<void(int)> done) {
+  if (pending_.empty()) return done(0);
+  auto changes = std::make_shared<Changes>();
+  for (auto& [ino, change] : pending_) {
+    // A queue's node is put with its settings: those Redis has, unless changed.
+    if (!change.remove && !change.settings && !S_ISDIR(change.node.mode)) {
+      auto it = names_.find(ino);
+      if (it != names_.end() && it->second.queue) change.settings = it->second.queue->settings;
+      else if (source_) change.settings = engine::Settings{};
+    }
+    changes->push_back(std::move(change));
+  }
+  pending_.clear();
+  offer_names(std::move(changes), version_, std::move(done));
+  read_new_queues();
+}
+
+// Offers `changes` at `version`; on a conflict, again at the new version if
+// they still apply there.
+void RedisStore::offer_names(std::shared_ptr<Changes> changes, uint64_t version, std::function<void(int)> done) {
+  std::vector<NameChange> offered;
+  for (const Change& change : *changes)
+    offered.push_back(NameChange{.node = change.node,
+                                 .settings = change.settings ? &*change.settings : nullptr,
+                                 .remove = change.remove});
+  ++offered_;
+  calls_.call(names(keys_, version, offered), [this, changes, version, done](const redisReply* reply) {
+    if (closing_) return;
+    const NamesChanged answer = parse_names_changed(reply);
+    if (answer.status == Status::ok) {
+      --offered_;
+      for (const Change& change : *changes) {
+        if (change.remove) {
+          names_.erase(change.node.ino);
+          continue;
+        }
+        Contents::Node& node = names_[change.node.ino];
+        node.node = change.node;
+        if (change.settings) node.queue = QueueState{.settings = *change.settings};
+      }
+      // Another mount's changes came in between: the copy takes them.
+      if (version != version_ || answer.version != version_ + 1) reload_wanted_ = true;
+      version_ = answer.version;
+      done(0);
+      if (reload_wanted_) reload_names();
+      return;
+    }
+    if (answer.status == Status::conflict) {
+      calls_.call(names_snapshot(keys_), [this, changes, done](const redisReply* reply) {
+        if (closing_) return;
+        Names names = parse_names(reply);
+        --offered_;
+        if (names.status != Status::ok) {
+          reload_wanted_ = true;
+          done(-EIO);
+          return;
+        }
+        const uint64_t now = names.version;
+        take_names(std::move(names));
+        if (const int error = rebase(*changes); error < 0) {
+          reload_wanted_ = true;  // the copy drops this request's changes
+          done(error);
+          return reload_names();
+        }
+        offer_names(changes, now, done);
+      });
+      return;
+    }
+    --offered_;
+    reload_wanted_ = true;  // whether they were made is unknown: the copy becomes Redis's
+    done(-EIO);
+    reload_names();
+  });
+}
+
+// Whether `changes`, checked against older names, still apply to names_:
+// 0, -EEXIST (another node took a name they give) or -ENOENT (a node they
+// change, or a directory they put one in, is gone).
+int RedisStore::rebase(const Changes& changes) const {
+  std::map<uint64_t, const Change*> changed;
+  for (const Change& change : changes) changed[change.node.ino] = &change;
+  for (const Change& change : changes) {
+    if (change.remove) continue;
+    const NodeState& node = change.node;
+    if (!change.made && !names_.contains(node.ino) && node.ino != engine::kRootIno) return -ENOENT;
+    if (node.parent == 0) continue;
+    const bool parent_here =
+        node.parent == engine::kRootIno || (names_.contains(node.parent) && !changed.contains(node.parent)) ||
+        (changed.contains(node.parent) && !changed.at(node.parent)->remove);
+    if (!parent_here) return -ENOENT;
+    for (const auto& [ino, other] : names_) {
+      if (ino == node.ino || other.node.parent != node.parent || other.node.name != node.name) continue;
+      if (!changed.contains(ino)) return -EEXIST;  // taken, and this request does not move it away
+    }
+  }
+  return 0;
+}
+
+void RedisStore::take_names(Names names) {
+  names_.clear();
+  for (const Contents::Node& node : names.nodes) names_.emplace(node.node.ino, node);
+  version_ = names.version;
+}
+
+// Reads the names and makes the mount's copy theirs — once no change of
+// this mount waits for its answer, which would otherwise be undone here.
+void RedisStore::reload_names() {
+  if (offered_ > 0 || reloading_) {
+    reload_wanted_ = true;
+    return;
+  }
+  reload_wanted_ = false;
+  reloading_ = true;
+  calls_.call(names_snapshot(keys_), [this](const redisReply* reply) {
+    reloading_ = false;
+    if (closing_) return;
+    Names names = parse_names(reply);
+    if (names.status != Status::ok || offered_ > 0) {
+      reload_wanted_ = true;
+      if (names.status == Status::ok) reload_names();
+      return;  // no answer: the next heartbeat tries again
+    }
+    if (names.version < version_) return;  // older than what the mount has
+    take_names(std::move(names));
+    if (source_ && loaded_) {  // before, load() hands the names over
+      std::vector<Contents::Node> nodes;
+      for (const auto& [ino, node] : names_) nodes.push_back(node);
+      reconciling_ = true;
+      source_->reconcile(nodes);
+      reconciling_ = false;
+    }
+    if (reload_wanted_) reload_names();
+  });
 }
 
 }  // namespace mqfs::store::redis

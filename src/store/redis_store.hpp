@@ -17,16 +17,26 @@
 //   - Events come on a connection of their own; when it is made again, every
 //     queue is read again, since events meanwhile were lost.
 //
-// The names (directories, queues, owners, modes, settings) are not shared
-// by this class yet: it records none of them, and its queues must exist in
-// Redis (mqfs_names) before messages are sent to them.
+// The names (directories, queues, owners, modes, settings) are shared by
+// version (mqfs_names): a request is checked and made by the engine in
+// memory, and answered once Redis accepted its changes at the version the
+// mount last read. When another mount changed the names meanwhile, the
+// changes are made again at the new version if they still can be (no one
+// took the name, the directory is still there), and refused otherwise; the
+// mount then reads the names again and makes its copy theirs
+// (Source::reconcile). Other mounts' changes arrive the same way, on their
+// events. Inodes come in blocks no other mount is given.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "engine/remote.hpp"
 #include "store/redis_connection.hpp"
@@ -43,7 +53,8 @@ struct Options {
 
 class RedisStore final : public Store, public engine::Remote {
  public:
-  RedisStore(const Options& options, engine::Budget& budget);
+  // Connects in the background; load() waits for the names.
+  explicit RedisStore(const Options& options);
   RedisStore(const RedisStore&) = delete;
   RedisStore& operator=(const RedisStore&) = delete;
   ~RedisStore() override;
@@ -52,21 +63,25 @@ class RedisStore final : public Store, public engine::Remote {
   const std::string& mount() const { return mount_; }
   const Keys& keys() const { return keys_; }
 
-  // For the loop: readable when either connection has work; handle() then,
-  // and at next_deadline().
-  int fd() const { return epoll_; }
-  void handle(Clock::time_point now);
-  std::optional<Clock::time_point> next_deadline() const;
+  // For the loop: readable when either connection has work.
+  int server_fd() const override { return epoll_; }
+  void handle_server(Clock::time_point now) override;
+  std::optional<Clock::time_point> server_deadline() const override;
   bool connected() const { return calls_.connected() && events_.connected(); }
 
-  // Store: the names are not kept here yet (see above); the messages of
-  // shared queues go through engine::Remote instead.
-  int load(engine::Budget&, Contents&) override { return 0; }
-  void set_source(Source&) override {}
+  // Store: the names (above). The messages of shared queues go through
+  // engine::Remote instead of these records.
+  // Reads the names, waiting up to redis_timeout_ms for Redis: 0, or -EIO.
+  int load(engine::Budget&, Contents& contents) override;
+  void set_source(Source& source) override { source_ = &source; }
   int prepare(std::size_t) override { return 0; }
-  void put_node(const NodeState&) override {}
-  void remove_node(uint64_t) override {}
-  void put_settings(uint64_t, const engine::Settings&) override {}
+  void put_node(const NodeState& node) override;
+  void remove_node(uint64_t ino) override;
+  void put_settings(uint64_t ino, const engine::Settings& settings) override;
+  std::optional<uint64_t> new_ino() override;
+  bool shares_names() const override { return true; }
+  void commit_names(std::function<void(int)> done) override;
+  engine::Remote* remote() override { return this; }
   void enqueued(uint64_t, engine::Message&) override {}
   void dequeued(uint64_t, const engine::Message&) override {}
   void delivered(uint64_t, const engine::Message&) override {}
@@ -79,7 +94,7 @@ class RedisStore final : public Store, public engine::Remote {
 
   // engine::Remote
   void attach(uint64_t ino, engine::Queue& queue) override;
-  void detach(uint64_t ino) override;
+  void detach(uint64_t ino, engine::Queue& queue) override;
   void send(uint64_t ino, uint64_t ticket, const engine::Message& message) override;
   void take(uint64_t ino, const engine::Selection& selection, uint32_t most, std::size_t limit,
             std::size_t header) override;
@@ -90,14 +105,30 @@ class RedisStore final : public Store, public engine::Remote {
   void refresh(uint64_t ino) override;
 
  private:
+  // One request's changes to the names.
+  struct Change {
+    NodeState node;                          // remove: only its inode counts
+    std::optional<engine::Settings> settings; // a queue's
+    bool remove = false;
+    bool made = false;  // the node is new
+  };
+  using Changes = std::vector<Change>;
+  void offer_names(std::shared_ptr<Changes> changes, uint64_t version, std::function<void(int)> done);
+  int rebase(const Changes& changes) const;
+  void take_names(Names names);
+  void reload_names();
+  void ask_inodes();
+  bool wait(const std::function<bool()>& done);
+
   engine::Queue* find(uint64_t ino) const;
+  void read_new_queues();
   void settle(const std::string& queue, bool acknowledge, int64_t delay_ms, engine::Priority priority,
               uint64_t id);
   void heartbeat();
   void recheck();
   void on_event(std::string_view payload);
 
-  engine::Budget* budget_;
+  engine::Budget* budget_ = nullptr;  // the mount's, from load()
   Keys keys_;
   std::string mount_;
   std::chrono::milliseconds lease_;
@@ -107,6 +138,22 @@ class RedisStore final : public Store, public engine::Remote {
   Clock::time_point next_heartbeat_{};
   bool closing_ = false;
   std::unordered_map<uint64_t, engine::Queue*> queues_;
+  std::vector<uint64_t> unread_;  // attached, their copies not asked for yet
+
+  // The names as Redis had them at version_, and the changes of the
+  // request under way (by inode).
+  Source* source_ = nullptr;
+  uint64_t version_ = 0;
+  std::map<uint64_t, Contents::Node> names_;
+  std::map<uint64_t, Change> pending_;
+  bool loaded_ = false;       // the mount was built from names_ (load())
+  bool reconciling_ = false;  // the changes made now are Redis's own
+  int offered_ = 0;           // changes waiting for Redis's answer
+  bool reload_wanted_ = false;
+  bool reloading_ = false;
+  uint64_t next_ino_ = 0;  // this mount's block of inodes: [next_ino_, end_ino_)
+  uint64_t end_ino_ = 0;
+  bool asking_inodes_ = false;
 };
 
 }  // namespace mqfs::store::redis

@@ -15,7 +15,9 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
@@ -24,6 +26,7 @@
 
 #include "engine/budget.hpp"
 #include "engine/message.hpp"
+#include "engine/remote.hpp"
 #include "engine/settings.hpp"
 
 namespace mqfs::store {
@@ -74,6 +77,10 @@ class Source {
   virtual void visit_nodes(NodeVisitor& visitor) const = 0;
   // Every message of every named queue.
   virtual void visit_messages(MessageVisitor& visitor) = 0;
+  // A store shared with other mounts (SPEC section 10): the names are now
+  // `nodes` (queues' settings, not their messages), whoever changed them.
+  // Nothing of it is recorded back.
+  virtual void reconcile(const std::vector<Contents::Node>& nodes) = 0;
 };
 
 class Store {
@@ -134,6 +141,28 @@ class Store {
   virtual void idle() {}
   // Writes out and syncs everything, at unmount.
   virtual void close() {}
+
+  // A store shared with other mounts (SPEC section 10) holds the queues'
+  // messages itself: queues ask it through this (null: they hold them).
+  virtual engine::Remote* remote() { return nullptr; }
+  // The inode of a new node, unique among all mounts of the store: nullopt
+  // when the store cannot give one now (the mount then refuses with EIO);
+  // 0: the mount numbers its nodes itself.
+  virtual std::optional<uint64_t> new_ino() { return 0; }
+  // Whether the names are shared with other mounts, so that a request that
+  // changed them is answered only once the store accepted its changes.
+  virtual bool shares_names() const { return false; }
+  // Offers the names changes recorded since the last call; `done` is called
+  // once: 0 when they were accepted (or there were none), else -errno — the
+  // names were changed meanwhile in a way that refuses them (EEXIST, ENOENT),
+  // or no answer came (EIO) — and the names are then the store's again.
+  virtual void commit_names(std::function<void(int)> done) { done(0); }
+
+  // A store that talks to a server: a descriptor the loop watches (-1:
+  // none); handle_server() when it is readable and at server_deadline().
+  virtual int server_fd() const { return -1; }
+  virtual void handle_server(std::chrono::steady_clock::time_point) {}
+  virtual std::optional<std::chrono::steady_clock::time_point> server_deadline() const { return std::nullopt; }
 };
 
 // The default: the mount lives in memory only.

@@ -7,12 +7,14 @@ here skips.
 """
 import contextlib
 import os
+import shutil
+import socket
 import subprocess
 import tempfile
 
 import pytest
 
-from helpers import Mount, Procs, is_mounted
+from helpers import Mount, Procs, is_mounted, wait_until
 
 
 @pytest.fixture
@@ -104,3 +106,74 @@ def procs():
     p = Procs()
     yield p
     p.cleanup()
+
+
+class RedisServer:
+    """A redis-server of the test's own on a free port of 127.0.0.1, stopped
+    by its PID. `persistent`: it keeps an append-only file in its directory,
+    synced at every write, so that stop() and start() keep the data."""
+
+    def __init__(self, workdir, persistent=False):
+        self.dir = workdir
+        self.persistent = persistent
+        self.port = free_port()
+        self.proc = None
+        self.log_path = os.path.join(workdir, "redis.log")
+
+    def start(self, timeout=10):
+        assert self.proc is None, "redis-server runs already"
+        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--dir", self.dir,
+                "--logfile", self.log_path]
+        args += ["--appendonly", "yes", "--appendfsync", "always"] if self.persistent else ["--appendonly", "no"]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        wait_until(lambda: self.ping() or self.proc.poll() is not None, timeout=timeout, what="redis-server")
+        if self.proc.poll() is not None:
+            pytest.fail(f"redis-server exited with {self.proc.returncode}")
+        return self
+
+    def stop(self):
+        """Kills it (SIGKILL), as a crash would."""
+        if self.proc is None:
+            return
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+        self.proc = None
+
+    def ping(self):
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+            s.sendall(b"PING\r\n")
+            return s.recv(16).startswith(b"+PONG")
+        return False
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def redis_server():
+    """Factory: redis_server(persistent=False) starts a redis-server (SPEC
+    section 10), killed by PID at the end of the test. Without redis-server
+    the test fails under CI=true and is skipped elsewhere."""
+    if shutil.which("redis-server") is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("redis-server is not installed (apt-get install redis-server)")
+        pytest.skip("redis-server is not installed")
+    servers = []
+    workdir = tempfile.mkdtemp(prefix="mqfs-redis-test-")
+
+    def start(persistent=False):
+        server = RedisServer(workdir, persistent).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+    shutil.rmtree(workdir, ignore_errors=True)

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -575,6 +576,79 @@ TEST_F(NamespaceTest, RenameTouchesBothDirectoriesAndTheNode) {
   EXPECT_TRUE(is_epoch(q->times().mtime));  // no message was queued
   EXPECT_FALSE(is_epoch(to->times().mtime)) << "the directory that gained a name was not touched";
   EXPECT_FALSE(is_epoch(to->times().ctime)) << "the directory that gained a name was not touched";
+}
+
+
+// SPEC section 10: the names another mount's store holds replace this
+// mount's copy, whoever changed them.
+namespace reconciling {
+
+store::Contents::Node node(uint64_t ino, uint64_t parent, std::string name, mode_t mode, int64_t maxmsg = 0) {
+  store::Contents::Node n;
+  n.node = store::NodeState{.ino = ino, .parent = parent, .name = std::move(name), .mode = mode, .uid = 7, .gid = 8};
+  if (S_ISREG(mode)) {
+    n.queue.emplace();
+    n.queue->settings.maxmsg = maxmsg;
+  }
+  return n;
+}
+
+// The names as "path:inode" in path order, directories with a trailing /.
+std::vector<std::string> listing(Namespace& names) {
+  std::vector<std::string> out;
+  std::function<void(const Node&, const std::string&)> walk = [&](const Node& dir, const std::string& path) {
+    for (const auto& [name, child] : dir.children) {
+      EXPECT_EQ(child->parent, &dir) << name;
+      EXPECT_EQ(child->name, name);
+      EXPECT_EQ(names.find(child->ino), child) << name;
+      const std::string here = path + name + (child->is_directory() ? "/" : "");
+      out.push_back(here + ":" + std::to_string(child->ino));
+      if (child->is_directory()) walk(*child, here);
+    }
+  };
+  walk(names.root(), "");
+  return out;
+}
+
+}  // namespace reconciling
+
+TEST_F(NamespaceTest, ReconcileMakesTheNamesThoseGivenWhateverTheirOrder) {
+  using namespace reconciling;
+  const std::vector<store::Contents::Node> given{node(8194, 2, "q2", S_IFREG | 0644, 4), node(3, 2, "q", S_IFREG | 0600, 5),
+                                                 node(2, 1, "jobs", S_IFDIR | 0755)};
+  names.reconcile(given);
+  EXPECT_EQ(listing(names), (std::vector<std::string>{"jobs/:2", "jobs/q:3", "jobs/q2:8194"}));
+  EXPECT_EQ(names.find(3)->mode, S_IFREG | 0600);
+  EXPECT_EQ(names.find(3)->owner.uid, 7u);
+  EXPECT_EQ(names.find(3)->queue->settings().maxmsg, 5);
+  names.reconcile(given);  // the same again: nothing changes
+  EXPECT_EQ(listing(names), (std::vector<std::string>{"jobs/:2", "jobs/q:3", "jobs/q2:8194"}));
+
+  store::Contents contents;
+  contents.nodes = given;
+  Namespace restored{budget, timeouts, defaults, 0755, kRootOwner};
+  ASSERT_EQ(restored.restore(contents), 0);
+  EXPECT_EQ(listing(restored), (std::vector<std::string>{"jobs/:2", "jobs/q:3", "jobs/q2:8194"}));
+  restored.reconcile(given);
+  EXPECT_EQ(listing(restored), (std::vector<std::string>{"jobs/:2", "jobs/q:3", "jobs/q2:8194"}));
+}
+
+TEST_F(NamespaceTest, ReconcileMovesRemovesAndChangesNodes) {
+  using namespace reconciling;
+  Node* jobs = dir("jobs");
+  Node* q = queue(*jobs, "q");
+  Node* r = queue("r");
+  auto q_queue = q->queue;  // an open file's hold on it
+  auto r_queue = r->queue;
+  names.reconcile({node(jobs->ino, 1, "work", S_IFDIR | 0700), node(q->ino, 1, "q", S_IFREG | 0644, 9),
+                   node(50, jobs->ino, "new", S_IFREG | 0644, 2)});
+  EXPECT_EQ(listing(names), (std::vector<std::string>{"q:" + std::to_string(q->ino), "work/:" + std::to_string(jobs->ino),
+                                                      "work/new:50"}));
+  EXPECT_EQ(jobs->mode, S_IFDIR | 0700);
+  EXPECT_EQ(q_queue->settings().maxmsg, 9);
+  EXPECT_FALSE(q_queue->removed());
+  EXPECT_TRUE(r_queue->removed()) << "a queue removed elsewhere fails its open files with EIDRM";
+  EXPECT_EQ(names.size(), 4u);  // the root, work, q, new
 }
 
 }  // namespace

@@ -41,14 +41,14 @@ TEST(Options, NamesAreUniqueAndEachHasAValueAndAHelpLine) {
   EXPECT_EQ(find_option("curmsgs"), nullptr);  // read-only attributes are no options
 }
 
-// Only log_file and store print nothing by default: no file, no store.
+// Only log_file, store and redis print nothing by default: no file, no store.
 TEST(Options, EachParsesItsDefaultAndPrintsItBack) {
   const Options defaults;
   for (const Option& option : options()) {
     const std::string text = option.print(defaults);
     if (text.empty()) {
-      EXPECT_TRUE(option.name == "log_file" || option.name == "store" || option.name == "dead_letter" ||
-                  option.name == "subscribe")
+      EXPECT_TRUE(option.name == "log_file" || option.name == "store" || option.name == "redis" ||
+                  option.name == "dead_letter" || option.name == "subscribe")
           << option.name;
       continue;
     }
@@ -92,6 +92,10 @@ TEST(Options, EachParsesAnotherValueAndPrintsItBack) {
       {"log_file", "/var/log/mqfs.log", "/var/log/mqfs.log"},
       {"store", "/var/lib/mqfs", "/var/lib/mqfs"},
       {"sync", "disk", "disk"},
+      {"redis", "redis://:secret@10.0.0.5:6380/2", "redis://:secret@10.0.0.5:6380/2"},
+      {"redis_prefix", "jobs", "jobs"},
+      {"redis_lease_ms", "2500", "2500"},
+      {"redis_timeout_ms", "800", "800"},
   };
   std::set<std::string_view> tried;
   for (const Sample& s : samples) {
@@ -149,6 +153,10 @@ TEST(Options, BadValuesAreRefusedWithAReasonAndChangeNothing) {
       {"log_level", {"", "loud", "INFO", "warning"}},
       {"store", {""}},
       {"sync", {"", "fsync", "OS", "disk "}},
+      {"redis", {""}},
+      {"redis_prefix", {"", "my jobs", "a\tb"}},
+      {"redis_lease_ms", {"", "0", "-5", "1s", "86400001"}},
+      {"redis_timeout_ms", {"", "0", "soon"}},
   };
   const Options defaults;
   for (const auto& [name, texts] : bad) {
@@ -250,6 +258,18 @@ TEST(ParseOptions, SyncNeedsStore) {
   EXPECT_FALSE(parse({"-o", "sync=os", "/mnt/mq"}));
   EXPECT_TRUE(parse({"-o", "sync=os,store=/srv/mq", "/mnt/mq"}));  // in either order
   EXPECT_TRUE(parse({"-o", "store=/srv/mq", "-o", "sync=disk", "/mnt/mq"}));
+}
+
+TEST(ParseOptions, RedisSettingsNeedRedisAndRedisExcludesAStore) {
+  EXPECT_FALSE(parse({"-o", "redis_prefix=jobs", "/mnt/mq"}));
+  EXPECT_FALSE(parse({"-o", "redis_lease_ms=100", "/mnt/mq"}));
+  EXPECT_FALSE(parse({"-o", "redis=redis://127.0.0.1,store=/srv/mq", "/mnt/mq"}));
+  auto o = parse({"-o", "redis_timeout_ms=100,redis=redis://127.0.0.1:7000,redis_prefix=a", "/mnt/mq"});
+  ASSERT_TRUE(o);
+  EXPECT_EQ(o->redis_url, "redis://127.0.0.1:7000");
+  EXPECT_EQ(o->redis_prefix, "a");
+  EXPECT_EQ(o->redis_timeout_ms, 100);
+  EXPECT_EQ(o->redis_lease_ms, 10000);
 }
 
 TEST(ParseOptions, RefusesABadValue) {

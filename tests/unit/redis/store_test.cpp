@@ -30,8 +30,14 @@ constexpr uint64_t kQueue = 2;
 struct Mount {
   Mount(const Options& options, const engine::Settings& settings)
       : budget(engine::Limits{.max_nodes = 100, .max_bytes = 1 << 24}),
-        store(std::make_unique<RedisStore>(options, budget)),
+        store(loaded(options, budget)),
         queue(std::make_shared<engine::Queue>(budget, timeouts, settings, store.get(), kQueue, nullptr, store.get())) {}
+  static std::unique_ptr<RedisStore> loaded(const Options& options, engine::Budget& budget) {
+    auto store = std::make_unique<RedisStore>(options);
+    Contents contents;
+    EXPECT_EQ(store->load(budget, contents), 0);
+    return store;
+  }
   ~Mount() {
     files.clear();
     queue->cancel_all(ECANCELED);
@@ -59,7 +65,7 @@ struct Mount {
   }
 
   void handle(engine::Clock::time_point now) {
-    store->handle(now);
+    store->handle_server(now);
     timeouts.expire(now);
   }
 
@@ -124,7 +130,7 @@ class RedisStoreTest : public ::testing::Test {
       if (now >= deadline) return false;
       std::vector<pollfd> fds;
       for (auto& m : mounts)
-        if (m->running) fds.push_back({m->store->fd(), POLLIN, 0});
+        if (m->running) fds.push_back({m->store->server_fd(), POLLIN, 0});
       poll(fds.data(), fds.size(), 5);
       for (auto& m : mounts)
         if (m->running) m->handle(engine::Clock::now());
