@@ -74,11 +74,9 @@ void Queue::configure(const Settings& settings) {
 }
 
 int Queue::check(const Settings& settings) const {
-  // Shared by several mounts (SPEC section 10): topics, subscriptions and
-  // the framings that split a write into several messages are not there yet.
-  if (remote_ && (settings.kind == QueueKind::topic || !settings.subscribe.empty() ||
-                  settings.framing == Framing::line || settings.framing == Framing::u32))
-    return -EOPNOTSUPP;
+  // Shared by several mounts (SPEC section 10): topics and subscriptions
+  // are not there yet.
+  if (remote_ && (settings.kind == QueueKind::topic || !settings.subscribe.empty())) return -EOPNOTSUPP;
   if (settings.kind != QueueKind::topic) return 0;
   if (!settings.subscribe.empty()) return -EINVAL;  // a topic subscribes to nothing
   if (!is_topic() && (!store_.empty() || leases_.count() > 0)) return -EBUSY;
@@ -266,26 +264,12 @@ void Queue::taken(OpenFile& file, pid_t pid) {
   file.cursor().delivered();
 }
 
-namespace {
-
-// A write reports the `used` bytes it consumed — all of them, or a short
-// write as a pipe makes when it stopped part way — unless it stopped with
-// `error` before consuming any.
-template <class Write>
-void accept_or_fail(Write& write, std::size_t used, int error) {
-  if (used > 0 || error == 0)
-    write.accept(used);
-  else
-    write.fail(error);
-}
-
-}  // namespace
-
 void Queue::send(OpenFile& file, std::span<const std::byte> bytes, pid_t pid, Clock::time_point now,
                  WriteRequest& request) {
   if (removed_) return request.fail(EIDRM);
   if (settings_.framing == Framing::file) return append_to_message(file, bytes, request);
-  if (settings_.framing != Framing::none) return send_frames(file, bytes, pid, now, request);
+  if (settings_.framing != Framing::none)
+    return remote_ ? send_frames_remote(file, bytes, pid, now, request) : send_frames(file, bytes, pid, now, request);
 
   if (bytes.size() > static_cast<uint64_t>(settings_.msgsize)) return request.fail(EMSGSIZE);
   if (!writable() && file.nonblocking()) return request.fail(EAGAIN);

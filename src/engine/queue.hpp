@@ -216,9 +216,10 @@ class Queue : public ListNode<Queue> {  // a topic's list of its descriptors' su
 
   // SPEC section 10 (remote.cpp): a queue whose messages a server holds.
   // Its answers to this queue's requests (see Remote):
-  // The message of the write `ticket` was queued with `id`, or refused;
-  // false when its writer is gone and it must be withdrawn.
-  bool remote_sent(uint64_t ticket, RemoteStatus status);
+  // The messages of the write `ticket` were queued with `ids` (those
+  // listed, when the queue filled part way), or refused; false when its
+  // writer did not get the answer and they must be withdrawn.
+  bool remote_sent(uint64_t ticket, RemoteStatus status, std::span<const uint64_t> ids);
   // Messages taken for this mount's readers, in queue order.
   void remote_taken(RemoteStatus status, std::vector<MessagePtr> messages);
   // What changed on the server, for the mirror: a message queued (sent, or
@@ -306,6 +307,9 @@ class Queue : public ListNode<Queue> {  // a topic's list of its descriptors' su
   MessageStore& source() { return remote_ ? fetched_ : store_; }
   void send_remote(OpenFile* file, MessagePtr message, pid_t pid, Clock::time_point now, std::size_t n,
                    WriteRequest* request);
+  void send_frames_remote(OpenFile& file, std::span<const std::byte> bytes, pid_t pid, Clock::time_point now,
+                          WriteRequest& request);
+  bool frames_sent(SendWaiter& writer, RemoteStatus status, std::span<const uint64_t> ids);
   void pump_sends();
   void fetch(const OpenFile& file, std::size_t size);
   void fetch_for_waiters();
@@ -372,6 +376,8 @@ class Queue : public ListNode<Queue> {  // a topic's list of its descriptors' su
   bool remote_full_ = false;  // the server said full, and no room was made since
   bool fetching_ = false;     // a take is under way
   bool fetch_stale_ = false;  // the server had nothing the mirror showed: it is being read again
+  bool fetch_one_ = false;    // the front message is larger than the read asking for it
+  static constexpr uint32_t kMostFetched = 256;  // messages one framed read asks for at once
   uint64_t mirror_last_id_ = 0;
   bool removed_ = false;
 };

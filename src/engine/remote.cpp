@@ -11,8 +11,11 @@
 // serves the waiting readers, so a message reaches exactly one reader: one
 // whose reply the kernel took is acknowledged, one that reached no reader
 // goes back as if never taken.
+#include <algorithm>
 #include <cerrno>
 
+#include "engine/framing.hpp"
+#include "engine/frame_writer.hpp"
 #include "engine/queue.hpp"
 
 namespace mqfs::engine {
@@ -21,8 +24,73 @@ void Queue::send_remote(OpenFile* file, MessagePtr message, pid_t pid, Clock::ti
                         WriteRequest* request) {
   std::unique_ptr<SendWaiter> writer =
       request ? request->park(*file, pid) : std::make_unique<DetachedSend>(pid);
+  message->set_enqueued_ns(now_realtime_ns());
   writer->message_ = std::move(message);
   writer->count_ = n;
+  if (wait(senders_, std::move(writer), settings_.send_timeout_ms, now)) pump_sends();
+}
+
+// A framed write (SPEC section 7): its whole messages go to the server in
+// one call, which queues them one by one while there is room, as a pipe
+// takes bytes; the unfinished message after them is held by the file once
+// they are all queued. A short write reports the messages queued when the
+// queue filled (O_NONBLOCK) or a bad message came after them.
+void Queue::send_frames_remote(OpenFile& file, std::span<const std::byte> bytes, pid_t pid, Clock::time_point now,
+                               WriteRequest& request) {
+  FrameWriter& held = file.frame_writer();
+  auto frames = std::make_unique<SendWaiter::Frames>();
+  frames->size = bytes.size();
+  std::span<const std::byte> pending = held.bytes();
+  if (!held.empty() && held.framing() != settings_.framing) {
+    // Held under a framing the queue has left: it ends as at a close.
+    if (held.sent_when_framing_changed()) {
+      MessagePtr message = Message::make(*budget_, held.bytes(), file.priority(), file.type());
+      if (!message) return request.fail(ENOSPC);
+      message->set_enqueued_ns(now_realtime_ns());
+      frames->messages.push_back(std::move(message));
+      frames->ends.push_back(0);
+      frames->clears_held = true;
+    } else {
+      held.clear();
+    }
+    pending = {};
+  }
+  std::size_t used = 0;
+  while (!frames->error) {
+    const NextMessage next = next_message(settings_.framing, pending, bytes.subspan(used),
+                                          static_cast<std::size_t>(settings_.msgsize));
+    if (next.kind == NextMessage::Kind::incomplete) {
+      frames->tail.assign(bytes.begin() + used, bytes.end());
+      break;
+    }
+    if (next.kind != NextMessage::Kind::message) {
+      frames->error = next.kind == NextMessage::Kind::too_long ? EMSGSIZE : EINVAL;
+      break;
+    }
+    MessagePtr message = Message::make(*budget_, next.head, next.tail, file.priority(), file.type());
+    if (!message) {
+      frames->error = ENOSPC;
+      break;
+    }
+    message->set_enqueued_ns(now_realtime_ns());
+    frames->clears_held = frames->clears_held || !next.head.empty();
+    frames->messages.push_back(std::move(message));
+    used += next.used;
+    frames->ends.push_back(used);
+    pending = {};
+  }
+  if (frames->messages.empty()) {
+    if (frames->error) {
+      if (frames->error != ENOSPC) held.clear();  // the bad message is dropped, as a pipe would not take it
+      return request.fail(frames->error);
+    }
+    if (!held.hold(frames->tail, settings_.framing)) return request.fail(ENOSPC);
+    if (!request.accept(bytes.size())) held.take_back(frames->tail.size());
+    return;
+  }
+  if (!writable() && file.nonblocking()) return request.fail(EAGAIN);
+  auto writer = request.park(file, pid);
+  writer->frames_ = std::move(frames);
   if (wait(senders_, std::move(writer), settings_.send_timeout_ms, now)) pump_sends();
 }
 
@@ -30,27 +98,91 @@ void Queue::send_remote(OpenFile* file, MessagePtr message, pid_t pid, Clock::ti
 // the queue is full.
 void Queue::pump_sends() {
   if (remote_full_ || removed_) return;
+  std::vector<const Message*> messages;
   for (Waiter* w = senders_.front(); w; w = senders_.next(*w)) {
     auto& writer = static_cast<SendWaiter&>(*w);
     if (writer.ticket_) continue;
     writer.ticket_ = next_ticket_++;
-    remote_->send(ino_, writer.ticket_, *writer.message_);
+    messages.clear();
+    if (writer.frames_)
+      for (const MessagePtr& m : writer.frames_->messages) messages.push_back(m.get());
+    else
+      messages.push_back(writer.message_.get());
+    remote_->send(ino_, writer.ticket_, messages);
   }
 }
 
-bool Queue::remote_sent(uint64_t ticket, RemoteStatus status) {
+// The server's answer to a framed write's messages; false when the writer
+// did not get the answer that they were all queued.
+bool Queue::frames_sent(SendWaiter& writer, RemoteStatus status, std::span<const uint64_t> ids) {
+  SendWaiter::Frames& frames = *writer.frames_;
+  const std::size_t queued = std::min(ids.size(), frames.messages.size());
+  for (std::size_t i = 0; i < queued; ++i) {
+    frames.messages[i]->set_id(ids[i]);
+    mirror(std::move(frames.messages[i]));
+  }
+  if (queued > 0) {
+    if (frames.clears_held) writer.file().frame_writer().clear();
+    frames.clears_held = false;
+    writer.consumed_ = frames.ends[queued - 1];
+    frames.messages.erase(frames.messages.begin(), frames.messages.begin() + static_cast<std::ptrdiff_t>(queued));
+    frames.ends.erase(frames.ends.begin(), frames.ends.begin() + static_cast<std::ptrdiff_t>(queued));
+    sent_ += queued;
+    lspid_ = writer.pid();
+    times_.mtime = now_realtime();
+  }
+  switch (status) {
+    case RemoteStatus::ok: {
+      auto waiter = take_waiter(writer);
+      FrameWriter& held = writer.file().frame_writer();
+      if (frames.error) {
+        if (frames.error != ENOSPC) held.clear();
+        accept_or_fail(writer, writer.consumed_, frames.error);
+      } else if (!held.hold(frames.tail, settings_.framing)) {
+        accept_or_fail(writer, writer.consumed_, ENOSPC);
+      } else if (!writer.accept(frames.size)) {
+        held.take_back(frames.tail.size());
+        return false;
+      }
+      return true;
+    }
+    case RemoteStatus::full:
+      remote_full_ = true;
+      writer.ticket_ = 0;
+      if (writer.file().nonblocking()) take_waiter(writer)->cancelled(EAGAIN);  // a short write, if some were queued
+      return true;
+    case RemoteStatus::gone:
+      remote_removed();
+      return true;
+    default:
+      take_waiter(writer)->cancelled(EIO);
+      return true;
+  }
+}
+
+// The server's answer to the write `ticket`: what it queued is in the
+// mirror at once, so that this mount reads its own writes.
+bool Queue::remote_sent(uint64_t ticket, RemoteStatus status, std::span<const uint64_t> ids) {
   SendWaiter* writer = nullptr;
   for (Waiter* w = senders_.front(); w && !writer; w = senders_.next(*w))
     if (static_cast<SendWaiter*>(w)->ticket_ == ticket) writer = static_cast<SendWaiter*>(w);
   if (!writer) return false;  // it timed out or was interrupted meanwhile
+  if (writer->frames_) {
+    const bool told = frames_sent(*writer, status, ids);
+    notify_watchers();
+    return told;
+  }
   switch (status) {
     case RemoteStatus::ok: {
       auto waiter = take_waiter(*writer);
       const bool told = writer->accept(writer->count_);
-      if (told) {
+      if (told && !ids.empty()) {
         ++sent_;
         lspid_ = writer->pid();
         times_.mtime = now_realtime();
+        writer->message_->set_id(ids.front());
+        mirror(std::move(writer->message_));
+        fetch_for_waiters();
       }
       notify_watchers();
       return told;
@@ -70,10 +202,19 @@ bool Queue::remote_sent(uint64_t ticket, RemoteStatus status) {
   }
 }
 
-void Queue::fetch(const OpenFile& file, std::size_t) {
+// Asks the server for what a read of `size` bytes on `file` takes: one
+// message, or for a framed stream read as many whole ones as fit (as
+// read_batch() gathers them).
+void Queue::fetch(const OpenFile& file, std::size_t size) {
   if (fetching_ || fetch_stale_ || removed_) return;
   fetching_ = true;
-  remote_->take(ino_, file.selection(), 1, 0, 0);
+  const bool batch = settings_.framing == Framing::u32 ||
+                     (settings_.framing == Framing::line && file.read_mode() == ReadMode::stream);
+  if (!batch || file.read_mode() == ReadMode::message || size == 0 || fetch_one_)
+    return remote_->take(ino_, file.selection(), 1, 0, 0);
+  const std::size_t header = settings_.framing == Framing::u32 ? kFrameHeader : 0;
+  const std::size_t limit = size > static_cast<std::size_t>(kMaxMsgsize) ? size - 1 : size;
+  remote_->take(ino_, file.selection(), kMostFetched, limit, header);
 }
 
 // Asks for a message for the first waiting reader that the mirror has one
@@ -83,7 +224,7 @@ void Queue::fetch_for_waiters() {
     const Selection& selection = w->file().selection();
     if (fetched_.front(selection)) continue;
     if (store_.front(selection)) {
-      fetch(w->file(), 0);
+      fetch(w->file(), static_cast<ReceiveWaiter*>(w)->size());
       break;
     }
   }
@@ -107,6 +248,9 @@ void Queue::remote_taken(RemoteStatus status, std::vector<MessagePtr> messages) 
     fetched_.reserve(*message);
     fetched_.push_back(std::move(message));
   }
+  // The first message does not fit the read: it is taken alone, and the
+  // read says so (u32) or takes it in parts (line).
+  fetch_one_ = status == RemoteStatus::big;
   if (status == RemoteStatus::empty) {
     // The mirror showed a message the server no longer has: it missed an
     // event. It is read again; until then, no take is asked for.
@@ -114,9 +258,10 @@ void Queue::remote_taken(RemoteStatus status, std::vector<MessagePtr> messages) 
     remote_->refresh(ino_);
   }
   serve_receivers();
-  // Readers that must not block had only this answer to wait for.
+  // Readers that must not block had only this answer to wait for (or the
+  // take of a message alone that follows a 'big').
   const int error = status == RemoteStatus::failed ? EIO : EAGAIN;
-  for (Waiter* w = receivers_.front(); w;) {
+  for (Waiter* w = status == RemoteStatus::big ? nullptr : receivers_.front(); w;) {
     Waiter& waiter = *w;
     w = receivers_.next(waiter);
     if (waiter.file().nonblocking() && !fetched_.front(waiter.file().selection())) take_waiter(waiter)->fail(error);

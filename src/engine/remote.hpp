@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 
 #include "engine/message.hpp"
 
@@ -36,8 +37,9 @@ class Remote {
   virtual void attach(uint64_t ino, Queue& queue) = 0;
   virtual void detach(uint64_t ino, Queue& queue) = 0;
 
-  // Queues `message`; answered with Queue::remote_sent(ticket, ...).
-  virtual void send(uint64_t ino, uint64_t ticket, const Message& message) = 0;
+  // Queues `messages` in order while there is room; answered with
+  // Queue::remote_sent(ticket, ...), with how many were queued.
+  virtual void send(uint64_t ino, uint64_t ticket, std::span<const Message* const> messages) = 0;
   // Takes for this mount up to `most` messages `selection` takes, while each
   // with `header` bytes of framing fits `limit` bytes (0: one message of
   // any size); answered with Queue::remote_taken().

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <vector>
 
 #include "engine/list.hpp"
 #include "engine/message.hpp"
@@ -149,9 +150,33 @@ class SendWaiter : public Waiter, public Sender {
   std::unique_ptr<HeldBytes> rest_;  // framed: the input not consumed yet
   Framing framing_ = Framing::none;  // framed: the framing the write began under
   std::size_t consumed_ = 0;        // framed: bytes of the write already consumed
-  uint64_t ticket_ = 0;             // a shared queue (SPEC 10): its message is with the server
-  std::size_t count_ = 0;           // ... and the byte count its answer reports
+  // A shared queue (SPEC section 10): the messages are with the server.
+  uint64_t ticket_ = 0;
+  std::size_t count_ = 0;  // one message: the byte count its answer reports
+  // A framed write: its messages not queued yet, and where each ends in the
+  // write's input; the unfinished message after them, which the file holds
+  // once all are queued; a bad message after them (a short write reports it).
+  struct Frames {
+    std::vector<MessagePtr> messages;
+    std::vector<std::size_t> ends;
+    std::vector<std::byte> tail;
+    std::size_t size = 0;      // the write's input
+    bool clears_held = false;  // the first message ends bytes the file held
+    int error = 0;
+  };
+  std::unique_ptr<Frames> frames_;
 };
+
+// A write reports the `used` bytes it consumed — all of them, or a short
+// write as a pipe makes when it stopped part way — unless it stopped with
+// `error` before consuming any.
+template <class Write>
+void accept_or_fail(Write& write, std::size_t used, int error) {
+  if (used > 0 || error == 0)
+    write.accept(used);
+  else
+    write.fail(error);
+}
 
 // The unfinished last line of a line-framed writer that closed its file while
 // the queue was full: it waits for room like any write, with no one to answer.

@@ -136,18 +136,20 @@ void RedisStore::detach(uint64_t ino, engine::Queue& queue) {
   if (find(ino) == &queue) queues_.erase(ino);
 }
 
-void RedisStore::send(uint64_t ino, uint64_t ticket, const engine::Message& message) {
-  const engine::Message* messages[] = {&message};
+void RedisStore::send(uint64_t ino, uint64_t ticket, std::span<const engine::Message* const> messages) {
   const std::string queue = keys_.queue(ino);
+  std::vector<engine::Priority> priorities;
+  for (const engine::Message* m : messages) priorities.push_back(m->priority());
   calls_.call(redis::send(keys_, queue, messages),
-              [this, ino, ticket, queue, priority = message.priority()](const redisReply* reply) {
+              [this, ino, ticket, queue, priorities = std::move(priorities)](const redisReply* reply) {
                 const Sent sent = parse_sent(reply);
                 const engine::RemoteStatus status = remote_status(sent.status);
                 engine::Queue* owner = find(ino);
-                const bool told = owner && owner->remote_sent(ticket, status);
-                if (closing_) return;
-                if (status == engine::RemoteStatus::ok && !told && !sent.ids.empty())
-                  calls_.call(withdraw(keys_, queue, priority, sent.ids.front()), [](const redisReply* reply) {
+                const bool told = owner && owner->remote_sent(ticket, status, sent.ids);
+                if (closing_ || told || status != engine::RemoteStatus::ok) return;
+                // Its writer left before the answer: what was queued for it leaves again.
+                for (std::size_t i = 0; i < sent.ids.size() && i < priorities.size(); ++i)
+                  calls_.call(withdraw(keys_, queue, priorities[i], sent.ids[i]), [](const redisReply* reply) {
                     if (parse_integer(reply).value_or(0) != 1)
                       spdlog::warn("redis: a message whose writer was not told it was queued stayed queued");
                   });

@@ -95,7 +95,7 @@ class RedisStore final : public Store, public engine::Remote {
   // engine::Remote
   void attach(uint64_t ino, engine::Queue& queue) override;
   void detach(uint64_t ino, engine::Queue& queue) override;
-  void send(uint64_t ino, uint64_t ticket, const engine::Message& message) override;
+  void send(uint64_t ino, uint64_t ticket, std::span<const engine::Message* const> messages) override;
   void take(uint64_t ino, const engine::Selection& selection, uint32_t most, std::size_t limit,
             std::size_t header) override;
   void ack(uint64_t ino, const engine::Message& message) override;

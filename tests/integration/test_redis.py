@@ -22,6 +22,8 @@ SET_ACK = (1 << 30) | (4 << 16) | (ord("M") << 8) | 4
 DELIVERY_FORMAT = "QqiIq"  # id, type, priority, deliveries, enqueued_ns
 GET_DELIVERY = (2 << 30) | (struct.calcsize(DELIVERY_FORMAT) << 16) | (ord("M") << 8) | 7
 EXPLICIT = 1
+SET_READ_MODE = (1 << 30) | (4 << 16) | (ord("M") << 8) | 2
+STREAM, PEEK = 1, 2
 
 
 @pytest.fixture
@@ -46,10 +48,12 @@ def curmsgs(path):
     return int(os.getxattr(path, "user.mq.curmsgs"))
 
 
-def make_queue(first, *others, setup=""):
-    """Makes queue q on mount `first` (then runs `setup` there) and waits until the other mounts see it."""
+def make_queue(first, *others, setup="", queued=None):
+    """Makes queue q on mount `first` (then runs `setup` there) and waits until
+    the other mounts see it, and `queued` messages in it when given."""
     first.sh("touch q" + (f" && {setup}" if setup else ""))
-    wait_until(lambda: all(os.path.exists(m / "q") for m in others), timeout=5, what="the queue on every mount")
+    wait_until(lambda: all(os.path.exists(m / "q") and (queued is None or curmsgs(m / "q") == queued) for m in others),
+               timeout=5, what="the queue on every mount")
 
 
 def blocked_reader(procs, path, **kwargs):
@@ -126,8 +130,7 @@ def test_readers_of_every_mount_get_the_global_priority_order(shared):
 
 def test_maxmsg_counts_the_messages_of_every_mount(shared, procs):
     a, b, _ = shared(2)
-    make_queue(a, b, setup="setfattr -n user.mq.maxmsg -v 2 q && echo 1 > q && echo 2 > q")
-    wait_until(lambda: curmsgs(b / "q") == 2, timeout=5, what="b's copy")
+    make_queue(a, b, setup="setfattr -n user.mq.maxmsg -v 2 q && echo 1 > q && echo 2 > q", queued=2)
     assert errno_of(put, b / "q", b"3") == errno.EAGAIN
     writer = procs.start(["sh", "-c", f"echo 3 > {b / 'q'}"])
     wait_blocked(writer, what="the write on b to wait for room")
@@ -229,3 +232,97 @@ def test_a_mount_fails_when_redis_cannot_be_reached(daemons, redis_server):
     server.stop()
     with pytest.raises(BaseException, match="could not be read"):
         daemons(f"redis={server.url}", "redis_timeout_ms=300")
+
+
+def test_u32_and_line_framing_across_mounts(shared):
+    a, b, _ = shared(2)
+    make_queue(a, b, setup="setfattr -n user.mq.framing -v u32 q && setfattr -n user.mq.maxmsg -v 100 q")
+    frames = b"".join(struct.pack("<I", len(m)) + m for m in (b"one", b"two", b"three"))
+    fd = os.open(a / "q", os.O_WRONLY)
+    try:
+        assert os.write(fd, frames[:5]) == 5  # a frame split across writes
+        assert os.write(fd, frames[5:]) == len(frames) - 5
+    finally:
+        os.close(fd)
+    wait_until(lambda: curmsgs(b / "q") == 3, timeout=5, what="b's copy")
+    fd = os.open(b / "q", os.O_RDONLY)
+    try:
+        fcntl.ioctl(fd, SET_READ_MODE, struct.pack("i", STREAM))
+        assert os.read(fd, 1 << 16) == frames, "one read, every whole frame"
+    finally:
+        os.close(fd)
+    a.sh("setfattr -n user.mq.framing -v line q && seq 1 5 > q")
+    assert read_blocking(b / "q") == b"1\n"
+
+
+def test_a_nonblocking_framed_write_to_a_queue_full_elsewhere_is_short(shared):
+    a, b, _ = shared(2)
+    make_queue(a, b, setup="setfattr -n user.mq.framing -v line q && setfattr -n user.mq.maxmsg -v 3 q && echo x > q",
+               queued=1)
+    fd = os.open(b / "q", os.O_WRONLY | os.O_NONBLOCK)
+    try:
+        assert os.write(fd, b"a\nb\nc\nd\n") == 4, "two lines fit, as a pipe takes what fits"
+        assert errno_of(os.write, fd, b"c\n") == errno.EAGAIN
+    finally:
+        os.close(fd)
+    assert [read_blocking(a / "q") for _ in range(3)] == [b"x\n", b"a\n", b"b\n"]
+
+
+def test_types_select_across_mounts(shared):
+    a, b, _ = shared(2)
+    make_queue(a, b)
+    for kind, text in ((3, "three"), (1, "one"), (2, "two")):
+        subprocess.run([MQ, "send", "-t", str(kind), a / "q", text], check=True, timeout=10)
+    wait_until(lambda: curmsgs(b / "q") == 3, timeout=5, what="b's copy")
+    got = subprocess.run([MQ, "recv", "-t", "2", b / "q"], capture_output=True, timeout=10, check=True).stdout
+    assert got.strip() == b"two"
+    got = subprocess.run([MQ, "recv", "-t", "-3", b / "q"], capture_output=True, timeout=10, check=True).stdout
+    assert got.strip() == b"one", "the lowest type up to 3"
+
+
+def test_whole_file_messages_across_mounts(shared):
+    a, b, _ = shared(2)
+    make_queue(a, b, setup="setfattr -n user.mq.framing -v file q")
+    a.sh("printf 'line 1\\nline 2\\n' > q")
+    assert read_blocking(b / "q") == b"line 1\nline 2\n"
+
+
+def test_peeking_and_counters_follow_every_mount(shared):
+    a, b, _ = shared(2)
+    make_queue(a, b, setup="echo first > q && echo second > q", queued=2)
+    fd = os.open(b / "q", os.O_RDONLY)
+    try:
+        fcntl.ioctl(fd, SET_READ_MODE, struct.pack("i", PEEK))
+        assert [os.read(fd, 100), os.read(fd, 100), os.read(fd, 100)] == [b"first\n", b"second\n", b""]
+    finally:
+        os.close(fd)
+    assert curmsgs(a / "q") == 2, "peeking takes nothing"
+    assert int(os.getxattr(b / "q", "user.mq.oldest_ms")) < 60_000
+
+
+def test_dead_letters_across_mounts(shared):
+    a, b, _ = shared(2)
+    a.sh("touch dlq q && setfattr -n user.mq.max_deliveries -v 1 q && setfattr -n user.mq.dead_letter -v dlq q"
+         " && echo poison > q")
+    wait_until(lambda: os.path.exists(b / "q") and curmsgs(b / "q") == 1, timeout=5, what="b's copy")
+    fd = os.open(b / "q", os.O_RDONLY)
+    fcntl.ioctl(fd, SET_ACK, struct.pack("i", EXPLICIT))
+    assert os.read(fd, 100) == b"poison\n"
+    os.close(fd)  # given back after its one delivery: a dead letter
+    assert read_blocking(a / "dlq") == b"poison\n"
+
+
+def test_a_read_timeout_applies_on_every_mount(shared):
+    a, b, _ = shared(2)
+    make_queue(a, b, setup="setfattr -n user.mq.recv_timeout_ms -v 200 q")
+    wait_until(lambda: os.getxattr(b / "q", "user.mq.recv_timeout_ms") == b"200", timeout=5, what="the setting")
+    started = time.monotonic()
+    result = subprocess.run(["cat", b / "q"], capture_output=True, timeout=10)
+    assert result.returncode == 1 and b"timed out" in result.stderr
+    assert time.monotonic() - started < 5
+
+
+def test_topics_are_refused_on_shared_queues_for_now(shared):
+    a, b, _ = shared(2)
+    make_queue(a, b)
+    assert errno_of(os.setxattr, a / "q", "user.mq.kind", b"topic") == errno.EOPNOTSUPP
