@@ -15,7 +15,8 @@ packages=(
   e2fsprogs                          # tests: a small full ext4 for the store
   libgtest-dev                        # engine unit tests
   python3 python3-pytest attr         # integration tests: pytest, getfattr/setfattr
-  util-linux procps psmisc coreutils  # mount, setpriv, ps, timeout
+  util-linux procps psmisc coreutils  # mount, setpriv, nsenter, ps, timeout
+  iproute2                            # tests: hosts as network namespaces (SPEC section 10)
   clang libclang-rt-14-dev            # the fuzz targets: Clang and its libFuzzer
   gnuplot-nox                         # the benchmark's plot
 )

@@ -108,13 +108,27 @@ void Filesystem::answer_durable() {
 void Filesystem::end_names_change() {
   holding_ = nullptr;
   if (!held_) return;  // answered by a waiter: nothing to hold
-  const HeldAnswer answer = *std::exchange(held_, std::nullopt);
-  store_->commit_names([this, answer](int error) { answer_held(answer, error); });
+  auto held = std::make_shared<HeldName>(*std::exchange(held_, std::nullopt), *this);
+  // The commit's callback keeps it alive until it is answered, when the
+  // interrupt callback is taken off first.
+  fuse_req_interrupt_func(held->answer.req, on_names_interrupt, held.get());
+  store_->commit_names([held](int error) { held->fs->answer_held(*held, error); });
+}
+
+// Under libfuse's request lock: the answer is made by cancel_interrupted(),
+// on the loop's thread, before the commit's callback can run.
+void Filesystem::on_names_interrupt(fuse_req_t, void* data) {
+  auto* held = static_cast<HeldName*>(data);
+  held->fs->interrupted_names_.push_back(held->weak_from_this());
 }
 
 // Sends a held answer, or `error` instead; what the answer would have given
 // the kernel (a node id, an open file) is taken back when it does not reach it.
-void Filesystem::answer_held(const HeldAnswer& answer, int error) {
+void Filesystem::answer_held(HeldName& held, int error) {
+  if (held.answered) return;
+  held.answered = true;
+  const HeldAnswer& answer = held.answer;
+  fuse_req_interrupt_func(answer.req, nullptr, nullptr);
   int sent = -1;
   if (error < 0) {
     fuse_reply_err(answer.req, -error);
@@ -142,6 +156,8 @@ engine::OpenFile& Filesystem::keep_open(std::unique_ptr<engine::OpenFile> file) 
 }
 
 void Filesystem::cancel_interrupted() {
+  for (const auto& interrupted : std::exchange(interrupted_names_, {}))
+    if (auto held = interrupted.lock()) answer_held(*held, -EINTR);
   while (Interrupted* entry = interrupted_.pop_front()) {
     engine::Waiter& waiter = *entry->waiter;
     if (waiter.queue()) waiter.queue()->cancel(waiter, EINTR);

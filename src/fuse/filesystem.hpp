@@ -10,6 +10,7 @@
 #include <memory>
 #include <deque>
 #include <optional>
+#include <vector>
 #include <unordered_map>
 
 #include "engine/budget.hpp"
@@ -100,8 +101,17 @@ class Filesystem {
   void cancel_all_waits(int error);
 
  private:
+  // A names change's answer waiting for the store. An interrupt answers it
+  // EINTR at once (the change may still be made, as over any network).
+  struct HeldName : std::enable_shared_from_this<HeldName> {
+    HeldName(const HeldAnswer& answer, Filesystem& fs) : answer(answer), fs(&fs) {}
+    HeldAnswer answer;
+    Filesystem* fs;
+    bool answered = false;
+  };
+  static void on_names_interrupt(fuse_req_t req, void* data);
   void answer_durable();
-  void answer_held(const HeldAnswer& answer, int error);
+  void answer_held(HeldName& held, int error);
 
   Config config_;
   store::Store* store_;
@@ -114,6 +124,7 @@ class Filesystem {
   std::deque<DurableReply> durable_replies_;  // in position order
   fuse_req_t holding_ = nullptr;
   std::optional<HeldAnswer> held_;
+  std::vector<std::weak_ptr<HeldName>> interrupted_names_;
 };
 
 // Runs the session on one thread: requests, timeouts and signals from one

@@ -8,6 +8,7 @@ here skips.
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -27,10 +28,10 @@ def mount_mqfs():
     mounts = []
     workdir = tempfile.mkdtemp(prefix="mqfs-test-")
 
-    def mount(*options, extra_args=()):
+    def mount(*options, extra_args=(), run=()):
         path = os.path.join(workdir, f"mnt{len(mounts)}")
         os.mkdir(path)
-        m = Mount(path, options, extra_args)
+        m = Mount(path, options, extra_args, run)
         mounts.append(m)
         return m
 
@@ -109,22 +110,27 @@ def procs():
 
 
 class RedisServer:
-    """A redis-server of the test's own on a free port of 127.0.0.1, stopped
-    by its PID. `persistent`: it keeps an append-only file in its directory,
-    synced at every write, so that stop() and start() keep the data."""
+    """A redis-server of the test's own on a free port of 127.0.0.1 (and of
+    the other `addresses`), stopped by its PID. `persistent`: it keeps an
+    append-only file in its directory, synced at every write, so that stop()
+    and start() keep the data. `password`: clients must give it."""
 
-    def __init__(self, workdir, persistent=False):
+    def __init__(self, workdir, persistent=False, password=None, addresses=()):
         self.dir = workdir
         self.persistent = persistent
+        self.password = password
+        self.addresses = ("127.0.0.1", *addresses)
         self.port = free_port()
         self.proc = None
         self.log_path = os.path.join(workdir, "redis.log")
 
     def start(self, timeout=10):
         assert self.proc is None, "redis-server runs already"
-        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--dir", self.dir,
-                "--logfile", self.log_path]
+        args = ["redis-server", "--port", str(self.port), "--bind", " ".join(self.addresses), "--save", "",
+                "--dir", self.dir, "--logfile", self.log_path]
         args += ["--appendonly", "yes", "--appendfsync", "always"] if self.persistent else ["--appendonly", "no"]
+        if self.password:
+            args += ["--requirepass", self.password]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
         wait_until(lambda: self.ping() or self.proc.poll() is not None, timeout=timeout, what="redis-server")
         if self.proc.poll() is not None:
@@ -139,15 +145,22 @@ class RedisServer:
         self.proc.wait(timeout=10)
         self.proc = None
 
+    def pause(self):
+        """Makes it hang (SIGSTOP), its connections open."""
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self):
+        self.proc.send_signal(signal.SIGCONT)
+
     def ping(self):
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
-            s.sendall(b"PING\r\n")
-            return s.recv(16).startswith(b"+PONG")
+            s.sendall((f"AUTH {self.password}\r\n" if self.password else "").encode() + b"PING\r\n")
+            return b"+PONG" in s.recv(64)
         return False
 
-    @property
-    def url(self):
-        return f"redis://127.0.0.1:{self.port}"
+    def url(self, address="127.0.0.1"):
+        password = f":{self.password}@" if self.password else ""
+        return f"redis://{password}{address}:{self.port}"
 
 
 def free_port():
@@ -168,12 +181,64 @@ def redis_server():
     servers = []
     workdir = tempfile.mkdtemp(prefix="mqfs-redis-test-")
 
-    def start(persistent=False):
-        server = RedisServer(workdir, persistent).start()
+    def start(persistent=False, password=None, addresses=()):
+        server = RedisServer(workdir, persistent, password, addresses).start()
         servers.append(server)
         return server
 
     yield start
     for server in servers:
+        if server.proc:
+            server.resume()
         server.stop()
     shutil.rmtree(workdir, ignore_errors=True)
+
+
+class Host:
+    """Another host: a network namespace joined to this one by a veth pair,
+    this side at `gateway`, the other at `address`. run: the command prefix
+    that runs a program there (only its network is the host's: it mounts
+    into this mount namespace)."""
+
+    def __init__(self, number):
+        self.name = f"mqfs-test-{os.getpid()}-{number}"
+        subnet = f"10.231.{(os.getpid() + number) % 250 + 1}"
+        self.gateway, self.address = f"{subnet}.1", f"{subnet}.2"
+        self.link = f"mq{os.getpid() % 100000}h{number}"
+        self.run = ["nsenter", f"--net=/run/netns/{self.name}"]
+        ip = ["ip", "netns", "exec", self.name, "ip"]
+        for command in (["ip", "netns", "add", self.name],
+                        ["ip", "link", "add", self.link, "type", "veth", "peer", "name", self.link + "p"],
+                        ["ip", "link", "set", self.link + "p", "netns", self.name],
+                        ["ip", "addr", "add", self.gateway + "/24", "dev", self.link],
+                        ["ip", "link", "set", self.link, "up"],
+                        ip + ["addr", "add", self.address + "/24", "dev", self.link + "p"],
+                        ip + ["link", "set", self.link + "p", "up"],
+                        ip + ["link", "set", "lo", "up"]):
+            subprocess.run(command, check=True, timeout=10, capture_output=True)
+
+    def cut(self):
+        """Takes its link down: its packets go nowhere, its connections hang."""
+        subprocess.run(["ip", "link", "set", self.link, "down"], check=True, timeout=10)
+
+    def join(self):
+        subprocess.run(["ip", "link", "set", self.link, "up"], check=True, timeout=10)
+
+    def remove(self):
+        subprocess.run(["ip", "netns", "del", self.name], timeout=10, capture_output=True)
+        subprocess.run(["ip", "link", "del", self.link], timeout=10, capture_output=True)
+
+
+@pytest.fixture
+def host():
+    """Factory: host() makes another host on this machine (Host), removed at
+    the end of the test."""
+    made = []
+
+    def make():
+        made.append(Host(len(made)))
+        return made[-1]
+
+    yield make
+    for h in made:
+        h.remove()

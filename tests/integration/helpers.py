@@ -318,15 +318,16 @@ class Mount:
     """A running mqfs daemon (in the foreground) and its mount point.
 
     `options` are the `-o` options, `extra_args` further command-line
-    arguments; both are kept, so that start() can mount again on the same
+    arguments, `run` a prefix of the command; all are kept, so that start() can mount again on the same
     ones (after kill_daemon, for instance). The daemon's output goes to
     PATH.log, also across restarts.
     """
 
-    def __init__(self, path, options=(), extra_args=()):
+    def __init__(self, path, options=(), extra_args=(), run=()):
         self.path = path
         self.options = tuple(options)
         self.extra_args = tuple(extra_args)
+        self.run = tuple(run)  # a command prefix: the daemon runs on another "host" (conftest.Host)
         self.log_path = path + ".log"
         self.log = None
         self.proc = None
@@ -342,7 +343,7 @@ class Mount:
         if self.log:
             self.log.close()
         self.log = open(self.log_path, "w" if self.proc is None else "a")
-        args = [MQFS, "-f", self.path]
+        args = [*self.run, MQFS, "-f", self.path]
         if self.options:
             args += ["-o", ",".join(self.options)]
         args += list(self.extra_args)

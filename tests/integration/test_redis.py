@@ -9,6 +9,7 @@ import os
 import select
 import struct
 import subprocess
+import sys
 import time
 
 import pytest
@@ -31,7 +32,7 @@ def shared(mount_mqfs, redis_server):
     """Factory: shared(n, option, ...) mounts n daemons on one fresh Redis."""
     def mount(n=2, *options, server=None):
         server = server or redis_server()
-        mounts = [mount_mqfs(f"redis={server.url}", "redis_lease_ms=1000", "redis_timeout_ms=1000", *options)
+        mounts = [mount_mqfs(f"redis={server.url()}", "redis_lease_ms=1000", "redis_timeout_ms=1000", *options)
                   for _ in range(n)]
         return (*mounts, server)
     return mount
@@ -203,7 +204,7 @@ def test_deliveries_count_across_mounts(shared):
 
 def test_while_redis_is_down_calls_fail_with_eio_and_blocked_readers_go_on_after(mount_mqfs, redis_server, procs):
     server = redis_server(persistent=True)
-    a, b = [mount_mqfs(f"redis={server.url}", "redis_timeout_ms=500") for _ in range(2)]
+    a, b = [mount_mqfs(f"redis={server.url()}", "redis_timeout_ms=500") for _ in range(2)]
     a.sh("echo kept > q")
     wait_until(lambda: os.path.exists(b / "q") and curmsgs(b / "q") == 1, timeout=5, what="b's copy")
     assert read_blocking(b / "q") == b"kept\n"
@@ -231,7 +232,7 @@ def test_a_mount_fails_when_redis_cannot_be_reached(daemons, redis_server):
     server = redis_server()
     server.stop()
     with pytest.raises(BaseException, match="could not be read"):
-        daemons(f"redis={server.url}", "redis_timeout_ms=300")
+        daemons(f"redis={server.url()}", "redis_timeout_ms=300")
 
 
 def test_u32_and_line_framing_across_mounts(shared):
@@ -326,3 +327,53 @@ def test_topics_are_refused_on_shared_queues_for_now(shared):
     a, b, _ = shared(2)
     make_queue(a, b)
     assert errno_of(os.setxattr, a / "q", "user.mq.kind", b"topic") == errno.EOPNOTSUPP
+
+
+def test_a_names_change_waiting_for_redis_ends_at_a_signal(mount_mqfs, redis_server):
+    server = redis_server()
+    a = mount_mqfs(f"redis={server.url()}", "redis_timeout_ms=5000")
+    server.pause()
+    script = """if True:
+        import os, signal, sys, time
+        class Alarm(Exception):
+            pass
+        def ring(*_):
+            raise Alarm()
+        signal.signal(signal.SIGALRM, ring)
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        started = time.monotonic()
+        try:
+            os.mkdir(sys.argv[1])
+            print("made")
+        except Alarm:
+            print("interrupted", time.monotonic() - started)
+    """
+    try:
+        result = subprocess.run([sys.executable, "-c", script, a / "d"], capture_output=True, text=True, timeout=10)
+    finally:
+        server.resume()
+    words = result.stdout.split()
+    assert words[0] == "interrupted", result
+    assert float(words[1]) < 2, "answered at the interrupt, not after redis_timeout_ms"
+
+
+def test_a_host_cut_off_from_redis_fails_calls_with_eio_and_goes_on_after(mount_mqfs, redis_server, host, procs):
+    other = host()
+    server = redis_server(password="s3cret", addresses=(other.gateway,))
+    options = ("redis_timeout_ms=500", "redis_lease_ms=5000")
+    a = mount_mqfs(f"redis={server.url()}", *options)
+    b = mount_mqfs(f"redis={server.url(other.gateway)}", *options, run=other.run)
+    make_queue(a, b)
+    reader = blocked_reader(procs, b / "q", stdout=subprocess.PIPE)
+    other.cut()
+    started = time.monotonic()
+    result = b.sh("echo lost > q", check=False)
+    assert "Input/output error" in result.stderr, result.stderr
+    assert time.monotonic() - started < 3, "EIO after redis_timeout_ms"
+    a.sh("echo sent > q")  # the other host goes on
+    assert reader.poll() is None, "a blocked reader keeps waiting"
+    other.join()
+    out, _ = reader.communicate(timeout=15)
+    assert out in (b"sent\n", b"lost\n"), out
+    rest = read_blocking(a / "q") if out == b"lost\n" else None
+    assert rest in (None, b"sent\n"), "nothing lost, nothing twice"
