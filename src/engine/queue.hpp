@@ -314,6 +314,7 @@ class Queue : public ListNode<Queue> {  // a topic's list of its descriptors' su
   void fetch(const OpenFile& file, std::size_t size);
   void fetch_for_waiters();
   void return_fetched();
+  void linger_fetched();
   void mirror(MessagePtr message);
 
   friend class OpenFile;
@@ -378,6 +379,21 @@ class Queue : public ListNode<Queue> {  // a topic's list of its descriptors' su
   bool fetch_stale_ = false;  // the server had nothing the mirror showed: it is being read again
   bool fetch_one_ = false;    // the front message is larger than the read asking for it
   static constexpr uint32_t kMostFetched = 256;  // messages one framed read asks for at once
+  static constexpr uint32_t kPrefetched = 16;    // ... and any other read, for the reads after it
+  static constexpr std::size_t kPrefetchedBytes = 4 << 20;
+  // Messages taken for readers that are not there wait this long for the
+  // next read before they go back.
+  static constexpr std::chrono::milliseconds kLinger{5};
+  class LingerTimer final : public Timed {
+   public:
+    explicit LingerTimer(Queue& queue) : queue_(&queue) {}
+    bool armed = false;
+
+   private:
+    void expired(Clock::time_point now) override;
+    Queue* queue_;
+  };
+  LingerTimer linger_timer_{*this};
   uint64_t mirror_last_id_ = 0;
   bool removed_ = false;
 };

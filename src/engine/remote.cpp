@@ -210,8 +210,11 @@ void Queue::fetch(const OpenFile& file, std::size_t size) {
   fetching_ = true;
   const bool batch = settings_.framing == Framing::u32 ||
                      (settings_.framing == Framing::line && file.read_mode() == ReadMode::stream);
-  if (!batch || file.read_mode() == ReadMode::message || size == 0 || fetch_one_)
-    return remote_->take(ino_, file.selection(), 1, 0, 0);
+  if (fetch_one_) return remote_->take(ino_, file.selection(), 1, 0, 0);
+  // A read of one message takes the next ones too, for the reads that
+  // follow it (a `cat` loop, a worker): they go back if none comes.
+  if (!batch || file.read_mode() == ReadMode::message || size == 0)
+    return remote_->take(ino_, file.selection(), kPrefetched, kPrefetchedBytes, 0);
   const std::size_t header = settings_.framing == Framing::u32 ? kFrameHeader : 0;
   const std::size_t limit = size > static_cast<std::size_t>(kMaxMsgsize) ? size - 1 : size;
   remote_->take(ino_, file.selection(), kMostFetched, limit, header);
@@ -228,10 +231,25 @@ void Queue::fetch_for_waiters() {
       break;
     }
   }
-  if (receivers_.empty()) return_fetched();
+  if (receivers_.empty()) linger_fetched();
+}
+
+void Queue::linger_fetched() {
+  if (fetched_.empty() || linger_timer_.armed) return;
+  timeouts_->add(linger_timer_, Clock::now() + kLinger);
+  linger_timer_.armed = true;
+}
+
+void Queue::LingerTimer::expired(Clock::time_point) {
+  armed = false;
+  if (queue_->receivers_.empty()) queue_->return_fetched();
 }
 
 void Queue::return_fetched() {
+  if (linger_timer_.armed) {
+    timeouts_->remove(linger_timer_);
+    linger_timer_.armed = false;
+  }
   while (MessagePtr message = fetched_.pop_front()) remote_->release(ino_, *message, 0, false);
 }
 
@@ -284,6 +302,11 @@ void Queue::mirror(MessagePtr message) {
 
 void Queue::remote_queued(MessagePtr message) {
   if (removed_) return;
+  // Messages taken ahead of time must not pass one that comes before them.
+  if (const Message* first = fetched_.front();
+      first && (message->priority() > first->priority() ||
+                (message->priority() == first->priority() && message->id() < first->id())))
+    return_fetched();
   mirror(std::move(message));
   fetch_stale_ = false;
   fetch_for_waiters();

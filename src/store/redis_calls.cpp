@@ -412,7 +412,14 @@ std::optional<long long> parse_integer(const redisReply* reply) {
   return reply->integer;
 }
 
-Command snapshot(const Keys& keys, const std::string& queue) { return call("mqfs_snapshot", keys, queue); }
+Command snapshot(const Keys& keys, const std::string& queue, std::string_view mount, uint64_t token) {
+  Command command = call("mqfs_snapshot", keys, queue);
+  if (!mount.empty()) {
+    command.add(mount);
+    command.add(std::to_string(token));
+  }
+  return command;
+}
 
 Snapshot parse_snapshot(const redisReply* reply, engine::Budget& budget) {
   Snapshot snapshot;
@@ -500,6 +507,16 @@ std::optional<Event> parse_event(const Keys& keys, std::string_view payload, eng
     case 'p': event.kind = Event::Kind::purged; return rest.empty() ? std::optional<Event>(std::move(event)) : std::nullopt;
     case 'x': event.kind = Event::Kind::removed; return rest.empty() ? std::optional<Event>(std::move(event)) : std::nullopt;
     case 'c': event.kind = Event::Kind::configured; return rest.empty() ? std::optional<Event>(std::move(event)) : std::nullopt;
+    case 'r': {  // "MOUNT TOKEN"
+      event.kind = Event::Kind::read;
+      const std::size_t space = rest.find(' ');
+      if (space == std::string_view::npos || space == 0) return std::nullopt;
+      event.mount = rest.substr(0, space);
+      const std::string_view token = rest.substr(space + 1);
+      const auto [e, err] = std::from_chars(token.data(), token.data() + token.size(), event.count);
+      if (err != std::errc{} || e != token.data() + token.size()) return std::nullopt;
+      return event;
+    }
   }
   return std::nullopt;
 }

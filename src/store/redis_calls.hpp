@@ -165,7 +165,9 @@ Command purge(const Keys& keys, const std::string& queue);
 std::optional<long long> parse_integer(const redisReply* reply);
 
 // A mount's copy of one queue.
-Command snapshot(const Keys& keys, const std::string& queue);
+// `mount` and `token`: the snapshot is also marked among the events (an
+// event of kind `read`), so that the mount can order the two.
+Command snapshot(const Keys& keys, const std::string& queue, std::string_view mount = {}, uint64_t token = 0);
 struct Snapshot {
   Status status = Status::failed;  // ok, gone or failed
   int64_t maxmsg = 0;
@@ -184,11 +186,12 @@ Snapshot parse_snapshot(const redisReply* reply, engine::Budget& budget);
 
 // An event published on keys.events() (see redis_functions.lua).
 struct Event {
-  enum class Kind { queued, taken, acknowledged, purged, removed, configured, names } kind;
+  enum class Kind { queued, taken, acknowledged, purged, removed, configured, names, read } kind;
   std::string queue;                // its base: Keys::queue() or subscription()
   std::vector<uint64_t> ids;        // queued (one), taken
   engine::MessagePtr message;       // queued: the message, with id, enqueued_ns and deliveries 0
-  uint64_t count = 0;               // acknowledged; names: their new version
+  uint64_t count = 0;               // acknowledged; names: their new version; read: the token
+  std::string mount;                // read: whose snapshot
 };
 std::optional<Event> parse_event(const Keys& keys, std::string_view payload, engine::Budget& budget);
 

@@ -45,6 +45,7 @@
 --   "a B COUNT"            acknowledged: room was made
 --   "p B" / "x B" / "c B"  purged / removed / its settings changed
 --   "n VERSION"            the names changed (mqfs_names)
+--   "r B MOUNT TOKEN"      a copy of B for MOUNT was read here (mqfs_snapshot)
 
 local HEADER = 32  -- type key and enqueued_ns before a message's bytes
 
@@ -439,11 +440,15 @@ local function purge(keys, args)
   return #dropped
 end
 
--- mqfs_snapshot B P: a mount's copy of the queue: {maxmsg, sent, received,
--- dead_lettered, dropped, then per message orderkey, value, deliveries, holder ('' when
--- queued, '-' when delayed)}, queued ones in queue order; {} when removed.
+-- mqfs_snapshot B P MOUNT TOKEN: a mount's copy of the queue: {maxmsg, sent,
+-- received, dead_lettered, dropped, then per message orderkey, value,
+-- deliveries, holder ('' when queued, '-' when delayed)}, queued ones in
+-- queue order; {} when removed. It publishes "r B MOUNT TOKEN" where it
+-- stands among the events, so that the mount knows which events the copy
+-- holds already (those before) and which it does not (those after).
 local function snapshot(keys, args)
-  local B = keys[1]
+  local B, P = keys[1], keys[2]
+  if args[1] then redis.call('PUBLISH', P .. ':events', 'r ' .. B .. ' ' .. args[1] .. ' ' .. args[2]) end
   local meta = redis.call('HMGET', B .. ':meta', 'maxmsg', 'sent', 'received', 'dead_lettered', 'dropped')
   if not meta[1] then return {} end
   local result = meta
@@ -526,7 +531,7 @@ redis.register_function('mqfs_withdraw', withdraw)
 redis.register_function('mqfs_dead_letter', dead_letter)
 redis.register_function('mqfs_heartbeat', heartbeat)
 redis.register_function('mqfs_purge', purge)
-redis.register_function{function_name = 'mqfs_snapshot', callback = snapshot, flags = {'no-writes'}}
+redis.register_function('mqfs_snapshot', snapshot)
 redis.register_function('mqfs_subscribe', subscribe)
 redis.register_function('mqfs_unsubscribe', unsubscribe)
 redis.register_function('mqfs_publish', publish)

@@ -61,10 +61,7 @@ RedisStore::RedisStore(const Options& options)
       lease_(options.lease),
       calls_(options.address, options.timeout, {Command{{"FUNCTION", "LOAD", "REPLACE", std::string(functions())}}},
              [] {}),
-      events_(options.address, options.timeout, {}, [this] {
-        reload_names();
-        recheck();
-      }) {
+      events_(options.address, options.timeout, {}, [this] { reconnected(); }) {
   events_.subscribe(keys_.events(), [this](std::string_view payload) { on_event(payload); });
   epoll_ = epoll_create1(EPOLL_CLOEXEC);
   if (epoll_ < 0) throw std::system_error(errno, std::generic_category(), "epoll_create1");
@@ -106,12 +103,23 @@ void RedisStore::heartbeat() {
   });
 }
 
+// A new events connection: every event meanwhile may have been missed, the
+// marks of copies being read among them. Everything is read again.
+void RedisStore::reconnected() {
+  reads_.clear();
+  reload_names();
+  for (const auto& [ino, queue] : queues_) {
+    refresh(ino);
+    queue->remote_room();
+  }
+}
+
 // Events may have been missed (a new connection, or only in case): every
 // waiting writer tries again, and queues with waiting readers are read again.
 void RedisStore::recheck() {
   for (const auto& [ino, queue] : queues_) {
     if (queue->senders_waiting() > 0) queue->remote_room();
-    if (queue->receivers_waiting() > 0 || !events_.connected()) refresh(ino);
+    if (queue->receivers_waiting() > 0) refresh(ino);
   }
 }
 
@@ -217,14 +225,39 @@ void RedisStore::purge(uint64_t ino) {
   });
 }
 
+// The copy and the events travel on two connections, so either may come
+// first. The snapshot marks its place among the events ("r"): events
+// before the mark are in the copy; those after it wait, when the copy has
+// not come yet, and are made on it once it has.
 void RedisStore::refresh(uint64_t ino) {
-  calls_.call(snapshot(keys_, keys_.queue(ino)), [this, ino](const redisReply* reply) {
-    engine::Queue* queue = find(ino);
-    if (!queue) return;
+  const uint64_t token = ++refreshes_;
+  Read read;
+  read.token = token;
+  reads_[ino] = std::move(read);
+  calls_.call(snapshot(keys_, keys_.queue(ino), mount_, token), [this, ino, token](const redisReply* reply) {
+    auto it = reads_.find(ino);
+    if (it == reads_.end() || it->second.token != token || !budget_) return;
     Snapshot copy = parse_snapshot(reply, *budget_);
-    if (copy.status == Status::gone) return queue->remote_removed();
-    if (copy.status == Status::ok) queue->remote_reset(std::move(copy.queued));
+    if (copy.status == Status::failed) {  // no copy: the events go on as they come; a recheck reads it again
+      Read read = std::move(it->second);
+      reads_.erase(it);
+      for (Event& event : read.after) apply(ino, event);
+      return;
+    }
+    it->second.copy = std::move(copy);
+    if (it->second.marked) take_copy(ino);
   });
+}
+
+void RedisStore::take_copy(uint64_t ino) {
+  auto it = reads_.find(ino);
+  Read read = std::move(it->second);
+  reads_.erase(it);
+  engine::Queue* queue = find(ino);
+  if (!queue) return;
+  if (read.copy->status == Status::gone) return queue->remote_removed();
+  queue->remote_reset(std::move(read.copy->queued));
+  for (Event& event : read.after) apply(ino, event);
 }
 
 void RedisStore::on_event(std::string_view payload) {
@@ -241,16 +274,29 @@ void RedisStore::on_event(std::string_view payload) {
   const char* digits = event->queue.data() + named.size();
   const char* end = event->queue.data() + event->queue.size();
   if (std::from_chars(digits, end, ino).ptr != end) return;
+  auto read = reads_.find(ino);
+  if (event->kind == Event::Kind::read) {
+    if (event->mount != mount_ || read == reads_.end() || read->second.token != event->count) return;
+    read->second.marked = true;
+    if (read->second.copy) take_copy(ino);
+    return;
+  }
+  if (read != reads_.end() && read->second.marked) return read->second.after.push_back(std::move(*event));
+  apply(ino, *event);
+}
+
+void RedisStore::apply(uint64_t ino, Event& event) {
   engine::Queue* queue = find(ino);
   if (!queue) return;
-  switch (event->kind) {
-    case Event::Kind::queued: return queue->remote_queued(std::move(event->message));
-    case Event::Kind::taken: return queue->remote_unqueued(event->ids);
+  switch (event.kind) {
+    case Event::Kind::queued: return queue->remote_queued(std::move(event.message));
+    case Event::Kind::taken: return queue->remote_unqueued(event.ids);
     case Event::Kind::acknowledged:
     case Event::Kind::configured: return queue->remote_room();
     case Event::Kind::purged: return queue->remote_purged();
     case Event::Kind::removed: return queue->remote_removed();
-    case Event::Kind::names: return;
+    case Event::Kind::names:
+    case Event::Kind::read: return;
   }
 }
 

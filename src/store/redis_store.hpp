@@ -126,7 +126,10 @@ class RedisStore final : public Store, public engine::Remote {
               uint64_t id);
   void heartbeat();
   void recheck();
+  void reconnected();
   void on_event(std::string_view payload);
+  void apply(uint64_t ino, Event& event);
+  void take_copy(uint64_t ino);
 
   engine::Budget* budget_ = nullptr;  // the mount's, from load()
   Keys keys_;
@@ -139,6 +142,16 @@ class RedisStore final : public Store, public engine::Remote {
   bool closing_ = false;
   std::unordered_map<uint64_t, engine::Queue*> queues_;
   std::vector<uint64_t> unread_;  // attached, their copies not asked for yet
+  // A queue's copy being read: the snapshot, its mark among the events, and
+  // the events after the mark while the snapshot has not come.
+  struct Read {
+    uint64_t token = 0;
+    bool marked = false;
+    std::optional<Snapshot> copy;
+    std::vector<Event> after;
+  };
+  std::unordered_map<uint64_t, Read> reads_;
+  uint64_t refreshes_ = 0;
 
   // The names as Redis had them at version_, and the changes of the
   // request under way (by inode).

@@ -217,6 +217,30 @@ TEST_F(RedisStoreTest, ReadersOfAnyMountGetTheGlobalPriorityOrder) {
   EXPECT_EQ(empty.error, EAGAIN);
 }
 
+TEST_F(RedisStoreTest, MessagesTakenAheadOfReadsNeverPassAHigherPriorityOne) {
+  Mount& a = mount();
+  Mount& b = mount();
+  ASSERT_TRUE(ready(a) && ready(b));
+  engine::OpenFile& writer = a.open();
+  for (const char* text : {"low 1", "low 2", "low 3"}) ASSERT_TRUE(answered(a.write(writer, text, 1)));
+  ASSERT_TRUE(run_until([&] { return b.queue->curmsgs() == 3; }));
+  engine::OpenFile& reader = b.open();
+  Outcome& first = b.read(reader);
+  ASSERT_TRUE(answered(first));
+  EXPECT_EQ(first.got, "low 1");  // low 2 and 3 were taken with it, for the next reads
+  ASSERT_TRUE(answered(a.write(writer, "high", 9)));
+  ASSERT_TRUE(run_until([&] {
+    const engine::Message* front = b.queue->messages().front();
+    return front && front->priority() == 9;
+  })) << "b's copy shows it";
+  Outcome& second = b.read(reader);
+  ASSERT_TRUE(answered(second));
+  EXPECT_EQ(second.got, "high");
+  Outcome& third = a.read(a.open());
+  ASSERT_TRUE(answered(third, 3s)) << "what b took ahead goes back when no read of b wants it";
+  EXPECT_EQ(third.got, "low 2");
+}
+
 TEST_F(RedisStoreTest, MaxmsgCountsTheMessagesOfEveryMount) {
   make_queue(2);
   Mount& a = mount();
