@@ -111,24 +111,32 @@ kill_daemons() {
   for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
 }
 
+# end_pids PID...: waits 5 s for each to end, then terminates it, then kills it.
+end_pids() {
+  local pid i
+  for pid in "$@"; do
+    for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -TERM "$pid" 2>/dev/null && sleep 0.5 || true
+    kill -KILL "$pid" 2>/dev/null || true
+  done
+}
+
 # Lazy unmounts never block on a hung daemon; the daemons are ours, by pid.
 cleanup() {
-  local m pid i busy=0
+  local m pid busy=0
   if [ -n "$bench_pid" ] && kill -0 "$bench_pid" 2>/dev/null; then
     kill -TERM "$bench_pid" 2>/dev/null || true
     sleep 1
     kill_daemons
     kill -KILL "$bench_pid" 2>/dev/null || true
   fi
-  for pid in "${services[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
   for m in "${mounts[@]}"; do
     is_mounted "$m" && { fusermount3 -u -z "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true; }
   done
-  for pid in "${pids[@]}" "${services[@]}"; do
-    for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    kill -TERM "$pid" 2>/dev/null && sleep 0.5 || true
-    kill -KILL "$pid" 2>/dev/null || true
-  done
+  # The daemons end before the services: a mount of Redis may need it to end.
+  end_pids "${pids[@]}"
+  for pid in "${services[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  end_pids "${services[@]}"
   for m in "${mounts[@]}"; do is_mounted "$m" && busy=1; done
   if [ "$busy" = 0 ]; then
     rm -rf -- "$work"

@@ -19,34 +19,46 @@
 //              how a mount learns of changes. A second functions reader
 //              sends each mqfs_ack with the next mqfs_take, in one round
 //              trip, as a mount can (its reader already has the message).
+//   mounts     (with --mounts A,B) two mqfs mounts of the same Redis and
+//              prefix: the writer process write(2)s to a queue on mount A,
+//              the reader process read(2)s it on mount B (MQFS_READ_STREAM,
+//              one message per read), both blocking. Unframed, one 64-byte
+//              message per write; and with u32 framing, --frames frames per
+//              write, 64 KiB reads counting the frames each returned.
 //
-// bench/redis.sh starts redis-server and runs:
+// bench/redis.sh starts redis-server (and the mounts) and runs:
 //
 //   redis_bench --port PORT --functions FILE [--rounds N] [--window-ms MS]
 //               [--warmup-ms MS] [--maxmsg 1000000,10] [--samples N]
-//               [--pause-ms MS] [--csv FILE]
+//               [--pause-ms MS] [--mounts A,B] [--frames N] [--csv FILE]
 //
-// FILE is loaded with FUNCTION LOAD REPLACE; every case starts from FLUSHALL
-// (which keeps the functions) and, for functions, mqfs_names making the queue
-// with maxmsg.
+// FILE is loaded with FUNCTION LOAD REPLACE; every case starts from FLUSHDB
+// of database 0 (which keeps the functions) and, for functions, mqfs_names
+// making the queue with maxmsg. The mounts keep their keys in another
+// database, which FLUSHDB leaves alone: each of their cases makes a queue of
+// its own on A (maxmsg, framing), waits until B shows it, and removes it
+// after.
 //
 // Throughput: in each round every case runs once, forked as harness.hpp's
 // Round does (released together, --warmup-ms uncounted, --window-ms
 // counted); the figure is the messages/s the reader received, the median over
-// the rounds. The functions case runs once per --maxmsg value.
+// the rounds. The functions and mounts cases run once per --maxmsg value.
 //
 // Wake-up latency: a reader thread waits on an empty queue (in BZPOPMIN or
 // BRPOP; functions: for the event after an empty take); --pause-ms after it
 // had the previous message, the writer thread sends one carrying its
 // CLOCK_MONOTONIC time. The latency runs from just before that send to the
 // reader holding the message (after the take, before the ack). p50 and p99
-// of --samples messages.
+// of --samples messages. Through the mounts: the reader thread blocked in
+// read(2) on B, the writer thread's write(2) on A.
 //
 // Markdown tables on stdout; every value into the CSV (key,round,value).
 #include <hiredis/hiredis.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/socket.h>
 
+#include <atomic>
 #include <chrono>
 #include <cinttypes>
 #include <condition_variable>
@@ -58,6 +70,7 @@
 #include <thread>
 
 #include "harness.hpp"
+#include "mqfs.h"
 
 namespace {
 
@@ -396,43 +409,144 @@ class FunctionsReceiver : public Receiver {
   Ns next_heartbeat_ = 0;
 };
 
-enum class Way { direct, list, functions, functions_pipelined };
+// Through the mounts: the queue's file on mount A, one write(2) per message.
+class MountSender : public Sender {
+ public:
+  explicit MountSender(const std::string& path) : fd_(open_queue(path, O_WRONLY)) {}
+  ~MountSender() override { close(fd_); }
+  MountSender(const MountSender&) = delete;
+  MountSender& operator=(const MountSender&) = delete;
+
+  bool send(uint64_t stamp, const Stop&) override {
+    const std::string bytes = payload(stamp);
+    if (write(fd_, bytes.data(), bytes.size()) != static_cast<ssize_t>(bytes.size())) throw failure("write on mount A");
+    return true;
+  }
+
+ private:
+  int fd_;
+};
+
+// A reader's descriptor returns message after message, each read a whole one.
+void read_stream(int fd) {
+  const int32_t mode = MQFS_READ_STREAM;
+  if (ioctl(fd, MQFS_IOC_SET_READ_MODE, &mode) != 0) throw failure("MQFS_IOC_SET_READ_MODE");
+}
+
+// The same queue's file on mount B, read in stream mode, blocking.
+class MountReceiver : public Receiver {
+ public:
+  explicit MountReceiver(const std::string& path) : fd_(open_queue(path, O_RDONLY)) { read_stream(fd_); }
+  ~MountReceiver() override { close(fd_); }
+  MountReceiver(const MountReceiver&) = delete;
+  MountReceiver& operator=(const MountReceiver&) = delete;
+
+  bool receive(const Stop&, const std::function<void(uint64_t)>& held) override {
+    if (!reading_) {
+      reader_ = pthread_self();
+      reading_ = true;
+    }
+    char buf[2 * kSize];  // room for more than one: a longer message would show
+    if (g_stopped) throw std::runtime_error("interrupted");  // the signal came between two reads
+    const ssize_t n = read(fd_, buf, sizeof buf);
+    if (n < 0) throw failure("read on mount B");
+    held(stamp_of({buf, static_cast<size_t>(n)}));
+    return true;
+  }
+  // SIGUSR1 (no SA_RESTART) ends the blocked read(2) with EINTR.
+  void interrupt() override {
+    if (reading_) pthread_kill(reader_, SIGUSR1);
+  }
+
+ private:
+  int fd_;
+  pthread_t reader_{};
+  std::atomic<bool> reading_ = false;
+};
+
+enum class Way { direct, list, functions, functions_pipelined, mounts, mounts_u32 };
 
 struct Case {
   std::string key;   // in the CSV
   std::string what;  // in the report
   Way way;
-  long maxmsg;  // functions only
+  long maxmsg;  // functions and mounts only
 };
 
-std::unique_ptr<Sender> make_sender(const Case& c, int port) {
+bool through_mounts(const Case& c) { return c.way == Way::mounts || c.way == Way::mounts_u32; }
+
+// Where a case's messages go: Redis, and for the mounts' cases the queue's
+// file on the writer's mount (A) and on the reader's (B).
+struct Target {
+  int port;
+  std::string writes, reads;
+};
+
+std::unique_ptr<Sender> make_sender(const Case& c, const Target& at) {
   switch (c.way) {
-    case Way::direct: return std::make_unique<DirectSender>(port);
-    case Way::list: return std::make_unique<ListSender>(port);
+    case Way::direct: return std::make_unique<DirectSender>(at.port);
+    case Way::list: return std::make_unique<ListSender>(at.port);
     case Way::functions:
-    case Way::functions_pipelined: return std::make_unique<FunctionsSender>(port);
+    case Way::functions_pipelined: return std::make_unique<FunctionsSender>(at.port);
+    case Way::mounts: return std::make_unique<MountSender>(at.writes);
+    case Way::mounts_u32: break;  // the throughput workers only
   }
   throw std::logic_error("no such way");
 }
 
-std::unique_ptr<Receiver> make_receiver(const Case& c, int port) {
+std::unique_ptr<Receiver> make_receiver(const Case& c, const Target& at) {
   switch (c.way) {
-    case Way::direct: return std::make_unique<DirectReceiver>(port);
-    case Way::list: return std::make_unique<ListReceiver>(port);
-    case Way::functions: return std::make_unique<FunctionsReceiver>(port, false);
-    case Way::functions_pipelined: return std::make_unique<FunctionsReceiver>(port, true);
+    case Way::direct: return std::make_unique<DirectReceiver>(at.port);
+    case Way::list: return std::make_unique<ListReceiver>(at.port);
+    case Way::functions: return std::make_unique<FunctionsReceiver>(at.port, false);
+    case Way::functions_pipelined: return std::make_unique<FunctionsReceiver>(at.port, true);
+    case Way::mounts: return std::make_unique<MountReceiver>(at.reads);
+    case Way::mounts_u32: break;
   }
   throw std::logic_error("no such way");
 }
 
-// An empty Redis for the case: FLUSHALL keeps the function library.
+// An empty database 0 for the case: FLUSHDB keeps the function library, and
+// the mounts' keys in their own database (redis.sh: 1).
 void reset(redisContext* control, const Case& c) {
-  call(control, {"FLUSHALL"});
+  call(control, {"FLUSHDB"});
   if (c.way != Way::functions && c.way != Way::functions_pipelined) return;
-  // The queue's name "q" in the root, inode 2, as a mount writes it (names at version 0 after FLUSHALL).
+  // The queue's name "q" in the root, inode 2, as a mount writes it (names at version 0 after FLUSHDB).
   const Reply reply = call(control, {"FCALL", "mqfs_names", "2", "-", kPrefix, "0", "put", "2", "q",
                                      std::to_string(c.maxmsg), "1:21:15:331881:01:01:q"});
   if (text(element(reply.get(), 0)) != "ok") throw std::runtime_error("mqfs_names: the queue was not made");
+}
+
+// ------------------------------------------------------------------ the mounts' queues
+
+// Whether the queue at `path` is there with these settings.
+bool shows(const std::string& path, long maxmsg, bool u32) {
+  auto value = [&](const char* name) {
+    char buf[64];
+    const ssize_t n = getxattr(path.c_str(), (std::string("user.mq.") + name).c_str(), buf, sizeof buf);
+    return n < 0 ? std::string() : std::string(buf, static_cast<size_t>(n));
+  };
+  return value("maxmsg") == std::to_string(maxmsg) && value("framing") == (u32 ? "u32" : "none");
+}
+
+// A new queue NAME for a mounts case, made on mount A with the case's maxmsg
+// (and u32 framing); returned once mount B shows it so, 10 s at most.
+Target mount_queue(int port, const std::vector<std::string>& mounts, const std::string& name, const Case& c) {
+  const Target at{port, mounts[0] + "/" + name, mounts[1] + "/" + name};
+  const bool u32 = c.way == Way::mounts_u32;
+  close(open_queue(at.writes, O_CREAT | O_EXCL | O_RDWR));
+  set_attr(at.writes, "maxmsg", std::to_string(c.maxmsg));
+  if (u32) set_attr(at.writes, "framing", "u32");
+  for (const Ns deadline = clock_ns() + 10000 * kMs; !shows(at.reads, c.maxmsg, u32);) {
+    if (clock_ns() >= deadline) throw std::runtime_error(at.reads + ": not there with its settings within 10 s");
+    usleep(1000);
+  }
+  return at;
+}
+
+// Removes the case's queue, with whatever is left in it, everywhere.
+void remove_queue(const Target& at) {
+  if (unlink(at.writes.c_str()) != 0) throw failure("unlink " + at.writes);
 }
 
 // ------------------------------------------------------------------ throughput
@@ -449,9 +563,9 @@ void until_over(const Tally& t, const std::function<void()>& loop) {
   }
 }
 
-Worker writer(const Case& c, int port, const Tally& t) {
-  return {[&t, c, port](auto ready, uint64_t& count) {
-            const auto sender = make_sender(c, port);
+Worker writer(const Case& c, const Target& at, const Tally& t) {
+  return {[&t, c, at](auto ready, uint64_t& count) {
+            const auto sender = make_sender(c, at);
             const Stop stop = [&t] { return over(t); };
             ready();
             until_over(t, [&] {
@@ -465,9 +579,9 @@ Worker writer(const Case& c, int port, const Tally& t) {
           false};
 }
 
-Worker reader(const Case& c, int port, const Tally& t) {
-  return {[&t, c, port](auto ready, uint64_t& count) {
-            const auto receiver = make_receiver(c, port);
+Worker reader(const Case& c, const Target& at, const Tally& t) {
+  return {[&t, c, at](auto ready, uint64_t& count) {
+            const auto receiver = make_receiver(c, at);
             const Stop stop = [&t] { return over(t); };
             ready();
             until_over(t, [&] {
@@ -476,6 +590,55 @@ Worker reader(const Case& c, int port, const Tally& t) {
             });
           },
           true};
+}
+
+// u32 frames of 64 bytes, `frames` per blocking write(2) on mount A; counts
+// the frames (sent/s is messages, as every case's).
+Worker frames_writer(const std::string& path, const Tally& t, int frames) {
+  return {[&t, path, frames](auto ready, uint64_t& count) {
+            const int fd = open_queue(path, O_WRONLY);
+            const std::string batch = u32_frames(kSize, static_cast<size_t>(frames));
+            ready();
+            while (write_all(fd, batch) && in_window(t, count, static_cast<uint64_t>(frames))) {
+            }
+          },
+          false};
+}
+
+// The reads a reader made in the window, counted across the fork.
+class ReadCount {
+ public:
+  ReadCount() {
+    void* p = mmap(nullptr, sizeof(uint64_t), PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw failure("mmap");
+    reads_ = static_cast<uint64_t*>(p);
+  }
+  ~ReadCount() { munmap(reads_, sizeof(uint64_t)); }
+  ReadCount(const ReadCount&) = delete;
+  ReadCount& operator=(const ReadCount&) = delete;
+
+  uint64_t reads() const { return *reads_; }
+  // The mounts' readers: stream mode; reads in the window counted.
+  ReaderHooks hooks(const Tally& t) {
+    *reads_ = 0;
+    uint64_t* reads = reads_;
+    return {read_stream, [&t, reads](int) {
+              const Ns now = clock_ns();
+              if (now >= t.warm && now < t.end) ++*reads;
+            }};
+  }
+
+ private:
+  uint64_t* reads_;
+};
+
+// A case's writer and reader.
+std::vector<Worker> workers(const Case& c, const Target& at, const Tally& t, int frames, ReadCount& read_count) {
+  switch (c.way) {
+    case Way::mounts: return {file_writer(at.writes, t), file_reader(at.reads, t, read_count.hooks(t))};
+    case Way::mounts_u32: return {frames_writer(at.writes, t, frames), batch_reader(at.reads, t, read_count.hooks(t))};
+    default: return {writer(c, at, t), reader(c, at, t)};
+  }
 }
 
 // ------------------------------------------------------------------ latency
@@ -489,9 +652,9 @@ double percentile(std::vector<Ns> v, double p) {
 }
 
 // `samples` wake-up latencies (ns): see the top of this file.
-std::vector<Ns> wake_ups(const Case& c, int port, int samples, Ns pause) {
-  const auto sender = make_sender(c, port);
-  const auto receiver = make_receiver(c, port);
+std::vector<Ns> wake_ups(const Case& c, const Target& at, int samples, Ns pause) {
+  const auto sender = make_sender(c, at);
+  const auto receiver = make_receiver(c, at);
   std::vector<Ns> latencies;
   latencies.reserve(static_cast<size_t>(samples));
   std::mutex m;
@@ -548,6 +711,8 @@ struct Options {
   std::string functions, csv;
   Ns warmup = 500 * kMs, window = 5000 * kMs, pause = 2 * kMs;
   std::vector<int> maxmsg{1000000, 10};
+  std::vector<std::string> mounts;  // A and B; none: no mounts cases
+  int frames = 64;                  // u32 frames per write on the mounts
 };
 
 std::vector<Case> cases(const Options& o) {
@@ -561,7 +726,22 @@ std::vector<Case> cases(const Options& o) {
     all.push_back({"functions-ack-with-take-maxmsg" + std::to_string(maxmsg),
                    "functions, maxmsg " + std::to_string(maxmsg) + ": mqfs_send / mqfs_ack of the last + mqfs_take",
                    Way::functions_pipelined, maxmsg});
+  if (o.mounts.empty()) return all;
+  for (int maxmsg : o.maxmsg)
+    all.push_back({"mounts-maxmsg" + std::to_string(maxmsg),
+                   "mounts, maxmsg " + std::to_string(maxmsg) + ": write(2) on A / read(2) on B", Way::mounts, maxmsg});
+  for (int maxmsg : o.maxmsg)
+    all.push_back({"mounts-u32-maxmsg" + std::to_string(maxmsg),
+                   "mounts, u32, maxmsg " + std::to_string(maxmsg) + ": " + std::to_string(o.frames) +
+                       " frames per write(2) on A / 64 KiB read(2) on B",
+                   Way::mounts_u32, maxmsg});
   return all;
+}
+
+const Case& find_case(const std::vector<Case>& all, const std::string& key) {
+  for (const Case& c : all)
+    if (c.key == key) return c;
+  throw std::logic_error("no case " + key);
 }
 
 std::string read_file(const std::string& path) {
@@ -578,28 +758,43 @@ void run(const Options& o) {
   if (text(loaded.get()) != kPrefix) throw std::runtime_error("FUNCTION LOAD: library " + std::string(text(loaded.get())));
   const std::vector<Case> all = cases(o);
   Series s;
+  // A case's queue: in Redis, or a new one on the mounts.
+  auto target = [&](const Case& c, const std::string& name) {
+    return through_mounts(c) ? mount_queue(o.port, o.mounts, name, c) : Target{o.port, "", ""};
+  };
 
   Round r(o.warmup, o.window);
+  ReadCount read_count;
   for (int round = 0; round < o.rounds; ++round) {
     for (const Case& c : all) {
       reset(control.get(), c);
-      const double received = r.run(c.key, {writer(c, o.port, r.tally()), reader(c, o.port, r.tally())});
+      const Target at = target(c, c.key + "-round" + std::to_string(round + 1));
+      const double received = r.run(c.key, workers(c, at, r.tally(), o.frames, read_count));
       s["received/" + c.key].push_back(received);
       s["sent/" + c.key].push_back(std::isnan(received) ? NAN : static_cast<double>(r.tally().counted[0]) / r.window_s());
+      if (!through_mounts(c)) continue;
+      s["per-read/" + c.key].push_back(std::isnan(received) ? NAN
+                                                             : static_cast<double>(r.tally().counted[1]) /
+                                                                   static_cast<double>(read_count.reads()));
+      remove_queue(at);
     }
     std::fprintf(stderr, "throughput: round %d of %d done\n", round + 1, o.rounds);
   }
 
-  const std::vector<Case> waking(all.begin(), all.begin() + 3);  // direct, list, functions (the first maxmsg)
+  const std::string first = "-maxmsg" + std::to_string(o.maxmsg[0]);
+  std::vector<Case> waking{find_case(all, "direct"), find_case(all, "list"), find_case(all, "functions" + first)};
+  if (!o.mounts.empty()) waking.push_back(find_case(all, "mounts" + first));
   for (const Case& c : waking) {
     reset(control.get(), c);
-    const std::vector<Ns> latencies = wake_ups(c, o.port, o.samples, o.pause);
+    const Target at = target(c, "latency");
+    const std::vector<Ns> latencies = wake_ups(c, at, o.samples, o.pause);
+    if (through_mounts(c)) remove_queue(at);
     for (const auto& [name, p] : {std::pair{"p50", 0.50}, {"p90", 0.90}, {"p99", 0.99}, {"max", 1.0}})
       s["latency-" + std::string(name) + "-us/" + c.key].push_back(percentile(latencies, p) / 1e3);
     s["latency-samples/" + c.key].push_back(static_cast<double>(latencies.size()));
     std::fprintf(stderr, "latency: %s done\n", c.key.c_str());
   }
-  call(control.get(), {"FLUSHALL"});
+  call(control.get(), {"FLUSHDB"});
   write_csv(o.csv, s);
 
   auto med = [&](const std::string& key) { return median(s.at(key)); };
@@ -616,9 +811,18 @@ void run(const Options& o) {
                 fmt(med("sent/" + c.key)).c_str(),
                 fmt(median_ratio(s, "received/" + c.key, "received/direct"), "%.2f").c_str(), rounds.c_str());
   }
+  std::string per_read;
+  for (const Case& c : all)
+    if (c.way == Way::mounts_u32)
+      per_read += (per_read.empty() ? "" : ", ") + fmt(med("per-read/" + c.key), "%.1f") + " at maxmsg " +
+                  std::to_string(c.maxmsg);
+  if (!per_read.empty())
+    std::printf("\nmounts, u32: messages per read(2) on B (mean in the window, median of the rounds): %s.\n",
+                per_read.c_str());
   std::printf("\n## Wake-up latency, µs\n\n");
   std::printf("%d messages each, one %.1f ms after the reader had the previous; from just before the send to the\n"
-              "reader holding the message (functions: after mqfs_take, before mqfs_ack).\n\n",
+              "reader holding the message (functions: after mqfs_take, before mqfs_ack; mounts: from before the\n"
+              "write(2) on A to the return of the read(2) blocked on B).\n\n",
               o.samples, static_cast<double>(o.pause) / 1e6);
   std::printf("| case | p50 | p99 | p90 | max |\n|---|---:|---:|---:|---:|\n");
   for (const Case& c : waking) {
@@ -626,6 +830,13 @@ void run(const Options& o) {
     std::printf("| %s | %s | %s | %s | %s |\n", c.what.c_str(), us("p50").c_str(), us("p99").c_str(), us("p90").c_str(),
                 us("max").c_str());
   }
+}
+
+std::vector<std::string> split(const std::string& text) {
+  std::vector<std::string> out;
+  std::istringstream in(text);
+  for (std::string word; std::getline(in, word, ',');) out.push_back(word);
+  return out;
 }
 
 Options parse(int argc, char** argv) {
@@ -643,18 +854,23 @@ Options parse(int argc, char** argv) {
     else if (k == "--maxmsg") o.maxmsg = parse_list(v);
     else if (k == "--samples") o.samples = std::stoi(v);
     else if (k == "--pause-ms") o.pause = static_cast<Ns>(std::stod(v) * 1e6);
+    else if (k == "--mounts") o.mounts = split(v);
+    else if (k == "--frames") o.frames = std::stoi(v);
     else throw std::runtime_error("unknown option " + k);
   }
   if (o.port <= 0 || o.functions.empty()) throw std::runtime_error("needs --port and --functions");
   if (o.rounds < 1 || o.samples < 1 || o.maxmsg.empty()) throw std::runtime_error("--rounds, --samples and --maxmsg: at least 1");
   for (int maxmsg : o.maxmsg)
     if (maxmsg < 1) throw std::runtime_error("--maxmsg: at least 1");
+  if (!o.mounts.empty() && o.mounts.size() != 2) throw std::runtime_error("--mounts: two mount points, A,B");
+  if (o.frames < 1) throw std::runtime_error("--frames: at least 1");
   return o;
 }
 
 constexpr const char* kUsage =
     "usage: redis_bench --port PORT --functions redis_functions.lua [--rounds N] [--window-ms MS]\n"
-    "                   [--warmup-ms MS] [--maxmsg 1000000,10] [--samples N] [--pause-ms MS] [--csv FILE]\n";
+    "                   [--warmup-ms MS] [--maxmsg 1000000,10] [--samples N] [--pause-ms MS]\n"
+    "                   [--mounts A,B] [--frames N] [--csv FILE]\n";
 
 }  // namespace
 
