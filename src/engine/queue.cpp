@@ -74,9 +74,6 @@ void Queue::configure(const Settings& settings) {
 }
 
 int Queue::check(const Settings& settings) const {
-  // Shared by several mounts (SPEC section 10): topics and subscriptions
-  // are not there yet.
-  if (remote_ && (settings.kind == QueueKind::topic || !settings.subscribe.empty())) return -EOPNOTSUPP;
   if (settings.kind != QueueKind::topic) return 0;
   if (!settings.subscribe.empty()) return -EINVAL;  // a topic subscribes to nothing
   if (!is_topic() && (!store_.empty() || leases_.count() > 0)) return -EBUSY;

@@ -99,6 +99,10 @@ void Queue::send_frames_remote(OpenFile& file, std::span<const std::byte> bytes,
 void Queue::pump_sends() {
   if (remote_full_ || removed_) return;
   std::vector<const Message*> messages;
+  std::vector<uint64_t> subscribers;  // a topic's, by name
+  if (is_topic() && finder_)
+    for (Queue* q : finder_->lasting_subscribers(*this))
+      if (q != this && !q->is_topic()) subscribers.push_back(q->ino_);
   for (Waiter* w = senders_.front(); w; w = senders_.next(*w)) {
     auto& writer = static_cast<SendWaiter&>(*w);
     if (writer.ticket_) continue;
@@ -108,7 +112,7 @@ void Queue::pump_sends() {
       for (const MessagePtr& m : writer.frames_->messages) messages.push_back(m.get());
     else
       messages.push_back(writer.message_.get());
-    remote_->send(ino_, writer.ticket_, messages);
+    remote_->send(ino_, writer.ticket_, messages, subscribers);
   }
 }
 
@@ -119,7 +123,7 @@ bool Queue::frames_sent(SendWaiter& writer, RemoteStatus status, std::span<const
   const std::size_t queued = std::min(ids.size(), frames.messages.size());
   for (std::size_t i = 0; i < queued; ++i) {
     frames.messages[i]->set_id(ids[i]);
-    mirror(std::move(frames.messages[i]));
+    if (!is_topic()) mirror(std::move(frames.messages[i]));  // a topic keeps none
   }
   if (queued > 0) {
     if (frames.clears_held) writer.file().frame_writer().clear();
@@ -154,6 +158,9 @@ bool Queue::frames_sent(SendWaiter& writer, RemoteStatus status, std::span<const
     case RemoteStatus::gone:
       remote_removed();
       return true;
+    case RemoteStatus::retry:
+      writer.ticket_ = 0;
+      return true;
     default:
       take_waiter(writer)->cancelled(EIO);
       return true;
@@ -176,10 +183,12 @@ bool Queue::remote_sent(uint64_t ticket, RemoteStatus status, std::span<const ui
     case RemoteStatus::ok: {
       auto waiter = take_waiter(*writer);
       const bool told = writer->accept(writer->count_);
-      if (told && !ids.empty()) {
+      if (told) {
         ++sent_;
         lspid_ = writer->pid();
         times_.mtime = now_realtime();
+      }
+      if (told && !ids.empty() && !is_topic()) {  // a topic keeps none
         writer->message_->set_id(ids.front());
         mirror(std::move(writer->message_));
         fetch_for_waiters();
@@ -195,6 +204,9 @@ bool Queue::remote_sent(uint64_t ticket, RemoteStatus status, std::span<const ui
       return true;
     case RemoteStatus::gone:
       remote_removed();
+      return true;
+    case RemoteStatus::retry:
+      writer->ticket_ = 0;
       return true;
     default:
       take_waiter(*writer)->fail(EIO);

@@ -28,6 +28,7 @@ enum class RemoteStatus {
   big,     // take: the first message does not fit the read
   gone,    // the queue was removed (EIDRM)
   failed,  // no answer in time, or the connection was lost (EIO)
+  retry,   // publish: the names changed; ask again once they are read
 };
 
 class Remote {
@@ -38,8 +39,16 @@ class Remote {
   virtual void detach(uint64_t ino, Queue& queue) = 0;
 
   // Queues `messages` in order while there is room; answered with
-  // Queue::remote_sent(ticket, ...), with how many were queued.
-  virtual void send(uint64_t ino, uint64_t ticket, std::span<const Message* const> messages) = 0;
+  // Queue::remote_sent(ticket, ...), with how many were queued. To a topic
+  // (SPEC section 13): publishes them, to its descriptors' subscriptions and
+  // to the queues `subscribers` that subscribe to it by name.
+  virtual void send(uint64_t ino, uint64_t ticket, std::span<const Message* const> messages,
+                    std::span<const uint64_t> subscribers = {}) = 0;
+  // An open file of this mount reads topic `topic` through a subscription
+  // of its own, a queue that gets every message published from now on
+  // until unsubscribe(): returns the inode number it goes by here.
+  virtual uint64_t subscribe(uint64_t topic, int64_t maxmsg) = 0;
+  virtual void unsubscribe(uint64_t topic, uint64_t subscription) = 0;
   // Takes for this mount up to `most` messages `selection` takes, while each
   // with `header` bytes of framing fits `limit` bytes (0: one message of
   // any size); answered with Queue::remote_taken().

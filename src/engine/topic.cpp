@@ -17,7 +17,10 @@ std::shared_ptr<Queue> Queue::subscribe(OpenFile& file) {
   Settings settings = settings_;
   settings.kind = QueueKind::queue;
   settings.subscribe.clear();
-  auto subscription = std::make_shared<Queue>(*budget_, *timeouts_, settings, nullptr, 0, finder_);
+  // Shared by several mounts (SPEC section 10): the subscription is a queue
+  // of the server's, which every mount's publishes reach.
+  const uint64_t ino = remote_ ? remote_->subscribe(ino_, settings.maxmsg) : 0;
+  auto subscription = std::make_shared<Queue>(*budget_, *timeouts_, settings, nullptr, ino, finder_, remote_);
   subscription->topic_ = this;
   subscription->subscriber_ = &file;
   subscriptions_.push_back(*subscription);
@@ -32,6 +35,7 @@ void Queue::unsubscribe() {
 
 Queue* Queue::leave_topic() {
   if (!topic_) return nullptr;
+  if (remote_) remote_->unsubscribe(topic_->ino_, ino_);
   unlink();
   return std::exchange(topic_, nullptr);
 }

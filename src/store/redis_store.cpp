@@ -103,6 +103,11 @@ void RedisStore::heartbeat() {
   });
 }
 
+void RedisStore::wake_publishers() {
+  for (const auto& [ino, queue] : queues_)
+    if (queue->is_topic() && queue->senders_waiting() > 0) queue->remote_room();
+}
+
 // A new events connection: every event meanwhile may have been missed, the
 // marks of copies being read among them. Everything is read again.
 void RedisStore::reconnected() {
@@ -144,8 +149,11 @@ void RedisStore::detach(uint64_t ino, engine::Queue& queue) {
   if (find(ino) == &queue) queues_.erase(ino);
 }
 
-void RedisStore::send(uint64_t ino, uint64_t ticket, std::span<const engine::Message* const> messages) {
-  const std::string queue = keys_.queue(ino);
+void RedisStore::send(uint64_t ino, uint64_t ticket, std::span<const engine::Message* const> messages,
+                      std::span<const uint64_t> subscribers) {
+  engine::Queue* owner = find(ino);
+  if (owner && owner->is_topic()) return publish(ino, ticket, messages, subscribers);
+  const std::string queue = base(ino);
   std::vector<engine::Priority> priorities;
   for (const engine::Message* m : messages) priorities.push_back(m->priority());
   calls_.call(redis::send(keys_, queue, messages),
@@ -164,9 +172,51 @@ void RedisStore::send(uint64_t ino, uint64_t ticket, std::span<const engine::Mes
               });
 }
 
+// SPEC section 13: a topic's messages go to every subscriber in one call,
+// at the names' version whose subscribers by name the engine found; a
+// newer version is read first, then the publish is made again.
+void RedisStore::publish(uint64_t ino, uint64_t ticket, std::span<const engine::Message* const> messages,
+                         std::span<const uint64_t> subscribers) {
+  const engine::Overflow overflow = find(ino)->settings().overflow;
+  const std::size_t count = messages.size();
+  calls_.call(redis::publish(keys_, ino, version_, overflow, subscribers, messages),
+              [this, ino, ticket, count](const redisReply* reply) {
+                const Published published = parse_published(reply);
+                engine::RemoteStatus status = remote_status(published.status);
+                if (published.status == Status::conflict) {
+                  status = engine::RemoteStatus::retry;
+                  republish_ = true;
+                  reload_names();
+                }
+                // All or none were published: the engine counts them by their ids.
+                const std::vector<uint64_t> ids(status == engine::RemoteStatus::ok ? count : 0, 0);
+                if (engine::Queue* owner = find(ino)) owner->remote_sent(ticket, status, ids);
+              });
+}
+
+uint64_t RedisStore::subscribe(uint64_t topic, int64_t maxmsg) {
+  const uint64_t ino = kSubscriptions + ++subscriptions_;
+  calls_.call(redis::subscribe(keys_, topic, base(ino), mount_, maxmsg), [this, ino](const redisReply* reply) {
+    if (reply && reply->str && std::string_view(reply->str, reply->len) == "ok") return;
+    spdlog::warn("redis: a subscription to a topic was not made; its reader gets EIDRM");
+    if (engine::Queue* queue = find(ino)) queue->remote_removed();
+  });
+  return ino;
+}
+
+void RedisStore::unsubscribe(uint64_t topic, uint64_t subscription) {
+  calls_.call(redis::unsubscribe(keys_, topic, base(subscription), mount_), [](const redisReply*) {});
+}
+
+// A queue's base in Redis: a named queue's, or one of this mount's
+// descriptors' subscriptions.
+std::string RedisStore::base(uint64_t ino) const {
+  return ino > kSubscriptions ? keys_.subscription(mount_, ino - kSubscriptions) : keys_.queue(ino);
+}
+
 void RedisStore::take(uint64_t ino, const engine::Selection& selection, uint32_t most, std::size_t limit,
                       std::size_t header) {
-  const std::string queue = keys_.queue(ino);
+  const std::string queue = base(ino);
   calls_.call(redis::take(keys_, queue, mount_, selection, most, limit, header),
               [this, ino, queue](const redisReply* reply) {
                 Taken taken = parse_taken(reply, *budget_);
@@ -191,11 +241,11 @@ void RedisStore::take(uint64_t ino, const engine::Selection& selection, uint32_t
 }
 
 void RedisStore::ack(uint64_t ino, const engine::Message& message) {
-  settle(keys_.queue(ino), true, 0, message.priority(), message.id());
+  settle(base(ino), true, 0, message.priority(), message.id());
 }
 
 void RedisStore::release(uint64_t ino, const engine::Message& message, int64_t delay_ms, bool delivered) {
-  settle(keys_.queue(ino), false, delivered ? delay_ms : -1, message.priority(), message.id());
+  settle(base(ino), false, delivered ? delay_ms : -1, message.priority(), message.id());
 }
 
 // Acknowledges (or gives back) a message this mount holds, again and again
@@ -209,8 +259,8 @@ void RedisStore::settle(const std::string& queue, bool acknowledge, int64_t dela
 }
 
 void RedisStore::dead_letter(uint64_t ino, uint64_t to, const engine::Message& message) {
-  const std::string queue = keys_.queue(ino);
-  calls_.call(redis::dead_letter(keys_, queue, keys_.queue(to), mount_, message),
+  const std::string queue = base(ino);
+  calls_.call(redis::dead_letter(keys_, queue, base(to), mount_, message),
               [this, queue, priority = message.priority(), id = message.id()](const redisReply* reply) {
                 Status status = Status::failed;
                 if (parse_dead_letter(reply, &status) || closing_) return;
@@ -220,7 +270,7 @@ void RedisStore::dead_letter(uint64_t ino, uint64_t to, const engine::Message& m
 }
 
 void RedisStore::purge(uint64_t ino) {
-  calls_.call(redis::purge(keys_, keys_.queue(ino)), [](const redisReply* reply) {
+  calls_.call(redis::purge(keys_, base(ino)), [](const redisReply* reply) {
     if (!parse_integer(reply)) spdlog::warn("redis: a truncate got no answer; it may not have been made");
   });
 }
@@ -234,7 +284,7 @@ void RedisStore::refresh(uint64_t ino) {
   Read read;
   read.token = token;
   reads_[ino] = std::move(read);
-  calls_.call(snapshot(keys_, keys_.queue(ino), mount_, token), [this, ino, token](const redisReply* reply) {
+  calls_.call(snapshot(keys_, base(ino), mount_, token), [this, ino, token](const redisReply* reply) {
     auto it = reads_.find(ino);
     if (it == reads_.end() || it->second.token != token || !budget_) return;
     Snapshot copy = parse_snapshot(reply, *budget_);
@@ -268,12 +318,24 @@ void RedisStore::on_event(std::string_view payload) {
     if (event->count > version_) reload_names();
     return;
   }
+  // Room made anywhere may be room a topic's blocked writers wait for.
+  if (event->kind == Event::Kind::acknowledged || event->kind == Event::Kind::purged ||
+      event->kind == Event::Kind::removed)
+    wake_publishers();
   const std::string named = keys_.prefix() + ":q:";
-  if (!event->queue.starts_with(named)) return;
+  const std::string mine = keys_.subscription(mount_, 0);  // ...:d:MOUNT:0
+  const std::string_view own = std::string_view(mine).substr(0, mine.size() - 1);
   uint64_t ino = 0;
-  const char* digits = event->queue.data() + named.size();
-  const char* end = event->queue.data() + event->queue.size();
-  if (std::from_chars(digits, end, ino).ptr != end) return;
+  std::string_view number;
+  if (event->queue.starts_with(named))
+    number = std::string_view(event->queue).substr(named.size());
+  else if (event->queue.starts_with(own))
+    number = std::string_view(event->queue).substr(own.size());
+  else
+    return;
+  if (std::from_chars(number.data(), number.data() + number.size(), ino).ptr != number.data() + number.size())
+    return;
+  if (!event->queue.starts_with(named)) ino += kSubscriptions;
   auto read = reads_.find(ino);
   if (event->kind == Event::Kind::read) {
     if (event->mount != mount_ || read == reads_.end() || read->second.token != event->count) return;
@@ -516,6 +578,9 @@ void RedisStore::reload_names() {
       source_->reconcile(nodes);
       reconciling_ = false;
     }
+    if (std::exchange(republish_, false))  // publishes refused for an older version
+      for (const auto& [ino, queue] : queues_)
+        if (queue->is_topic()) queue->remote_room();
     if (reload_wanted_) reload_names();
   });
 }

@@ -95,7 +95,10 @@ class RedisStore final : public Store, public engine::Remote {
   // engine::Remote
   void attach(uint64_t ino, engine::Queue& queue) override;
   void detach(uint64_t ino, engine::Queue& queue) override;
-  void send(uint64_t ino, uint64_t ticket, std::span<const engine::Message* const> messages) override;
+  void send(uint64_t ino, uint64_t ticket, std::span<const engine::Message* const> messages,
+            std::span<const uint64_t> subscribers) override;
+  uint64_t subscribe(uint64_t topic, int64_t maxmsg) override;
+  void unsubscribe(uint64_t topic, uint64_t subscription) override;
   void take(uint64_t ino, const engine::Selection& selection, uint32_t most, std::size_t limit,
             std::size_t header) override;
   void ack(uint64_t ino, const engine::Message& message) override;
@@ -122,6 +125,13 @@ class RedisStore final : public Store, public engine::Remote {
 
   engine::Queue* find(uint64_t ino) const;
   void read_new_queues();
+  std::string base(uint64_t ino) const;
+  void publish(uint64_t ino, uint64_t ticket, std::span<const engine::Message* const> messages,
+               std::span<const uint64_t> subscribers);
+  void wake_publishers();
+  // The inode numbers of this mount's descriptors' subscriptions (SPEC
+  // section 13) lie above every named queue's.
+  static constexpr uint64_t kSubscriptions = uint64_t{1} << 62;
   void settle(const std::string& queue, bool acknowledge, int64_t delay_ms, engine::Priority priority,
               uint64_t id);
   void heartbeat();
@@ -152,6 +162,8 @@ class RedisStore final : public Store, public engine::Remote {
   };
   std::unordered_map<uint64_t, Read> reads_;
   uint64_t refreshes_ = 0;
+  uint64_t subscriptions_ = 0;
+  bool republish_ = false;  // a publish waits for the names to be read again
 
   // The names as Redis had them at version_, and the changes of the
   // request under way (by inode).

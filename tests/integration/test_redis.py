@@ -323,10 +323,35 @@ def test_a_read_timeout_applies_on_every_mount(shared):
     assert time.monotonic() - started < 5
 
 
-def test_topics_are_refused_on_shared_queues_for_now(shared):
+def test_a_topic_publishes_to_subscribers_of_every_mount(shared, procs):
+    a, b, c, _ = shared(3)
+    a.sh("touch news lasting && setfattr -n user.mq.kind -v topic news && setfattr -n user.mq.subscribe -v news lasting")
+    wait_until(lambda: all(os.path.exists(m / "news") and os.getxattr(m / "news", "user.mq.kind") == b"topic"
+                           and os.getxattr(m / "lasting", "user.mq.subscribe") == b"/news" for m in (b, c)),
+               timeout=5, what="the topic on every mount")
+    readers = [blocked_reader(procs, m / "news", stdout=subprocess.PIPE) for m in (b, c)]
+    a.sh("echo extra > news")
+    for reader in readers:
+        out, _ = reader.communicate(timeout=5)
+        assert out == b"extra\n", "each descriptor, on any mount, gets its own copy"
+    assert read_blocking(c / "lasting") == b"extra\n", "and the queue that subscribes by name"
+    wait_until(lambda: curmsgs(a / "lasting") == 0, timeout=5, what="the copy taken everywhere")
+    assert curmsgs(a / "news") == 0, "a topic keeps none"
+
+
+def test_a_topic_with_a_full_subscriber_blocks_its_writers_on_every_mount(shared, procs):
     a, b, _ = shared(2)
-    make_queue(a, b)
-    assert errno_of(os.setxattr, a / "q", "user.mq.kind", b"topic") == errno.EOPNOTSUPP
+    a.sh("touch t sub && setfattr -n user.mq.kind -v topic t && setfattr -n user.mq.subscribe -v t sub"
+         " && setfattr -n user.mq.maxmsg -v 1 sub")
+    wait_until(lambda: os.path.exists(b / "sub") and os.getxattr(b / "sub", "user.mq.subscribe") == b"/t",
+               timeout=5, what="the subscription on b")
+    a.sh("echo 1 > t")
+    wait_until(lambda: curmsgs(b / "sub") == 1, timeout=5, what="the copy on b")
+    writer = procs.start(["sh", "-c", f"echo 2 > {b / 't'}"])
+    wait_blocked(writer, what="the publish on b to wait for its full subscriber")
+    assert read_blocking(a / "sub") == b"1\n"
+    assert writer.wait(timeout=5) == 0, "room made on a lets b's publish go"
+    assert read_blocking(a / "sub") == b"2\n"
 
 
 def test_a_names_change_waiting_for_redis_ends_at_a_signal(mount_mqfs, redis_server):
