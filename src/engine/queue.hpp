@@ -235,6 +235,8 @@ class Queue : public ListNode<Queue> {  // a topic's list of its descriptors' su
   // request on it fail with EIDRM.
   void remote_removed();
   bool removed() const { return removed_; }
+  // The mount is going away: what was taken for readers goes back now.
+  void remote_unmount() { return_fetched(); }
 
   std::size_t receivers_waiting() const { return receivers_.size(); }
   std::size_t senders_waiting() const { return senders_.size(); }

@@ -374,6 +374,10 @@ void Connection::message_callback(redisAsyncContext*, void* reply, void* data) {
   connection->message_({payload->str, payload->len});
 }
 
+void Connection::flush() {
+  if (context_ && state_ == State::ready && writing_) redisAsyncHandleWrite(context_);
+}
+
 void Connection::handle(Clock::time_point now) {
   epoll_event events[2];
   const int n = epoll_wait(epoll_, events, 2, 0);

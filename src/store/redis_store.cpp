@@ -59,6 +59,7 @@ RedisStore::RedisStore(const Options& options)
     : keys_(options.prefix),
       mount_(random_mount_name()),
       lease_(options.lease),
+      timeout_(options.timeout),
       calls_(options.address, options.timeout, {Command{{"FUNCTION", "LOAD", "REPLACE", std::string(functions())}}},
              [] {}),
       events_(options.address, options.timeout, {}, [this] { reconnected(); }) {
@@ -92,6 +93,18 @@ std::optional<Clock::time_point> RedisStore::server_deadline() const {
   for (const auto& deadline : {calls_.next_deadline(), events_.next_deadline()})
     if (deadline && *deadline < *next) next = deadline;
   return next;
+}
+
+void RedisStore::close() {
+  for (const auto& [ino, queue] : queues_) queue->remote_unmount();
+  stopping_ = true;
+  const auto deadline = Clock::now() + timeout_;
+  wait([&] { return calls_.idle() || Clock::now() >= deadline; });
+}
+
+int RedisStore::write_out() {
+  calls_.flush();
+  return 0;
 }
 
 void RedisStore::heartbeat() {
@@ -254,7 +267,7 @@ void RedisStore::settle(const std::string& queue, bool acknowledge, int64_t dela
                         uint64_t id) {
   calls_.call(redis::settle(keys_, queue, mount_, acknowledge, delay_ms, Order{priority, id}),
               [this, queue, acknowledge, delay_ms, priority, id](const redisReply* reply) {
-                if (!parse_held(reply) && !closing_) settle(queue, acknowledge, delay_ms, priority, id);
+                if (!parse_held(reply) && !closing_ && !stopping_) settle(queue, acknowledge, delay_ms, priority, id);
               });
 }
 

@@ -89,7 +89,12 @@ class RedisStore final : public Store, public engine::Remote {
   void counted(uint64_t, int64_t, int64_t) override {}
   void withdrawn(uint64_t, const engine::Message&) override {}
   void purged(uint64_t, std::span<const engine::Message* const>, bool) override {}
-  int write_out() override { return 0; }
+  // The calls made so far go to Redis's socket (before every answer, and
+  // at the end of each loop turn).
+  int write_out() override;
+  // At unmount: what this mount holds for no one goes back, and every call
+  // made gets its answer (at most redis_timeout_ms).
+  void close() override;
   bool batches_records() const override { return false; }
 
   // engine::Remote
@@ -145,11 +150,13 @@ class RedisStore final : public Store, public engine::Remote {
   Keys keys_;
   std::string mount_;
   std::chrono::milliseconds lease_;
+  std::chrono::milliseconds timeout_;
   Connection calls_;
   Connection events_;
   int epoll_ = -1;
   Clock::time_point next_heartbeat_{};
   bool closing_ = false;
+  bool stopping_ = false;  // close(): no call is made again
   std::unordered_map<uint64_t, engine::Queue*> queues_;
   std::vector<uint64_t> unread_;  // attached, their copies not asked for yet
   // A queue's copy being read: the snapshot, its mark among the events, and
