@@ -42,7 +42,7 @@
 -- mounts' copies of the queues:
 --   "s B ORDERKEY VALUE"   queued (sent, or back from a reader)
 --   "t B ORDERKEY..."      taken by a reader
---   "a B COUNT"            acknowledged: room was made
+--   "a B COUNT"            acknowledged: room was made in a queue that was full
 --   "p B" / "x B" / "c B"  purged / removed / its settings changed
 --   "n VERSION"            the names changed (mqfs_names)
 --   "r B MOUNT TOKEN"      a copy of B for MOUNT was read here (mqfs_snapshot)
@@ -246,7 +246,12 @@ local function ack(keys, args)
   end
   if done > 0 then
     redis.call('HINCRBY', B .. ':meta', 'received', done)
-    redis.call('PUBLISH', P .. ':events', 'a ' .. B .. ' ' .. done)
+    -- Only room that a full queue's writers wait for is announced: the
+    -- queue held maxmsg messages or more before these acknowledgements.
+    local maxmsg = tonumber(redis.call('HGET', B .. ':meta', 'maxmsg'))
+    if maxmsg and count(B) + done >= maxmsg then
+      redis.call('PUBLISH', P .. ':events', 'a ' .. B .. ' ' .. done)
+    end
   end
   return result
 end

@@ -392,6 +392,7 @@ TEST_F(RedisFunctionsTest, TwoPrefixesAreTwoFilesystems) {
 }
 
 TEST_F(RedisFunctionsTest, EveryChangeIsPublishedForTheOtherMounts) {
+  ASSERT_EQ(set_maxmsg(kQueue, 1), Status::ok);  // full at one message: its acknowledgement makes room
   ContextPtr listener = server->connect();
   ASSERT_TRUE(listener);
   ReplyPtr subscribed = run(listener.get(), Command{{"SUBSCRIBE", keys.events()}});
@@ -447,6 +448,14 @@ TEST_F(RedisFunctionsTest, EveryChangeIsPublishedForTheOtherMounts) {
   ASSERT_TRUE(names);
   EXPECT_EQ(names->kind, Event::Kind::names);
   EXPECT_EQ(names->count, versions["mqfs"]);
+
+  // An acknowledgement in a queue that was not full makes no room anyone
+  // waits for: it is not announced.
+  send({"again"});
+  EXPECT_EQ(next_kind(), Event::Kind::queued);
+  a = take("A");
+  EXPECT_EQ(next_kind(), Event::Kind::taken);
+  ASSERT_EQ(acknowledge("A", a.messages), std::vector<bool>{true});
   ASSERT_EQ(remove_queue(kQueue), Status::ok);
   EXPECT_EQ(next_kind(), Event::Kind::removed);
   EXPECT_EQ(next_kind(), Event::Kind::names);
