@@ -24,6 +24,8 @@ DELIVERY_FORMAT = "QqiIq"  # id, type, priority, deliveries, enqueued_ns
 GET_DELIVERY = (2 << 30) | (struct.calcsize(DELIVERY_FORMAT) << 16) | (ord("M") << 8) | 7
 EXPLICIT = 1
 SET_READ_MODE = (1 << 30) | (4 << 16) | (ord("M") << 8) | 2
+ACK = (1 << 30) | (8 << 16) | (ord("M") << 8) | 5
+NACK = (1 << 30) | (8 << 16) | (ord("M") << 8) | 6
 STREAM, PEEK = 1, 2
 
 
@@ -183,6 +185,28 @@ def test_a_daemon_killed_mid_hand_off_gives_its_messages_back_after_its_lease(sh
     fd = os.open(b / "q", os.O_RDONLY | os.O_NONBLOCK)
     os.close(fd)
     a.start()  # for the fixture's end
+
+
+def test_ack_and_nack_by_id_across_mounts(shared):
+    a, b, _ = shared(2)
+    make_queue(a, b, setup="echo one > q && echo two > q", queued=2)
+    fd = os.open(b / "q", os.O_RDONLY)
+    try:
+        fcntl.ioctl(fd, SET_ACK, struct.pack("i", EXPLICIT))
+        fcntl.ioctl(fd, SET_READ_MODE, struct.pack("i", STREAM))
+        ids = []
+        for expected in (b"one\n", b"two\n"):
+            assert os.read(fd, 100) == expected
+            ids.append(struct.unpack(DELIVERY_FORMAT,
+                                     fcntl.ioctl(fd, GET_DELIVERY, bytes(struct.calcsize(DELIVERY_FORMAT))))[0])
+        assert int(os.getxattr(b / "q", "user.mq.inflight")) == 2
+        fcntl.ioctl(fd, ACK, struct.pack("Q", ids[0]))
+        fcntl.ioctl(fd, NACK, struct.pack("Q", ids[1]))
+        assert errno_of(fcntl.ioctl, fd, ACK, struct.pack("Q", ids[0])) == errno.ENOENT
+    finally:
+        os.close(fd)
+    assert read_blocking(a / "q") == b"two\n", "the one given back, on the other mount"
+    wait_until(lambda: curmsgs(a / "q") == 0 and curmsgs(b / "q") == 0, timeout=5, what="nothing left anywhere")
 
 
 def test_deliveries_count_across_mounts(shared):
