@@ -59,6 +59,16 @@ def make_queue(first, *others, setup="", queued=None):
                timeout=5, what="the queue on every mount")
 
 
+def open_reader(path, ack=None, mode=None):
+    """An open file of `path` for reading, its acknowledgement mode and read mode set."""
+    fd = os.open(path, os.O_RDONLY)
+    if ack is not None:
+        fcntl.ioctl(fd, SET_ACK, struct.pack("i", ack))
+    if mode is not None:
+        fcntl.ioctl(fd, SET_READ_MODE, struct.pack("i", mode))
+    return fd
+
+
 def blocked_reader(procs, path, **kwargs):
     """A `cat` of `path`, blocked in its read."""
     reader = procs.start(["cat", path], **kwargs)
@@ -174,26 +184,21 @@ def test_removing_a_queue_fails_the_open_files_of_other_mounts_with_eidrm(shared
 def test_a_daemon_killed_mid_hand_off_gives_its_messages_back_after_its_lease(shared):
     a, b, _ = shared(2)
     a.sh("echo held > q")
-    fd = os.open(a / "q", os.O_RDONLY)
-    fcntl.ioctl(fd, SET_ACK, struct.pack("i", EXPLICIT))
+    fd = open_reader(a / "q", ack=EXPLICIT)
     assert os.read(fd, 100) == b"held\n"  # leased to this file: not acknowledged
     kill_daemon(a)  # SIGKILL, and its mount detached
     os.close(fd)
     started = time.monotonic()
     assert read_blocking(b / "q") == b"held\n"
     assert time.monotonic() - started < 5, "back after redis_lease_ms (1 s), found at b's next heartbeat"
-    fd = os.open(b / "q", os.O_RDONLY | os.O_NONBLOCK)
-    os.close(fd)
     a.start()  # for the fixture's end
 
 
 def test_ack_and_nack_by_id_across_mounts(shared):
     a, b, _ = shared(2)
     make_queue(a, b, setup="echo one > q && echo two > q", queued=2)
-    fd = os.open(b / "q", os.O_RDONLY)
+    fd = open_reader(b / "q", ack=EXPLICIT, mode=STREAM)
     try:
-        fcntl.ioctl(fd, SET_ACK, struct.pack("i", EXPLICIT))
-        fcntl.ioctl(fd, SET_READ_MODE, struct.pack("i", STREAM))
         ids = []
         for expected in (b"one\n", b"two\n"):
             assert os.read(fd, 100) == expected
@@ -212,8 +217,7 @@ def test_ack_and_nack_by_id_across_mounts(shared):
 def test_deliveries_count_across_mounts(shared):
     a, b, _ = shared(2)
     a.sh("echo again > q")
-    fd = os.open(a / "q", os.O_RDONLY)
-    fcntl.ioctl(fd, SET_ACK, struct.pack("i", EXPLICIT))
+    fd = open_reader(a / "q", ack=EXPLICIT)
     assert os.read(fd, 100) == b"again\n"
     os.close(fd)  # given back, unacknowledged
     wait_until(lambda: curmsgs(b / "q") == 1, timeout=5, what="the message back in b's copy")
@@ -270,9 +274,8 @@ def test_u32_and_line_framing_across_mounts(shared):
     finally:
         os.close(fd)
     wait_until(lambda: curmsgs(b / "q") == 3, timeout=5, what="b's copy")
-    fd = os.open(b / "q", os.O_RDONLY)
+    fd = open_reader(b / "q", mode=STREAM)
     try:
-        fcntl.ioctl(fd, SET_READ_MODE, struct.pack("i", STREAM))
         assert os.read(fd, 1 << 16) == frames, "one read, every whole frame"
     finally:
         os.close(fd)
@@ -315,9 +318,8 @@ def test_whole_file_messages_across_mounts(shared):
 def test_peeking_and_counters_follow_every_mount(shared):
     a, b, _ = shared(2)
     make_queue(a, b, setup="echo first > q && echo second > q", queued=2)
-    fd = os.open(b / "q", os.O_RDONLY)
+    fd = open_reader(b / "q", mode=PEEK)
     try:
-        fcntl.ioctl(fd, SET_READ_MODE, struct.pack("i", PEEK))
         assert [os.read(fd, 100), os.read(fd, 100), os.read(fd, 100)] == [b"first\n", b"second\n", b""]
     finally:
         os.close(fd)
@@ -330,8 +332,7 @@ def test_dead_letters_across_mounts(shared):
     a.sh("touch dlq q && setfattr -n user.mq.max_deliveries -v 1 q && setfattr -n user.mq.dead_letter -v dlq q"
          " && echo poison > q")
     wait_until(lambda: os.path.exists(b / "q") and curmsgs(b / "q") == 1, timeout=5, what="b's copy")
-    fd = os.open(b / "q", os.O_RDONLY)
-    fcntl.ioctl(fd, SET_ACK, struct.pack("i", EXPLICIT))
+    fd = open_reader(b / "q", ack=EXPLICIT)
     assert os.read(fd, 100) == b"poison\n"
     os.close(fd)  # given back after its one delivery: a dead letter
     assert read_blocking(a / "dlq") == b"poison\n"
