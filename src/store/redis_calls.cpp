@@ -311,11 +311,11 @@ Command release(const Keys& keys, const std::string& queue, std::string_view mou
 }
 
 Command settle(const Keys& keys, const std::string& queue, std::string_view mount, bool acknowledge,
-               int64_t delay_ms, Order order) {
+               int64_t delay_ms, std::span<const Order> orders) {
   Command command = call(acknowledge ? "mqfs_ack" : "mqfs_release", keys, queue);
   command.add(mount);
   if (!acknowledge) command.add(std::to_string(delay_ms));
-  command.add(order_key(order.priority, order.id));
+  for (const Order& order : orders) command.add(order_key(order.priority, order.id));
   return command;
 }
 
@@ -488,6 +488,25 @@ std::optional<Event> parse_event(const Keys& keys, std::string_view payload, eng
       event.ids.push_back(event.message->id());
       return event;
     }
+    case 'S':  // [ORDERKEY LENGTH VALUE]...
+      event.kind = Event::Kind::queued;
+      while (!rest.empty()) {
+        if (rest.size() < kOrderKeyDigits + 8) return std::nullopt;
+        uint32_t length = 0;
+        const std::string_view digits = rest.substr(kOrderKeyDigits, 8);
+        const auto [e, err] = std::from_chars(digits.data(), digits.data() + 8, length, 16);
+        if (err != std::errc{} || e != digits.data() + 8 || rest.size() - kOrderKeyDigits - 8 < length)
+          return std::nullopt;
+        // A message the budget has no room for is left out: the copy
+        // misses it until it is read again.
+        if (engine::MessagePtr m = message_of(rest.substr(0, kOrderKeyDigits),
+                                              rest.substr(kOrderKeyDigits + 8, length), budget)) {
+          event.ids.push_back(m->id());
+          event.messages.push_back(std::move(m));
+        }
+        rest.remove_prefix(kOrderKeyDigits + 8 + length);
+      }
+      return event;
     case 't':
       event.kind = Event::Kind::taken;
       while (!rest.empty()) {

@@ -128,9 +128,9 @@ Command ack(const Keys& keys, const std::string& queue, std::string_view mount,
             std::span<const engine::Message* const> messages);
 Command release(const Keys& keys, const std::string& queue, std::string_view mount, int64_t delay_ms,
                 std::span<const engine::Message* const> messages);
-// The same for one message known by its order only.
+// The same for messages known by their order only.
 Command settle(const Keys& keys, const std::string& queue, std::string_view mount, bool acknowledge,
-               int64_t delay_ms, Order order);
+               int64_t delay_ms, std::span<const Order> orders);
 // Takes back a message whose writer never learnt it was queued, unless a
 // reader took it already; replies 1 if it was taken back (parse_integer).
 Command withdraw(const Keys& keys, const std::string& queue, engine::Priority priority, uint64_t id);
@@ -190,6 +190,7 @@ struct Event {
   std::string queue;                // its base: Keys::queue() or subscription()
   std::vector<uint64_t> ids;        // queued (one), taken
   engine::MessagePtr message;       // queued: the message, with id, enqueued_ns and deliveries 0
+  std::vector<engine::MessagePtr> messages;  // queued by one send: the messages, as `message`
   uint64_t count = 0;               // acknowledged; names: their new version; read: the token
   std::string mount;                // read: whose snapshot
 };

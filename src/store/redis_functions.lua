@@ -40,7 +40,9 @@
 --
 -- Every change is published on P:events, one message per change, for the
 -- mounts' copies of the queues:
---   "s B ORDERKEY VALUE"   queued (sent, or back from a reader)
+--   "s B ORDERKEY VALUE"   queued (back from a reader, published, ...)
+--   "S B [ORDERKEY LENGTH VALUE]..." queued by one mqfs_send (LENGTH: 8 hex
+--                          digits of VALUE's length)
 --   "t B ORDERKEY..."      taken by a reader
 --   "a B COUNT"            acknowledged: room was made in a queue that was full
 --   "p B" / "x B" / "c B"  purged / removed / its settings changed
@@ -75,13 +77,17 @@ local function refront(B, tk, old, new)
   end
 end
 
-local function make_ready(B, P, ok, value)
+local function make_ready(B, P, ok, value, batch)
   local tk = string.sub(value, 1, 16)
   local old = type_front(B, tk)
   redis.call('ZADD', B .. ':ready', 0, ok)
   redis.call('ZADD', B .. ':t:' .. tk, 0, ok)
   refront(B, tk, old, (old and old < ok) and old or ok)
-  redis.call('PUBLISH', P .. ':events', 's ' .. B .. ' ' .. ok .. ' ' .. value)
+  if batch then
+    batch[#batch + 1] = {ok, value}
+  else
+    redis.call('PUBLISH', P .. ':events', 's ' .. B .. ' ' .. ok .. ' ' .. value)
+  end
 end
 
 -- `ok`, the first of type tk (every selection takes a type's first), leaves
@@ -163,6 +169,7 @@ local function send(keys, args)
   local n = tonumber(args[1])
   local have = count(B)
   local result = {'ok'}
+  local batch = {}  -- one event for all
   for i = 0, n - 1 do
     if have >= maxmsg then
       result[1] = 'full'
@@ -172,11 +179,18 @@ local function send(keys, args)
     local ok = order_key(priority, redis.call('INCR', P .. ':next_id'))
     local value = tk .. ns .. bytes
     redis.call('HSET', B .. ':msg', ok, value)
-    make_ready(B, P, ok, value)
+    make_ready(B, P, ok, value, batch)
     have = have + 1
     result[#result + 1] = ok
   end
   if #result > 1 then redis.call('HINCRBY', B .. ':meta', 'sent', #result - 1) end
+  if #batch == 1 then
+    redis.call('PUBLISH', P .. ':events', 's ' .. B .. ' ' .. batch[1][1] .. ' ' .. batch[1][2])
+  elseif #batch > 1 then
+    local parts = {}
+    for i, m in ipairs(batch) do parts[i] = m[1] .. string.format('%08x', #m[2]) .. m[2] end
+    redis.call('PUBLISH', P .. ':events', 'S ' .. B .. ' ' .. table.concat(parts))
+  end
   return result
 end
 

@@ -78,6 +78,7 @@ RedisStore::~RedisStore() {
 }
 
 void RedisStore::handle_server(Clock::time_point now) {
+  send_settlements();
   read_new_queues();
   calls_.handle(now);
   events_.handle(now);
@@ -97,12 +98,14 @@ std::optional<Clock::time_point> RedisStore::server_deadline() const {
 
 void RedisStore::close() {
   for (const auto& [ino, queue] : queues_) queue->remote_unmount();
+  send_settlements();
   stopping_ = true;
   const auto deadline = Clock::now() + timeout_;
   wait([&] { return calls_.idle() || Clock::now() >= deadline; });
 }
 
 int RedisStore::write_out() {
+  send_settlements();
   calls_.flush();
   return 0;
 }
@@ -261,13 +264,23 @@ void RedisStore::release(uint64_t ino, const engine::Message& message, int64_t d
   settle(base(ino), false, delivered ? delay_ms : -1, message.priority(), message.id());
 }
 
-// Acknowledges (or gives back) a message this mount holds, again and again
-// until Redis answers: held, it would stay held while the mount lives.
+// Acknowledges (or gives back) a message this mount holds. The loop turn's
+// settlements of a queue go in one call (send_settlements()).
 void RedisStore::settle(const std::string& queue, bool acknowledge, int64_t delay_ms, engine::Priority priority,
                         uint64_t id) {
-  calls_.call(redis::settle(keys_, queue, mount_, acknowledge, delay_ms, Order{priority, id}),
-              [this, queue, acknowledge, delay_ms, priority, id](const redisReply* reply) {
-                if (!parse_held(reply) && !closing_ && !stopping_) settle(queue, acknowledge, delay_ms, priority, id);
+  settlements_[Settlement{queue, acknowledge, delay_ms}].push_back(Order{priority, id});
+}
+
+void RedisStore::send_settlements() {
+  for (auto& [settlement, orders] : std::exchange(settlements_, {})) send_settlement(settlement, std::move(orders));
+}
+
+// Made again and again until Redis answers: a message left held would stay
+// held while the mount lives.
+void RedisStore::send_settlement(const Settlement& settlement, std::vector<Order> orders) {
+  calls_.call(redis::settle(keys_, settlement.queue, mount_, settlement.acknowledge, settlement.delay_ms, orders),
+              [this, settlement, orders](const redisReply* reply) {
+                if (!parse_held(reply) && !closing_ && !stopping_) send_settlement(settlement, orders);
               });
 }
 
@@ -364,7 +377,10 @@ void RedisStore::apply(uint64_t ino, Event& event) {
   engine::Queue* queue = find(ino);
   if (!queue) return;
   switch (event.kind) {
-    case Event::Kind::queued: return queue->remote_queued(std::move(event.message));
+    case Event::Kind::queued:
+      if (event.message) queue->remote_queued(std::move(event.message));
+      for (engine::MessagePtr& message : event.messages) queue->remote_queued(std::move(message));
+      return;
     case Event::Kind::taken: return queue->remote_unqueued(event.ids);
     case Event::Kind::acknowledged:
     case Event::Kind::configured: return queue->remote_room();

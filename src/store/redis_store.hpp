@@ -139,6 +139,14 @@ class RedisStore final : public Store, public engine::Remote {
   static constexpr uint64_t kSubscriptions = uint64_t{1} << 62;
   void settle(const std::string& queue, bool acknowledge, int64_t delay_ms, engine::Priority priority,
               uint64_t id);
+  struct Settlement {
+    std::string queue;
+    bool acknowledge;
+    int64_t delay_ms;
+    auto operator<=>(const Settlement&) const = default;
+  };
+  void send_settlements();
+  void send_settlement(const Settlement& settlement, std::vector<Order> orders);
   void heartbeat();
   void recheck();
   void reconnected();
@@ -168,6 +176,7 @@ class RedisStore final : public Store, public engine::Remote {
     std::vector<Event> after;
   };
   std::unordered_map<uint64_t, Read> reads_;
+  std::map<Settlement, std::vector<Order>> settlements_;  // made this loop turn
   uint64_t refreshes_ = 0;
   uint64_t subscriptions_ = 0;
   bool republish_ = false;  // a publish waits for the names to be read again

@@ -456,6 +456,16 @@ TEST_F(RedisFunctionsTest, EveryChangeIsPublishedForTheOtherMounts) {
   a = take("A");
   EXPECT_EQ(next_kind(), Event::Kind::taken);
   ASSERT_EQ(acknowledge("A", a.messages), std::vector<bool>{true});
+
+  // One send of several messages: one event for all of them.
+  const Sent both = send({"x y", std::string("\0 z", 3)});
+  auto batch = next_event();
+  ASSERT_TRUE(batch);
+  EXPECT_EQ(batch->kind, Event::Kind::queued);
+  EXPECT_EQ(batch->ids, both.ids);
+  ASSERT_EQ(batch->messages.size(), 2u);
+  EXPECT_EQ(text(*batch->messages[0]), "x y");
+  EXPECT_EQ(text(*batch->messages[1]), std::string("\0 z", 3));
   ASSERT_EQ(remove_queue(kQueue), Status::ok);
   EXPECT_EQ(next_kind(), Event::Kind::removed);
   EXPECT_EQ(next_kind(), Event::Kind::names);
@@ -481,6 +491,9 @@ TEST(RedisCallsTest, MalformedEventsAreRejected) {
   EXPECT_FALSE(parse_event(keys, "s mqfs:q:2", budget));
   EXPECT_FALSE(parse_event(keys, "s other:q:2 7fff00000000000001 x", budget));
   EXPECT_FALSE(parse_event(keys, "t mqfs:q:2 nothex", budget));
+  EXPECT_FALSE(parse_event(keys, "S mqfs:q:2 7fff00000000000001zz", budget));        // no length
+  EXPECT_FALSE(parse_event(keys, "S mqfs:q:2 7fff0000000000000100000099x", budget));  // longer than the rest
+  EXPECT_FALSE(parse_event(keys, "r mqfs:q:2 A", budget));                            // no token
   EXPECT_FALSE(parse_event(keys, "a mqfs:q:2 -1", budget));
   EXPECT_FALSE(parse_event(keys, "q mqfs:q:2", budget));
   EXPECT_FALSE(parse_event(keys, "n x", budget));
