@@ -11,6 +11,11 @@
 // The memory store records nothing. The journal store (journal.hpp) appends
 // every record to segment files. Messages carry the identity the store gave
 // them (Message::id), so that a record can name the message it takes.
+//
+// The Redis store (redis_store.hpp, SPEC section 10) is shared with other
+// mounts: it decides, so the engine asks it first (engine::Remote for
+// messages; commit_names() for names, whose answers the adapter holds) and
+// changes its memory with the answer.
 #pragma once
 
 #include <sys/types.h>
