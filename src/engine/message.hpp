@@ -196,6 +196,11 @@ class MessageStore {
   // in id order: O(1) when messages come back in the order they were taken,
   // or in the reverse of it. reserve(it) must have come first.
   void put_back(MessagePtr message) noexcept;
+  // Receive order across types: higher priority, then older.
+  static bool before(const Message& a, const Message& b) {
+    return a.priority() != b.priority() ? a.priority() > b.priority() : a.id() < b.id();
+  }
+
   // Takes front(selection); null when none qualifies.
   MessagePtr pop_front(const Selection& selection = {});
   // Takes the message of that type, priority and id, wherever it is; null
@@ -249,10 +254,6 @@ class MessageStore {
   };
   using Fronts = std::set<TypeFifos*, FrontFirst>;
 
-  // Receive order across types: higher priority, then older.
-  static bool before(const Message& a, const Message& b) {
-    return a.priority() != b.priority() ? a.priority() > b.priority() : a.id() < b.id();
-  }
 
   // The messages of one type from a place on, in order.
   struct Cursor {

@@ -332,10 +332,10 @@ int Namespace::rename(Node& from_dir, std::string_view from, Node& to_dir, std::
 // Makes the names those of `nodes`, in three passes: every node whose place
 // changed, or that is gone, leaves its directory; nodes new here are made;
 // then each takes its place, and those gone are removed (their queues fail
-// every wait and call with EIDRM). Nothing is recorded: the store is where
-// `nodes` came from.
+// every wait and call with EIDRM). The store is where `nodes` came from:
+// detach, attach and forget record nothing, and a queue's new settings
+// reach a store that shares names while it reconciles, which ignores them.
 void Namespace::reconcile(const std::vector<store::Contents::Node>& nodes) {
-  store::Store* const store = std::exchange(store_, nullptr);
   std::unordered_map<uint64_t, const store::Contents::Node*> wanted;
   for (const store::Contents::Node& kept : nodes) wanted.emplace(kept.node.ino, &kept);
 
@@ -373,10 +373,8 @@ void Namespace::reconcile(const std::vector<store::Contents::Node>& nodes) {
                      state.name);
         continue;
       }
-      store_ = store;  // the queue's own record of its messages
       it = nodes_.emplace(state.ino, new_node(state.ino, state.mode, Owner{state.uid, state.gid}, NodeCharge(*budget_)))
                .first;
-      store_ = nullptr;
       placing.push_back(&kept);
     } else if (!it->second->parent) {
       placing.push_back(&kept);
@@ -401,7 +399,6 @@ void Namespace::reconcile(const std::vector<store::Contents::Node>& nodes) {
     if (node.queue) node.queue->remote_removed();
     forget(node);
   }
-  store_ = store;
 }
 
 }  // namespace mqfs::engine

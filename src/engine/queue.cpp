@@ -670,11 +670,6 @@ void Queue::take_dead_letter(Queue& from, MessagePtr message) {
   notify_watchers();
 }
 
-void Queue::LeaseTimer::expired(Clock::time_point now) {
-  armed.reset();
-  queue_->expire_leases(now);
-}
-
 // Returns the messages whose lease ran out, and puts back those whose retry
 // delay ended.
 void Queue::expire_leases(Clock::time_point now) {

@@ -311,12 +311,16 @@ class Queue : public ListNode<Queue> {  // a topic's list of its descriptors' su
                    WriteRequest* request);
   void send_frames_remote(OpenFile& file, std::span<const std::byte> bytes, pid_t pid, Clock::time_point now,
                           WriteRequest& request);
-  bool frames_sent(SendWaiter& writer, RemoteStatus status, std::span<const uint64_t> ids);
+  void frames_queued(SendWaiter& writer, std::span<const uint64_t> ids);
+  bool frames_sent(SendWaiter& writer);
   void pump_sends();
   void fetch(const OpenFile& file, std::size_t size);
   void fetch_for_waiters();
   void return_fetched();
   void linger_fetched();
+  void linger_expired(Clock::time_point now);
+  void unmirror(uint64_t id);
+  bool message_sent(SendWaiter& writer, std::span<const uint64_t> ids);
   void mirror(MessagePtr message);
 
   friend class OpenFile;
@@ -324,14 +328,20 @@ class Queue : public ListNode<Queue> {  // a topic's list of its descriptors' su
   // The last close of `file`: the messages it holds are returned.
   void closed(OpenFile& file);
 
-  // The queue's entry on the mount's timer: its earliest lease or delay.
-  class LeaseTimer final : public Timed {
+  // An entry of the queue's on the mount's timer, calling `Expired` when
+  // its deadline passes: the earliest lease or delay (expire_leases), and
+  // how long what was taken ahead waits for a read (linger_expired).
+  template <void (Queue::*Expired)(Clock::time_point)>
+  class Timer final : public Timed {
    public:
-    explicit LeaseTimer(Queue& queue) : queue_(&queue) {}
+    explicit Timer(Queue& queue) : queue_(&queue) {}
     std::optional<Clock::time_point> armed;
 
    private:
-    void expired(Clock::time_point now) override;
+    void expired(Clock::time_point now) override {
+      armed.reset();
+      (queue_->*Expired)(now);
+    }
     Queue* queue_;
   };
 
@@ -344,7 +354,7 @@ class Queue : public ListNode<Queue> {  // a topic's list of its descriptors' su
   QueueFinder* finder_;
   uint64_t last_id_ = 0;
   Leases leases_;
-  LeaseTimer lease_timer_{*this};
+  Timer<&Queue::expire_leases> lease_timer_{*this};
   List<Waiter> receivers_;  // ReceiveWaiters, in arrival order
   List<Waiter> senders_;    // SendWaiters, in arrival order
   List<OpenFile> watchers_;
@@ -386,16 +396,7 @@ class Queue : public ListNode<Queue> {  // a topic's list of its descriptors' su
   // Messages taken for readers that are not there wait this long for the
   // next read before they go back.
   static constexpr std::chrono::milliseconds kLinger{5};
-  class LingerTimer final : public Timed {
-   public:
-    explicit LingerTimer(Queue& queue) : queue_(&queue) {}
-    bool armed = false;
-
-   private:
-    void expired(Clock::time_point now) override;
-    Queue* queue_;
-  };
-  LingerTimer linger_timer_{*this};
+  Timer<&Queue::linger_expired> linger_timer_{*this};
   uint64_t mirror_last_id_ = 0;
   bool removed_ = false;
 };

@@ -98,7 +98,7 @@ void Queue::send_frames_remote(OpenFile& file, std::span<const std::byte> bytes,
 // the queue is full.
 void Queue::pump_sends() {
   if (remote_full_ || removed_) return;
-  std::vector<const Message*> messages;
+  static thread_local std::vector<const Message*> messages;
   std::vector<uint64_t> subscribers;  // a topic's, by name
   if (is_topic() && finder_)
     for (Queue* q : finder_->lasting_subscribers(*this))
@@ -116,102 +116,90 @@ void Queue::pump_sends() {
   }
 }
 
-// The server's answer to a framed write's messages; false when the writer
-// did not get the answer that they were all queued.
-bool Queue::frames_sent(SendWaiter& writer, RemoteStatus status, std::span<const uint64_t> ids) {
+// The messages of a framed write that the server queued (all, or those
+// before the queue filled): they are the write's consumed bytes now.
+void Queue::frames_queued(SendWaiter& writer, std::span<const uint64_t> ids) {
   SendWaiter::Frames& frames = *writer.frames_;
   const std::size_t queued = std::min(ids.size(), frames.messages.size());
+  if (queued == 0) return;
   for (std::size_t i = 0; i < queued; ++i) {
     frames.messages[i]->set_id(ids[i]);
     if (!is_topic()) mirror(std::move(frames.messages[i]));  // a topic keeps none
   }
-  if (queued > 0) {
-    if (frames.clears_held) writer.file().frame_writer().clear();
-    frames.clears_held = false;
-    writer.consumed_ = frames.ends[queued - 1];
-    frames.messages.erase(frames.messages.begin(), frames.messages.begin() + static_cast<std::ptrdiff_t>(queued));
-    frames.ends.erase(frames.ends.begin(), frames.ends.begin() + static_cast<std::ptrdiff_t>(queued));
-    sent_ += queued;
-    lspid_ = writer.pid();
-    times_.mtime = now_realtime();
-  }
-  switch (status) {
-    case RemoteStatus::ok: {
-      auto waiter = take_waiter(writer);
-      FrameWriter& held = writer.file().frame_writer();
-      if (frames.error) {
-        if (frames.error != ENOSPC) held.clear();
-        accept_or_fail(writer, writer.consumed_, frames.error);
-      } else if (!held.hold(frames.tail, settings_.framing)) {
-        accept_or_fail(writer, writer.consumed_, ENOSPC);
-      } else if (!writer.accept(frames.size)) {
-        held.take_back(frames.tail.size());
-        return false;
-      }
-      return true;
-    }
-    case RemoteStatus::full:
-      remote_full_ = true;
-      writer.ticket_ = 0;
-      if (writer.file().nonblocking()) take_waiter(writer)->cancelled(EAGAIN);  // a short write, if some were queued
-      return true;
-    case RemoteStatus::gone:
-      remote_removed();
-      return true;
-    case RemoteStatus::retry:
-      writer.ticket_ = 0;
-      return true;
-    default:
-      take_waiter(writer)->cancelled(EIO);
-      return true;
-  }
+  if (frames.clears_held) writer.file().frame_writer().clear();
+  frames.clears_held = false;
+  writer.consumed_ = frames.ends[queued - 1];
+  frames.messages.erase(frames.messages.begin(), frames.messages.begin() + static_cast<std::ptrdiff_t>(queued));
+  frames.ends.erase(frames.ends.begin(), frames.ends.begin() + static_cast<std::ptrdiff_t>(queued));
+  sent_ += queued;
+  lspid_ = writer.pid();
+  times_.mtime = now_realtime();
 }
 
-// The server's answer to the write `ticket`: what it queued is in the
-// mirror at once, so that this mount reads its own writes.
+// A framed write whose messages are all queued: the file holds the
+// unfinished one after them. False when the writer did not get the answer.
+bool Queue::frames_sent(SendWaiter& writer) {
+  auto waiter = take_waiter(writer);
+  const SendWaiter::Frames& frames = *writer.frames_;
+  FrameWriter& held = writer.file().frame_writer();
+  if (frames.error) {
+    if (frames.error != ENOSPC) held.clear();
+    accept_or_fail(writer, writer.consumed_, frames.error);
+  } else if (!held.hold(frames.tail, settings_.framing)) {
+    accept_or_fail(writer, writer.consumed_, ENOSPC);
+  } else if (!writer.accept(frames.size)) {
+    held.take_back(frames.tail.size());
+    return false;
+  }
+  return true;
+}
+
+// One message queued with `ids`: in the mirror at once, so that this mount
+// reads its own writes. False when the writer did not get the answer.
+bool Queue::message_sent(SendWaiter& writer, std::span<const uint64_t> ids) {
+  auto waiter = take_waiter(writer);
+  if (!writer.accept(writer.count_)) return false;
+  ++sent_;
+  lspid_ = writer.pid();
+  times_.mtime = now_realtime();
+  if (!ids.empty() && !is_topic()) {  // a topic keeps none
+    writer.message_->set_id(ids.front());
+    mirror(std::move(writer.message_));
+    fetch_for_waiters();
+  }
+  return true;
+}
+
+// The server's answer to the write `ticket`; false when its writer did not
+// get the answer and what was queued must be withdrawn.
 bool Queue::remote_sent(uint64_t ticket, RemoteStatus status, std::span<const uint64_t> ids) {
   SendWaiter* writer = nullptr;
   for (Waiter* w = senders_.front(); w && !writer; w = senders_.next(*w))
     if (static_cast<SendWaiter*>(w)->ticket_ == ticket) writer = static_cast<SendWaiter*>(w);
   if (!writer) return false;  // it timed out or was interrupted meanwhile
-  if (writer->frames_) {
-    const bool told = frames_sent(*writer, status, ids);
-    notify_watchers();
-    return told;
-  }
+  if (writer->frames_) frames_queued(*writer, ids);
+  bool told = true;
   switch (status) {
-    case RemoteStatus::ok: {
-      auto waiter = take_waiter(*writer);
-      const bool told = writer->accept(writer->count_);
-      if (told) {
-        ++sent_;
-        lspid_ = writer->pid();
-        times_.mtime = now_realtime();
-      }
-      if (told && !ids.empty() && !is_topic()) {  // a topic keeps none
-        writer->message_->set_id(ids.front());
-        mirror(std::move(writer->message_));
-        fetch_for_waiters();
-      }
-      notify_watchers();
-      return told;
-    }
+    case RemoteStatus::ok:
+      told = writer->frames_ ? frames_sent(*writer) : message_sent(*writer, ids);
+      break;
     case RemoteStatus::full:
       remote_full_ = true;
       writer->ticket_ = 0;
-      if (writer->file_ && writer->file().nonblocking()) take_waiter(*writer)->fail(EAGAIN);
-      notify_watchers();
-      return true;
+      // A framed write that queued some reports them (a short write).
+      if (writer->file_ && writer->file().nonblocking()) take_waiter(*writer)->cancelled(EAGAIN);
+      break;
     case RemoteStatus::gone:
       remote_removed();
-      return true;
+      break;
     case RemoteStatus::retry:
       writer->ticket_ = 0;
-      return true;
+      break;
     default:
-      take_waiter(*writer)->fail(EIO);
-      return true;
+      take_waiter(*writer)->cancelled(EIO);
   }
+  notify_watchers();
+  return told;
 }
 
 // Asks the server for what a read of `size` bytes on `file` takes: one
@@ -248,19 +236,18 @@ void Queue::fetch_for_waiters() {
 
 void Queue::linger_fetched() {
   if (fetched_.empty() || linger_timer_.armed) return;
-  timeouts_->add(linger_timer_, Clock::now() + kLinger);
-  linger_timer_.armed = true;
+  linger_timer_.armed = Clock::now() + kLinger;
+  timeouts_->add(linger_timer_, *linger_timer_.armed);
 }
 
-void Queue::LingerTimer::expired(Clock::time_point) {
-  armed = false;
-  if (queue_->receivers_.empty()) queue_->return_fetched();
+void Queue::linger_expired(Clock::time_point) {
+  if (receivers_.empty()) return_fetched();
 }
 
 void Queue::return_fetched() {
   if (linger_timer_.armed) {
     timeouts_->remove(linger_timer_);
-    linger_timer_.armed = false;
+    linger_timer_.armed.reset();
   }
   while (MessagePtr message = fetched_.pop_front()) remote_->release(ino_, *message, 0, false);
 }
@@ -269,10 +256,7 @@ void Queue::remote_taken(RemoteStatus status, std::vector<MessagePtr> messages) 
   fetching_ = false;
   if (status == RemoteStatus::gone) return remote_removed();
   for (MessagePtr& message : messages) {
-    if (auto it = mirrored_.find(message->id()); it != mirrored_.end()) {
-      store_.remove(it->second.first, it->second.second, message->id());
-      mirrored_.erase(it);
-    }
+    unmirror(message->id());
     // The server counted this delivery; the read that hands it out counts it here.
     message->set_deliveries(message->deliveries() > 0 ? message->deliveries() - 1 : 0);
     fetched_.reserve(*message);
@@ -315,23 +299,22 @@ void Queue::mirror(MessagePtr message) {
 void Queue::remote_queued(MessagePtr message) {
   if (removed_) return;
   // Messages taken ahead of time must not pass one that comes before them.
-  if (const Message* first = fetched_.front();
-      first && (message->priority() > first->priority() ||
-                (message->priority() == first->priority() && message->id() < first->id())))
-    return_fetched();
+  if (const Message* first = fetched_.front(); first && MessageStore::before(*message, *first)) return_fetched();
   mirror(std::move(message));
   fetch_stale_ = false;
   fetch_for_waiters();
   notify_watchers();
 }
 
+void Queue::unmirror(uint64_t id) {
+  auto it = mirrored_.find(id);
+  if (it == mirrored_.end()) return;
+  store_.remove(it->second.first, it->second.second, id);
+  mirrored_.erase(it);
+}
+
 void Queue::remote_unqueued(std::span<const uint64_t> ids) {
-  for (const uint64_t id : ids) {
-    auto it = mirrored_.find(id);
-    if (it == mirrored_.end()) continue;
-    store_.remove(it->second.first, it->second.second, id);
-    mirrored_.erase(it);
-  }
+  for (const uint64_t id : ids) unmirror(id);
   notify_watchers();
 }
 

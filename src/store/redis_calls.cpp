@@ -243,8 +243,12 @@ Sent parse_sent(const redisReply* reply) {
   sent.status = status_of(text_of(reply->element[0]));
   for (std::size_t i = 1; i < reply->elements && sent.status != Status::failed; ++i) {
     const auto order = parse_order_key(text_of(reply->element[i]));
-    if (!order) sent.status = Status::failed;
-    else sent.ids.push_back(order->id);
+    if (!order) {
+      sent.status = Status::failed;
+    } else {
+      sent.ids.push_back(order->id);
+      sent.priorities.push_back(order->priority);
+    }
   }
   return sent;
 }

@@ -107,6 +107,7 @@ Command send(const Keys& keys, const std::string& queue, std::span<const engine:
 struct Sent {
   Status status = Status::failed;
   std::vector<uint64_t> ids;  // of those queued, in order
+  std::vector<engine::Priority> priorities;  // ... and their priorities (their order keys with ids)
 };
 Sent parse_sent(const redisReply* reply);
 

@@ -58,11 +58,14 @@ void watch(int epoll, int fd) {
 RedisStore::RedisStore(const Options& options)
     : keys_(options.prefix),
       mount_(random_mount_name()),
+      named_(keys_.prefix() + ":q:"),
+      own_(keys_.subscription(mount_, 0)),
       lease_(options.lease),
       timeout_(options.timeout),
       calls_(options.address, options.timeout, {Command{{"FUNCTION", "LOAD", "REPLACE", std::string(functions())}}},
              [] {}),
       events_(options.address, options.timeout, {}, [this] { reconnected(); }) {
+  own_.pop_back();  // "P:d:MOUNT:0" without its number
   events_.subscribe(keys_.events(), [this](std::string_view payload) { on_event(payload); });
   epoll_ = epoll_create1(EPOLL_CLOEXEC);
   if (epoll_ < 0) throw std::system_error(errno, std::generic_category(), "epoll_create1");
@@ -101,7 +104,9 @@ void RedisStore::close() {
   send_settlements();
   stopping_ = true;
   const auto deadline = Clock::now() + timeout_;
-  wait([&] { return calls_.idle() || Clock::now() >= deadline; });
+  // With Redis gone, the calls wait for nothing: the mount's lease returns
+  // what it held.
+  wait([&] { return calls_.idle() || !calls_.connected() || Clock::now() >= deadline; });
 }
 
 int RedisStore::write_out() {
@@ -169,23 +174,19 @@ void RedisStore::send(uint64_t ino, uint64_t ticket, std::span<const engine::Mes
                       std::span<const uint64_t> subscribers) {
   engine::Queue* owner = find(ino);
   if (owner && owner->is_topic()) return publish(ino, ticket, messages, subscribers);
-  const std::string queue = base(ino);
-  std::vector<engine::Priority> priorities;
-  for (const engine::Message* m : messages) priorities.push_back(m->priority());
-  calls_.call(redis::send(keys_, queue, messages),
-              [this, ino, ticket, queue, priorities = std::move(priorities)](const redisReply* reply) {
-                const Sent sent = parse_sent(reply);
-                const engine::RemoteStatus status = remote_status(sent.status);
-                engine::Queue* owner = find(ino);
-                const bool told = owner && owner->remote_sent(ticket, status, sent.ids);
-                if (closing_ || told || status != engine::RemoteStatus::ok) return;
-                // Its writer left before the answer: what was queued for it leaves again.
-                for (std::size_t i = 0; i < sent.ids.size() && i < priorities.size(); ++i)
-                  calls_.call(withdraw(keys_, queue, priorities[i], sent.ids[i]), [](const redisReply* reply) {
-                    if (parse_integer(reply).value_or(0) != 1)
-                      spdlog::warn("redis: a message whose writer was not told it was queued stayed queued");
-                  });
-              });
+  calls_.call(redis::send(keys_, base(ino), messages), [this, ino, ticket](const redisReply* reply) {
+    const Sent sent = parse_sent(reply);
+    const engine::RemoteStatus status = remote_status(sent.status);
+    engine::Queue* owner = find(ino);
+    const bool told = owner && owner->remote_sent(ticket, status, sent.ids);
+    if (closing_ || told || status != engine::RemoteStatus::ok) return;
+    // Its writer left before the answer: what was queued for it leaves again.
+    for (std::size_t i = 0; i < sent.ids.size(); ++i)
+      calls_.call(withdraw(keys_, base(ino), sent.priorities[i], sent.ids[i]), [](const redisReply* reply) {
+        if (parse_integer(reply).value_or(0) != 1)
+          spdlog::warn("redis: a message whose writer was not told it was queued stayed queued");
+      });
+  });
 }
 
 // SPEC section 13: a topic's messages go to every subscriber in one call,
@@ -232,9 +233,8 @@ std::string RedisStore::base(uint64_t ino) const {
 
 void RedisStore::take(uint64_t ino, const engine::Selection& selection, uint32_t most, std::size_t limit,
                       std::size_t header) {
-  const std::string queue = base(ino);
-  calls_.call(redis::take(keys_, queue, mount_, selection, most, limit, header),
-              [this, ino, queue](const redisReply* reply) {
+  calls_.call(redis::take(keys_, base(ino), mount_, selection, most, limit, header),
+              [this, ino](const redisReply* reply) {
                 Taken taken = parse_taken(reply, *budget_);
                 if (taken.status == Status::expired) heartbeat();  // the take that follows it is served
                 // A message the budget had no room for goes back at once.
@@ -244,12 +244,12 @@ void RedisStore::take(uint64_t ino, const engine::Selection& selection, uint32_t
                     messages.push_back(std::move(taken.messages[i]));
                   } else if (auto order = parse_order_key({reply->element[1 + 3 * i]->str,
                                                            reply->element[1 + 3 * i]->len})) {
-                    settle(queue, false, -1, order->priority, order->id);
+                    settle(ino, false, -1, order->priority, order->id);
                   }
                 }
                 engine::Queue* owner = find(ino);
                 if (!owner) {
-                  for (const engine::MessagePtr& m : messages) settle(queue, false, -1, m->priority(), m->id());
+                  for (const engine::MessagePtr& m : messages) settle(ino, false, -1, m->priority(), m->id());
                   return;
                 }
                 owner->remote_taken(remote_status(taken.status), std::move(messages));
@@ -257,18 +257,17 @@ void RedisStore::take(uint64_t ino, const engine::Selection& selection, uint32_t
 }
 
 void RedisStore::ack(uint64_t ino, const engine::Message& message) {
-  settle(base(ino), true, 0, message.priority(), message.id());
+  settle(ino, true, 0, message.priority(), message.id());
 }
 
 void RedisStore::release(uint64_t ino, const engine::Message& message, int64_t delay_ms, bool delivered) {
-  settle(base(ino), false, delivered ? delay_ms : -1, message.priority(), message.id());
+  settle(ino, false, delivered ? delay_ms : -1, message.priority(), message.id());
 }
 
 // Acknowledges (or gives back) a message this mount holds. The loop turn's
 // settlements of a queue go in one call (send_settlements()).
-void RedisStore::settle(const std::string& queue, bool acknowledge, int64_t delay_ms, engine::Priority priority,
-                        uint64_t id) {
-  settlements_[Settlement{queue, acknowledge, delay_ms}].push_back(Order{priority, id});
+void RedisStore::settle(uint64_t ino, bool acknowledge, int64_t delay_ms, engine::Priority priority, uint64_t id) {
+  settlements_[Settlement{ino, acknowledge, delay_ms}].push_back(Order{priority, id});
 }
 
 void RedisStore::send_settlements() {
@@ -278,20 +277,19 @@ void RedisStore::send_settlements() {
 // Made again and again until Redis answers: a message left held would stay
 // held while the mount lives.
 void RedisStore::send_settlement(const Settlement& settlement, std::vector<Order> orders) {
-  calls_.call(redis::settle(keys_, settlement.queue, mount_, settlement.acknowledge, settlement.delay_ms, orders),
+  calls_.call(redis::settle(keys_, base(settlement.ino), mount_, settlement.acknowledge, settlement.delay_ms, orders),
               [this, settlement, orders](const redisReply* reply) {
                 if (!parse_held(reply) && !closing_ && !stopping_) send_settlement(settlement, orders);
               });
 }
 
 void RedisStore::dead_letter(uint64_t ino, uint64_t to, const engine::Message& message) {
-  const std::string queue = base(ino);
-  calls_.call(redis::dead_letter(keys_, queue, base(to), mount_, message),
-              [this, queue, priority = message.priority(), id = message.id()](const redisReply* reply) {
+  calls_.call(redis::dead_letter(keys_, base(ino), base(to), mount_, message),
+              [this, ino, priority = message.priority(), id = message.id()](const redisReply* reply) {
                 Status status = Status::failed;
                 if (parse_dead_letter(reply, &status) || closing_) return;
                 // Its dead-letter queue is gone, or no answer: back to its place.
-                if (status != Status::expired) settle(queue, false, 0, priority, id);
+                if (status != Status::expired) settle(ino, false, 0, priority, id);
               });
 }
 
@@ -348,20 +346,13 @@ void RedisStore::on_event(std::string_view payload) {
   if (event->kind == Event::Kind::acknowledged || event->kind == Event::Kind::purged ||
       event->kind == Event::Kind::removed)
     wake_publishers();
-  const std::string named = keys_.prefix() + ":q:";
-  const std::string mine = keys_.subscription(mount_, 0);  // ...:d:MOUNT:0
-  const std::string_view own = std::string_view(mine).substr(0, mine.size() - 1);
+  const bool named = event->queue.starts_with(named_);
+  if (!named && !event->queue.starts_with(own_)) return;
+  const std::string_view number = std::string_view(event->queue).substr(named ? named_.size() : own_.size());
   uint64_t ino = 0;
-  std::string_view number;
-  if (event->queue.starts_with(named))
-    number = std::string_view(event->queue).substr(named.size());
-  else if (event->queue.starts_with(own))
-    number = std::string_view(event->queue).substr(own.size());
-  else
-    return;
   if (std::from_chars(number.data(), number.data() + number.size(), ino).ptr != number.data() + number.size())
     return;
-  if (!event->queue.starts_with(named)) ino += kSubscriptions;
+  if (!named) ino += kSubscriptions;
   auto read = reads_.find(ino);
   if (event->kind == Event::Kind::read) {
     if (event->mount != mount_ || read == reads_.end() || read->second.token != event->count) return;
@@ -483,8 +474,7 @@ void RedisStore::commit_names(std::function<void(int)> done) {
     // A queue's node is put with its settings: those Redis has, unless changed.
     if (!change.remove && !change.settings && !S_ISDIR(change.node.mode)) {
       auto it = names_.find(ino);
-      if (it != names_.end() && it->second.queue) change.settings = it->second.queue->settings;
-      else if (source_) change.settings = engine::Settings{};
+      change.settings = it != names_.end() && it->second.queue ? it->second.queue->settings : engine::Settings{};
     }
     changes->push_back(std::move(change));
   }
@@ -576,7 +566,7 @@ int RedisStore::rebase(const Changes& changes) const {
 
 void RedisStore::take_names(Names names) {
   names_.clear();
-  for (const Contents::Node& node : names.nodes) names_.emplace(node.node.ino, node);
+  for (Contents::Node& node : names.nodes) names_.emplace(node.node.ino, std::move(node));
   version_ = names.version;
 }
 
@@ -594,9 +584,10 @@ void RedisStore::reload_names() {
     if (closing_) return;
     Names names = parse_names(reply);
     if (names.status != Status::ok || offered_ > 0) {
+      // No answer: the next heartbeat reads them; a change of this mount
+      // waits for its answer: its end reads them.
       reload_wanted_ = true;
-      if (names.status == Status::ok) reload_names();
-      return;  // no answer: the next heartbeat tries again
+      return;
     }
     if (names.version < version_) return;  // older than what the mount has
     take_names(std::move(names));

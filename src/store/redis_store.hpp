@@ -93,7 +93,8 @@ class RedisStore final : public Store, public engine::Remote {
   // at the end of each loop turn).
   int write_out() override;
   // At unmount: what this mount holds for no one goes back, and every call
-  // made gets its answer (at most redis_timeout_ms).
+  // made gets its answer (at most redis_timeout_ms; none while Redis is
+  // not connected).
   void close() override;
   bool batches_records() const override { return false; }
 
@@ -137,10 +138,9 @@ class RedisStore final : public Store, public engine::Remote {
   // The inode numbers of this mount's descriptors' subscriptions (SPEC
   // section 13) lie above every named queue's.
   static constexpr uint64_t kSubscriptions = uint64_t{1} << 62;
-  void settle(const std::string& queue, bool acknowledge, int64_t delay_ms, engine::Priority priority,
-              uint64_t id);
+  void settle(uint64_t ino, bool acknowledge, int64_t delay_ms, engine::Priority priority, uint64_t id);
   struct Settlement {
-    std::string queue;
+    uint64_t ino;
     bool acknowledge;
     int64_t delay_ms;
     auto operator<=>(const Settlement&) const = default;
@@ -157,6 +157,8 @@ class RedisStore final : public Store, public engine::Remote {
   engine::Budget* budget_ = nullptr;  // the mount's, from load()
   Keys keys_;
   std::string mount_;
+  std::string named_;  // the base of every named queue, but its inode number
+  std::string own_;    // ... of this mount's subscriptions, but their number
   std::chrono::milliseconds lease_;
   std::chrono::milliseconds timeout_;
   Connection calls_;

@@ -2,8 +2,9 @@
 starts real processes, and cleans up after the test. The helpers they and the
 tests use are in helpers.py.
 
-Every blocking step has a timeout. A test that cannot mount fails: nothing
-here skips.
+Every blocking step has a timeout. A test that cannot mount fails. The one
+skip here is redis_server's without redis-server installed, and only
+outside CI: under CI=true that fails too.
 """
 import contextlib
 import os

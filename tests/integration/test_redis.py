@@ -60,13 +60,22 @@ def make_queue(first, *others, setup="", queued=None):
 
 
 def open_reader(path, ack=None, mode=None):
-    """An open file of `path` for reading, its acknowledgement mode and read mode set."""
-    fd = os.open(path, os.O_RDONLY)
+    """An open file of `path` for reading (O_NONBLOCK: read it with
+    read_ready), its acknowledgement mode and read mode set."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     if ack is not None:
         fcntl.ioctl(fd, SET_ACK, struct.pack("i", ack))
     if mode is not None:
         fcntl.ioctl(fd, SET_READ_MODE, struct.pack("i", mode))
     return fd
+
+
+def read_ready(fd, size=100, timeout=10):
+    """One read of `fd` once poll says it is readable, within `timeout` seconds."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    assert poller.poll(timeout * 1000), f"nothing to read within {timeout} s"
+    return os.read(fd, size)
 
 
 def blocked_reader(procs, path, **kwargs):
@@ -185,7 +194,7 @@ def test_a_daemon_killed_mid_hand_off_gives_its_messages_back_after_its_lease(sh
     a, b, _ = shared(2)
     a.sh("echo held > q")
     fd = open_reader(a / "q", ack=EXPLICIT)
-    assert os.read(fd, 100) == b"held\n"  # leased to this file: not acknowledged
+    assert read_ready(fd) == b"held\n"  # leased to this file: not acknowledged
     kill_daemon(a)  # SIGKILL, and its mount detached
     os.close(fd)
     started = time.monotonic()
@@ -201,7 +210,7 @@ def test_ack_and_nack_by_id_across_mounts(shared):
     try:
         ids = []
         for expected in (b"one\n", b"two\n"):
-            assert os.read(fd, 100) == expected
+            assert read_ready(fd) == expected
             ids.append(struct.unpack(DELIVERY_FORMAT,
                                      fcntl.ioctl(fd, GET_DELIVERY, bytes(struct.calcsize(DELIVERY_FORMAT))))[0])
         assert int(os.getxattr(b / "q", "user.mq.inflight")) == 2
@@ -218,12 +227,12 @@ def test_deliveries_count_across_mounts(shared):
     a, b, _ = shared(2)
     a.sh("echo again > q")
     fd = open_reader(a / "q", ack=EXPLICIT)
-    assert os.read(fd, 100) == b"again\n"
+    assert read_ready(fd) == b"again\n"
     os.close(fd)  # given back, unacknowledged
     wait_until(lambda: curmsgs(b / "q") == 1, timeout=5, what="the message back in b's copy")
     fd = os.open(b / "q", os.O_RDONLY)
     try:
-        assert os.read(fd, 100) == b"again\n"
+        assert read_ready(fd) == b"again\n"
         delivery = struct.unpack(DELIVERY_FORMAT, fcntl.ioctl(fd, GET_DELIVERY, bytes(struct.calcsize(DELIVERY_FORMAT))))
         assert delivery[3] == 2, delivery
     finally:
@@ -276,7 +285,7 @@ def test_u32_and_line_framing_across_mounts(shared):
     wait_until(lambda: curmsgs(b / "q") == 3, timeout=5, what="b's copy")
     fd = open_reader(b / "q", mode=STREAM)
     try:
-        assert os.read(fd, 1 << 16) == frames, "one read, every whole frame"
+        assert read_ready(fd, 1 << 16) == frames, "one read, every whole frame"
     finally:
         os.close(fd)
     a.sh("setfattr -n user.mq.framing -v line q && seq 1 5 > q")
@@ -333,7 +342,7 @@ def test_dead_letters_across_mounts(shared):
          " && echo poison > q")
     wait_until(lambda: os.path.exists(b / "q") and curmsgs(b / "q") == 1, timeout=5, what="b's copy")
     fd = open_reader(b / "q", ack=EXPLICIT)
-    assert os.read(fd, 100) == b"poison\n"
+    assert read_ready(fd) == b"poison\n"
     os.close(fd)  # given back after its one delivery: a dead letter
     assert read_blocking(a / "dlq") == b"poison\n"
 
